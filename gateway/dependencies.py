@@ -1,0 +1,140 @@
+"""The root's connections to the broker and the database, and how their failures look.
+
+Both are lazy and self-healing: the root starts and serves what it can while a
+dependency is down, answering 503 with a degraded-state body (which dependency,
+since when, when to retry) for what it cannot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from loguru import logger
+
+from gateway.problems import DependencyDownError
+from infra.topics import TopicNames
+from ledger.commands import Command
+from ledger.wire import LedgerWire
+
+DATABASE_ERRORS = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncio.TimeoutError,
+)
+
+
+class Outages:
+    """Remembers since when each dependency has been failing."""
+
+    def __init__(self) -> None:
+        self.since: dict[str, datetime] = {}
+
+    def failed(self, dependency: str, error: BaseException) -> DependencyDownError:
+        first = self.since.setdefault(dependency, datetime.now(UTC))
+        logger.warning("{} unavailable since {}: {}", dependency, first.isoformat(), error)
+        return DependencyDownError(dependency, f"{dependency} unavailable: {error}", first)
+
+    def recovered(self, dependency: str) -> None:
+        if self.since.pop(dependency, None) is not None:
+            logger.info("{} available again", dependency)
+
+
+class Database:
+    """A lazily connecting asyncpg pool whose connection failures become 503 problems."""
+
+    def __init__(self, url: str, outages: Outages) -> None:
+        self.url = url
+        self.outages = outages
+        self._pool: asyncpg.Pool | None = None
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=0, max_size=10, timeout=3, command_timeout=10
+            )
+        return self._pool
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        try:
+            row = await (await self.pool()).fetchrow(query, *args)
+        except DATABASE_ERRORS as error:
+            raise self.outages.failed("database", error) from error
+        self.outages.recovered("database")
+        return row
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            rows = await (await self.pool()).fetch(query, *args)
+        except DATABASE_ERRORS as error:
+            raise self.outages.failed("database", error) from error
+        self.outages.recovered("database")
+        return list(rows)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+
+class CommandBus:
+    """Appends commands to `mission.commands`, acknowledged by the broker (acks=all)."""
+
+    def __init__(
+        self, options: dict[str, Any], topics: TopicNames, outages: Outages, timeout_s: float = 5
+    ) -> None:
+        self.options = options
+        self.topics = topics
+        self.outages = outages
+        self.timeout_s = timeout_s
+        self.wire = LedgerWire()
+        self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()
+
+    async def send(self, command: Command) -> None:
+        """Return once the broker has the command; a 503 problem if it cannot take it."""
+        record = self.wire.encode_command(command)
+        try:
+            producer = await self._started()
+            await asyncio.wait_for(
+                producer.send_and_wait(
+                    self.topics.commands, record.value, record.key, headers=record.headers
+                ),
+                self.timeout_s,
+            )
+        except (KafkaError, OSError, asyncio.TimeoutError) as error:
+            await self._discard()
+            raise self.outages.failed("broker", error) from error
+        self.outages.recovered("broker")
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._starting:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    acks="all", request_timeout_ms=int(self.timeout_s * 1000), **self.options
+                )
+                try:
+                    await asyncio.wait_for(producer.start(), self.timeout_s)
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def _discard(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), self.timeout_s)
+            except (KafkaError, OSError, asyncio.TimeoutError) as error:
+                logger.debug("producer stop after failure: {}", error)
+
+    async def close(self) -> None:
+        await self._discard()
+

@@ -1,0 +1,132 @@
+"""Settings every Velocity process shares, and the one way to load them.
+
+Each process has exactly one pydantic-settings model (a subclass of
+:class:`CommonSettings`), read once at start through :func:`load_settings`. A bad or
+missing value stops the process with one line naming the variable, exit code 2, and
+no traceback: operators read that line in a deploy log, not a stack dump.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal, NoReturn, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["local", "staging", "production"]
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+S = TypeVar("S", bound="CommonSettings")
+
+
+class ConfigurationError(ValueError):
+    """A setting that is present but unusable; the message names the variable."""
+
+
+class CommonSettings(BaseSettings):
+    """Where the process runs and which broker and database it talks to.
+
+    KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL are empty locally: `velocity stack run`
+    then starts the embedded broker and PostgreSQL and hands their addresses to every
+    service it launches. Staging and production must name real infrastructure.
+    """
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", frozen=True)
+
+    VELOCITY_ENV: Environment = "local"
+    VELOCITY_DATA_DIR: Path = Path(".velocity")
+    KAFKA_BOOTSTRAP_SERVERS: str | None = None
+    KAFKA_SECURITY_PROTOCOL: KafkaSecurityProtocol = "PLAINTEXT"
+    KAFKA_SASL_MECHANISM: KafkaSaslMechanism | None = None
+    KAFKA_SASL_USERNAME: str | None = None
+    KAFKA_SASL_PASSWORD: SecretStr | None = None
+    KAFKA_SSL_CAFILE: Path | None = None
+    KAFKA_REPLICATION_FACTOR: int = Field(default=1, ge=1, le=7)
+    KAFKA_TOPIC_PREFIX: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    DATABASE_URL: SecretStr | None = None
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    LOG_FORMAT: Literal["text", "json"] | None = None
+
+    @model_validator(mode="after")
+    def _real_infrastructure_outside_local(self) -> CommonSettings:
+        if self.VELOCITY_ENV != "local":
+            for name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"):
+                if getattr(self, name) is None:
+                    raise ConfigurationError(
+                        f"{name}: required when VELOCITY_ENV={self.VELOCITY_ENV}"
+                        " (the embedded stack is for local only)"
+                    )
+        if self.KAFKA_SECURITY_PROTOCOL.startswith("SASL_"):
+            for name in ("KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"):
+                if getattr(self, name) is None:
+                    raise ConfigurationError(
+                        f"{name}: required when KAFKA_SECURITY_PROTOCOL="
+                        f"{self.KAFKA_SECURITY_PROTOCOL}"
+                    )
+        return self
+
+    def require_explicit_outside_local(self, *names: str) -> None:
+        """Refuse local defaults for `names` in staging and production.
+
+        Local defaults point at 127.0.0.1 and use documented keys; in a shared
+        environment silently falling back to them would be an outage or a breach.
+        """
+        if self.VELOCITY_ENV == "local":
+            return
+        for name in names:
+            if name not in self.model_fields_set:
+                raise ConfigurationError(f"{name}: required when VELOCITY_ENV={self.VELOCITY_ENV}")
+
+    @property
+    def log_format(self) -> Literal["text", "json"]:
+        """JSON in staging and production, readable text locally, unless LOG_FORMAT says."""
+        if self.LOG_FORMAT is not None:
+            return self.LOG_FORMAT
+        return "text" if self.VELOCITY_ENV == "local" else "json"
+
+    def require_infrastructure(self) -> tuple[str, str]:
+        """The broker and database addresses a service cannot run without, or exit 2."""
+        if self.KAFKA_BOOTSTRAP_SERVERS is None:
+            fail_configuration(
+                "KAFKA_BOOTSTRAP_SERVERS: not set (`velocity stack run` sets it for the"
+                " embedded broker)"
+            )
+        if self.DATABASE_URL is None:
+            fail_configuration(
+                "DATABASE_URL: not set (`velocity stack run` sets it for the embedded PostgreSQL)"
+            )
+        return self.KAFKA_BOOTSTRAP_SERVERS, self.DATABASE_URL.get_secret_value()
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each bad variable and what is wrong with it."""
+    parts = []
+    for item in error.errors(include_url=False):
+        name = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if not name:
+            parts.append(message)
+            continue
+        shown = item.get("input")
+        got = "" if isinstance(shown, dict) or shown is None else f" (got {str(shown)[:40]!r})"
+        parts.append(f"{name}: {message}{got}")
+    return "; ".join(parts)
+
+
+def load_settings(model: type[S], **overrides: object) -> S:
+    """Read the process's settings from the environment, or exit 2 with one clear line."""
+    try:
+        return model(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        fail_configuration(describe_validation_error(error))
+    except ConfigurationError as error:
+        fail_configuration(str(error))
+
+
+def fail_configuration(message: str) -> NoReturn:
+    """Print the configuration problem on stderr and stop with exit code 2."""
+    print(f"velocity: invalid configuration: {message}", file=sys.stderr)  # noqa: T201
+    raise SystemExit(2)

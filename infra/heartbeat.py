@@ -1,0 +1,54 @@
+"""Service heartbeats in PostgreSQL: how the root's /readyz knows the decider and
+projector are running, on one machine or many."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from loguru import logger
+
+INTERVAL_S = 2.0
+STALE_AFTER_S = 10.0
+
+UPSERT = """
+INSERT INTO service_heartbeats (service, instance, started_at, last_seen_at, details)
+VALUES ($1, $2, $3, now(), $4::jsonb)
+ON CONFLICT (service, instance)
+DO UPDATE SET last_seen_at = now(), details = EXCLUDED.details
+"""
+
+
+def instance_name() -> str:
+    """host:pid, unique per running process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def beat_forever(
+    pool: asyncpg.Pool, service: str, details: Callable[[], dict[str, Any]] = dict
+) -> None:
+    """Write a heartbeat every INTERVAL_S until cancelled; database errors are logged."""
+    started = datetime.now(UTC)
+    instance = instance_name()
+    while True:
+        try:
+            await pool.execute(UPSERT, service, instance, started, json.dumps(details()))
+        except (OSError, asyncpg.PostgresError) as error:
+            logger.warning("heartbeat of {} not written: {}", service, error)
+        await asyncio.sleep(INTERVAL_S)
+
+
+async def live_services(connection: asyncpg.Connection | asyncpg.Pool) -> set[str]:
+    """Services with at least one instance seen within STALE_AFTER_S."""
+    rows = await connection.fetch(
+        "SELECT DISTINCT service FROM service_heartbeats"
+        " WHERE last_seen_at > now() - make_interval(secs => $1)",
+        STALE_AFTER_S,
+    )
+    return {row["service"] for row in rows}

@@ -1,0 +1,172 @@
+"""`velocity stack run`: the whole local stack in one command, and nothing left behind.
+
+Starts the embedded broker and PostgreSQL (unless KAFKA_BOOTSTRAP_SERVERS and
+DATABASE_URL name real ones), provisions topics, applies migrations, checks the
+broker is not behind the archive, then runs the decider, projector, colony service and
+root API as child processes, restarting any that dies. Ctrl-C or SIGTERM stops all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from loguru import logger
+
+from colony_consumers.settings import ColonySettings
+from gateway.settings import RootSettings
+from infra.broker import EmbeddedBroker, start_broker
+from infra.config import load_settings
+from infra.postgres import EmbeddedPostgres, start_postgres
+from infra.preparation import prepare_infrastructure
+from infra.processes import child_environment, spawn, stop
+from infra.structured_logs import configure_logging
+
+RESTART_DELAY_S = 1.0
+
+
+@dataclass
+class Service:
+    """One child process of the stack."""
+
+    name: str
+    module: str
+    url: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+    def start(self, env: dict[str, str], log_dir: Path | None) -> None:
+        log_path = log_dir / f"{self.name}.log" if log_dir else None
+        self.process = spawn([sys.executable, "-m", self.module], env=env, log_path=log_path)
+        self.started_at = time.monotonic()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process, signal.SIGTERM, grace_s=15)
+
+
+@dataclass
+class Supervisor:
+    """Starts the four services, restarts any that exits, stops them all on request."""
+
+    env: dict[str, str]
+    log_dir: Path | None
+    services: list[Service] = field(default_factory=list)
+
+    @classmethod
+    def for_ports(
+        cls, env: dict[str, str], root_port: int, colony_port: int, log_dir: Path | None
+    ) -> Supervisor:
+        services = [
+            Service("decider", "ledger.decider"),
+            Service("projector", "projections.projector"),
+            Service("colony", "colony_consumers.service", f"http://127.0.0.1:{colony_port}"),
+            Service("root", "gateway", f"http://127.0.0.1:{root_port}"),
+        ]
+        return cls(env=env, log_dir=log_dir, services=services)
+
+    def start_all(self) -> None:
+        for service in self.services:
+            service.start(self.env, self.log_dir)
+            logger.info("{} started (pid {}) {}", service.name, service.process.pid if service.process else "?", service.url or "")
+
+    def restart_exited(self) -> None:
+        """Restart services that exited; the exit is logged with its code."""
+        for service in self.services:
+            if service.process is None or service.process.poll() is None:
+                continue
+            code = service.process.returncode
+            if time.monotonic() - service.started_at < RESTART_DELAY_S:
+                continue
+            service.restarts += 1
+            logger.error("{} exited with code {}; restart #{}", service.name, code, service.restarts)
+            service.start(self.env, self.log_dir)
+
+    def stop_all(self) -> None:
+        for service in reversed(self.services):
+            service.stop()
+
+
+class StopRequested(Exception):
+    """SIGTERM or SIGINT arrived."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise StopRequested(signal.Signals(signum).name)
+
+
+def wait_until_ready(url: str, timeout_s: float = 60) -> bool:
+    """Poll `url`/readyz until it answers 200; False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=3).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def run_stack() -> None:
+    """The body of `velocity stack run`."""
+    root = load_settings(RootSettings)
+    colony = load_settings(ColonySettings)
+    configure_logging(root, "stack")
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    data_dir = root.VELOCITY_DATA_DIR.resolve()
+    log_dir = data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    broker: EmbeddedBroker | None = None
+    database: EmbeddedPostgres | None = None
+    supervisor: Supervisor | None = None
+    try:
+        if root.KAFKA_BOOTSTRAP_SERVERS is None:
+            broker = start_broker(log_dir / "broker.log")
+        if root.DATABASE_URL is None:
+            database = start_postgres(data_dir, log_dir / "postgres.log")
+        bootstrap = broker.bootstrap_servers if broker else str(root.KAFKA_BOOTSTRAP_SERVERS)
+        database_url = database.url if database else root.DATABASE_URL.get_secret_value()  # type: ignore[union-attr]
+        asyncio.run(prepare_infrastructure(root, bootstrap, database_url))
+        env = child_environment(
+            KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+            DATABASE_URL=database_url,
+            ROOT_PORT=str(root.ROOT_PORT),
+            PORT=str(colony.PORT),
+            COLONY_SERVICE_BASE_URL=str(root.COLONY_SERVICE_BASE_URL).rstrip("/"),
+            ROOT_API_BASE_URL=str(colony.ROOT_API_BASE_URL).rstrip("/"),
+        )
+        supervisor = Supervisor.for_ports(env, root.ROOT_PORT, colony.PORT, log_dir)
+        supervisor.start_all()
+        root_url = f"http://127.0.0.1:{root.ROOT_PORT}"
+        if wait_until_ready(root_url):
+            logger.info("stack ready: root API {} (docs {}/docs); logs in {}", root_url, root_url, log_dir)
+        else:
+            logger.error("root API not ready after 60s; see {}/readyz and {}", root_url, log_dir)
+        while True:
+            supervisor.restart_exited()
+            time.sleep(0.5)
+    except StopRequested as reason:
+        logger.info("stopping the stack ({})", reason)
+    except Exception as error:
+        logger.error("stack failed: {}", error)
+        raise SystemExit(1) from None
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if supervisor:
+            supervisor.stop_all()
+        if broker:
+            broker.stop()
+        if database:
+            database.stop()
+        logger.info("stack stopped")

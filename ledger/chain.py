@@ -1,0 +1,73 @@
+"""Turning decided event bodies into recorded events: sequence, ids and the hash chain.
+
+hash = sha256(prev_hash + canonical bytes), where the canonical bytes are the UTF-8
+JSON of {"data", "meta" without "hash", "type"} with sorted keys and no whitespace.
+JSON rather than Avro bytes so an auditor can recompute a hash in any language from
+the archive's columns alone (docs/ledger.md shows how).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime
+
+from ledger.commands import Command
+from ledger.events import EventBody, EventMeta, RecordedEvent
+from ledger.state import MissionState
+
+EVENT_ID_NAMESPACE = uuid.UUID("6f1d9c3e-8a57-4c1b-9e0a-3d5b7f2c4a10")
+
+
+def event_id_for(command_id: str, index: int) -> str:
+    """Deterministic event id: the same command always yields the same event ids."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}/{index}"))
+
+
+def canonical_bytes(meta: EventMeta, body: EventBody) -> bytes:
+    """The bytes the hash covers: everything about the event except its own hash."""
+    document = {
+        "data": body.model_dump(mode="json"),
+        "meta": meta.model_dump(mode="json", exclude={"hash"}),
+        "type": meta.event_type,
+    }
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def link_hash(prev_hash: str, meta: EventMeta, body: EventBody) -> str:
+    """sha256 over the previous hash and this event's canonical bytes, hex."""
+    return hashlib.sha256(prev_hash.encode() + canonical_bytes(meta, body)).hexdigest()
+
+
+def record(
+    state: MissionState, command: Command, bodies: list[EventBody], now: datetime
+) -> list[RecordedEvent]:
+    """Stamp `bodies` as the next events of the mission `state` describes."""
+    recorded = []
+    prev_hash = state.last_hash
+    for index, body in enumerate(bodies):
+        unsigned = EventMeta(
+            event_id=event_id_for(command.meta.command_id, index),
+            mission_id=state.mission_id,
+            sequence=state.sequence + 1 + index,
+            event_type=type(body).__name__,
+            occurred_at=now,
+            causation_id=command.meta.command_id,
+            correlation_id=command.meta.correlation_id,
+            trace_id=command.meta.trace_id,
+            actor=command.meta.actor,
+            prev_hash=prev_hash,
+            hash="",
+        )
+        meta = unsigned.model_copy(update={"hash": link_hash(prev_hash, unsigned, body)})
+        recorded.append(RecordedEvent(meta=meta, body=body))
+        prev_hash = meta.hash
+    return recorded
+
+
+def verify_link(prev_hash: str, event: RecordedEvent) -> bool:
+    """Whether `event` follows `prev_hash` and its own hash is what its content gives."""
+    return event.meta.prev_hash == prev_hash and event.meta.hash == link_hash(
+        prev_hash, event.meta, event.body
+    )

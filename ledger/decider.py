@@ -1,0 +1,189 @@
+"""The decider process: the single writer of `mission.events`.
+
+It consumes `mission.commands` in a consumer group. For each command it folds the
+mission's state, `decide`s, stamps the events (sequence, hash chain) and appends
+them to the *same partition number* of `mission.events`. A command's offset is
+committed only after its events are acknowledged (acks=all). After a crash or a
+rebalance, state is rebuilt from `mission.events`, and the command ids recorded as
+causation ids make a redelivered command append nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.structs import OffsetAndMetadata
+from loguru import logger
+
+from infra.config import load_settings
+from infra.heartbeat import beat_forever
+from infra.kafka import client_options
+from infra.service_runtime import run_service
+from infra.structured_logs import configure_logging
+from infra.topics import TopicNames
+from ledger.chain import record
+from ledger.codec import AvroCodec
+from ledger.dead_letters import DeadLetters
+from ledger.decide import decide
+from ledger.log_reader import read_to_end
+from ledger.settings import DeciderSettings
+from ledger.state import MissionState, evolve
+from ledger.wire import InvalidRecordError, LedgerWire
+
+PartitionStates = dict[str, MissionState]
+
+
+class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Owns the mission states of the command partitions assigned to this process."""
+
+    def __init__(self, settings: DeciderSettings, bootstrap_servers: str) -> None:
+        self.settings = settings
+        self.topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
+        self.options = client_options(settings, bootstrap_servers)
+        self.wire = LedgerWire(AvroCodec())
+        self.states: dict[int, PartitionStates] = {}
+        self.decided = 0
+        self._turn = asyncio.Lock()  # a rebalance waits for the batch in flight
+        self.producer = AIOKafkaProducer(acks="all", linger_ms=1, **self.options)
+        self.consumer = AIOKafkaConsumer(
+            group_id=settings.DECIDER_GROUP_ID,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=max(settings.KAFKA_SESSION_TIMEOUT_MS // 5, 300),
+            max_poll_records=settings.DECIDER_MAX_BATCH,
+            **self.options,
+        )
+        self.dead_letters = DeadLetters(
+            self.producer, self.topics.dead_letters, self.wire.codec, "decider"
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Decide commands until `stop` is set; then finish the batch and leave the group."""
+        await self.producer.start()
+        try:
+            await self.consumer.start()
+            try:
+                self.consumer.subscribe([self.topics.commands], listener=self)
+                while not stop.is_set():
+                    batch = await self.consumer.getmany(timeout_ms=200)
+                    async with self._turn:
+                        await self.decide_batch(batch)
+            finally:
+                await self.consumer.stop()
+        finally:
+            await self.producer.stop()
+
+    async def decide_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Append the events of every command in `batch`, then commit the commands."""
+        pending: list[Awaitable[Any]] = []
+        commits: dict[TopicPartition, OffsetAndMetadata] = {}
+        for partition, records in batch.items():
+            if partition.partition not in self.states:
+                continue  # revoked while the batch was fetched; the new owner decides it
+            for command_record in records:
+                pending.extend(await self._decide_one(partition.partition, command_record))
+            commits[partition] = OffsetAndMetadata(records[-1].offset + 1, "")
+        if pending:
+            await asyncio.gather(*pending)
+        if commits:
+            await self.consumer.commit(commits)
+
+    async def _decide_one(self, partition: int, command_record: ConsumerRecord) -> list[Any]:
+        try:
+            command = self.wire.decode_command(command_record.value or b"")
+        except InvalidRecordError as error:
+            await self.dead_letters.publish(command_record, error.reason, error.detail)
+            return []
+        states = self.states[partition]
+        mission_id = command.meta.mission_id
+        state = states.get(mission_id) or MissionState(mission_id=mission_id)
+        events = record(state, command, decide(state, command), datetime.now(UTC))
+        sends = []
+        for event in events:
+            out = self.wire.encode_event(event)
+            sends.append(
+                await self.producer.send(
+                    self.topics.events, out.value, out.key, partition, headers=out.headers
+                )
+            )
+            state = evolve(state, event)
+        states[mission_id] = state
+        self.decided += 1
+        if events:
+            logger.bind(mission_id=mission_id, trace_id=command.meta.trace_id).debug(
+                "{} -> {}", command.command_type, [e.event_type for e in events]
+            )
+        return sends
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self._turn:
+            for partition in revoked:
+                self.states.pop(partition.partition, None)
+        if revoked:
+            logger.info("decider released partitions {}", sorted(p.partition for p in revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        async with self._turn:
+            self.states.update(await self.rebuild([tp.partition for tp in assigned]))
+
+    async def rebuild(self, partitions: list[int]) -> dict[int, PartitionStates]:
+        """Fold every event of `partitions` of `mission.events` into mission states."""
+        started = asyncio.get_running_loop().time()
+        states: dict[int, PartitionStates] = {p: {} for p in partitions}
+        if not partitions:
+            return states
+        reader = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50, **self.options)
+        await reader.start()
+        count = 0
+        try:
+            tps = [TopicPartition(self.topics.events, p) for p in partitions]
+            async for tp, records in read_to_end(reader, tps):
+                for event_record in records:
+                    event = self.wire.decode_event(event_record.value or b"")
+                    missions = states[tp.partition]
+                    mission_id = event.meta.mission_id
+                    current = missions.get(mission_id) or MissionState(mission_id=mission_id)
+                    missions[mission_id] = evolve(current, event)
+                    count += 1
+        finally:
+            await reader.stop()
+        logger.info(
+            "decider rebuilt partitions {}: {} missions from {} events in {:.2f}s",
+            sorted(partitions),
+            sum(len(m) for m in states.values()),
+            count,
+            asyncio.get_running_loop().time() - started,
+        )
+        return states
+
+
+async def serve(settings: DeciderSettings, stop: asyncio.Event) -> None:
+    """The decider with its heartbeat."""
+    bootstrap, database_url = settings.require_infrastructure()
+    decider = Decider(settings, bootstrap)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    heartbeat = asyncio.create_task(
+        beat_forever(pool, "decider", lambda: {"partitions": sorted(decider.states)})
+    )
+    try:
+        await decider.run(stop)
+    finally:
+        heartbeat.cancel()
+        await pool.close()
+
+
+def main() -> None:
+    settings = load_settings(DeciderSettings)
+    configure_logging(settings, "decider")
+    run_service("decider", lambda stop: serve(settings, stop))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Reading topic partitions from the beginning to their current end.
+
+The end is the fetch high-water mark, not ListOffsets: the embedded Tansu broker
+answers ListOffsets wrongly (see DESIGN.md), while the high-water mark carried by
+every fetch response is right there and on real Kafka alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+
+async def read_to_end(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], poll_ms: int = 200
+) -> AsyncIterator[tuple[TopicPartition, list[ConsumerRecord]]]:
+    """Yield every record of `partitions` up to the end seen when each is reached.
+
+    `consumer` must have no group subscription; it is assigned `partitions` here.
+    """
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    remaining = set(partitions)
+    while remaining:
+        batch = await consumer.getmany(*remaining, timeout_ms=poll_ms)
+        for partition, records in batch.items():
+            yield partition, records
+        for partition in list(remaining):
+            end = consumer.highwater(partition)
+            if end is not None and await consumer.position(partition) >= end:
+                remaining.discard(partition)
+
+
+async def partition_ends(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], poll_ms: int = 200
+) -> dict[TopicPartition, int]:
+    """The high-water mark of each partition, learnt from a fetch at its beginning."""
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    ends: dict[TopicPartition, int] = {}
+    while len(ends) < len(partitions):
+        await consumer.getmany(*partitions, timeout_ms=poll_ms, max_records=1)
+        for partition in partitions:
+            end = consumer.highwater(partition)
+            if end is not None:
+                ends[partition] = end
+    return ends

@@ -1,0 +1,117 @@
+"""Commands and events to and from Kafka records: Avro value, mission-id key, headers.
+
+Headers (event_type, mission_id, trace_id) let tools route and trace without decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ledger.codec import AvroCodec, UndecodableRecordError
+from ledger.commands import COMMAND_TYPES, Command, CommandMeta
+from ledger.events import EVENT_TYPES, EventMeta, RecordedEvent
+
+COMMAND_NAMESPACE = "velocity.commands"
+EVENT_NAMESPACE = "velocity.events"
+Headers = list[tuple[str, bytes]]
+
+
+class InvalidRecordError(ValueError):
+    """A record that decodes as Avro but is not a valid command or event.
+
+    `reason` is the machine-readable dead-letter reason.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    """What goes to the producer: key, value and headers."""
+
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+class LedgerWire:
+    """Encodes and decodes the ledger's commands and events with one AvroCodec."""
+
+    def __init__(self, codec: AvroCodec | None = None) -> None:
+        self.codec = codec or AvroCodec()
+
+    def encode_command(self, command: Command) -> KafkaRecord:
+        name = f"{COMMAND_NAMESPACE}.{command.command_type}"
+        value = self.codec.encode(name, _flatten(command.meta.model_dump(), command.body))
+        return KafkaRecord(
+            key=command.meta.mission_id.encode(),
+            value=value,
+            headers=_headers("command_type", command.command_type, command.meta.mission_id, command.meta.trace_id),
+        )
+
+    def decode_command(self, data: bytes) -> Command:
+        """A validated Command; raises InvalidRecordError with the dead-letter reason."""
+        fields, type_name = self._decode(data, COMMAND_NAMESPACE)
+        body_type = COMMAND_TYPES.get(type_name)
+        if body_type is None:
+            raise InvalidRecordError("unknown_command", f"no command type {type_name}")
+        try:
+            meta = CommandMeta.model_validate(fields.pop("meta"))
+            return Command(meta=meta, body=body_type.model_validate(fields))
+        except ValidationError as error:
+            raise InvalidRecordError("invalid_command", _first_problem(error)) from error
+
+    def encode_event(self, event: RecordedEvent) -> KafkaRecord:
+        name = f"{EVENT_NAMESPACE}.{event.event_type}"
+        value = self.codec.encode(name, _flatten(event.meta.model_dump(), event.body))
+        return KafkaRecord(
+            key=event.meta.mission_id.encode(),
+            value=value,
+            headers=_headers("event_type", event.event_type, event.meta.mission_id, event.meta.trace_id),
+        )
+
+    def decode_event(self, data: bytes) -> RecordedEvent:
+        """A validated RecordedEvent; raises InvalidRecordError with the dead-letter reason."""
+        fields, type_name = self._decode(data, EVENT_NAMESPACE)
+        body_type = EVENT_TYPES.get(type_name)
+        if body_type is None:
+            raise InvalidRecordError("unknown_event", f"no event type {type_name}")
+        try:
+            meta = EventMeta.model_validate(fields.pop("meta"))
+            return RecordedEvent(meta=meta, body=body_type.model_validate(fields))
+        except ValidationError as error:
+            raise InvalidRecordError("invalid_event", _first_problem(error)) from error
+
+    def _decode(self, data: bytes, namespace: str) -> tuple[dict[str, Any], str]:
+        try:
+            name, fields = self.codec.decode(data)
+        except UndecodableRecordError as error:
+            raise InvalidRecordError("undecodable", str(error)) from error
+        prefix, _, type_name = name.rpartition(".")
+        if prefix != namespace:
+            raise InvalidRecordError("wrong_topic", f"{name} is not in {namespace}")
+        return fields, type_name
+
+
+def _flatten(meta: dict[str, Any], body: Any) -> dict[str, Any]:
+    return {"meta": meta, **body.model_dump()}
+
+
+def _headers(type_header: str, record_type: str, mission_id: str, trace_id: str) -> Headers:
+    return [
+        (type_header, record_type.encode()),
+        ("mission_id", mission_id.encode()),
+        ("trace_id", trace_id.encode()),
+    ]
+
+
+def _first_problem(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "record"
+    return f"{field}: {first['msg']}"

@@ -1,0 +1,53 @@
+"""Projector offsets stored in PostgreSQL, read and written inside the batch transaction."""
+
+from __future__ import annotations
+
+import asyncpg
+
+LOCK = """
+SELECT projector, partition, next_offset FROM projector_offsets
+WHERE topic = $1 AND partition = ANY($2::int[]) AND projector = ANY($3::text[])
+FOR UPDATE
+"""
+
+SAVE = """
+INSERT INTO projector_offsets (projector, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
+ON CONFLICT (projector, topic, partition)
+DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()
+"""
+
+StoredOffsets = dict[tuple[str, int], int]
+
+
+async def lock_offsets(
+    connection: asyncpg.Connection, topic: str, partitions: list[int], projectors: list[str]
+) -> StoredOffsets:
+    """(projector, partition) -> next offset to apply; absent means 0. Rows are locked."""
+    rows = await connection.fetch(LOCK, topic, partitions, projectors)
+    return {(row["projector"], row["partition"]): row["next_offset"] for row in rows}
+
+
+async def save_offsets(
+    connection: asyncpg.Connection, topic: str, offsets: StoredOffsets
+) -> None:
+    await connection.executemany(
+        SAVE, [(name, topic, partition, offset) for (name, partition), offset in offsets.items()]
+    )
+
+
+async def resume_positions(
+    connection: asyncpg.Connection | asyncpg.Pool,
+    topic: str,
+    partitions: list[int],
+    projectors: list[str],
+) -> dict[int, int]:
+    """Where to start reading each partition: the least offset any projection still needs."""
+    rows = await connection.fetch(
+        "SELECT partition, projector, next_offset FROM projector_offsets"
+        " WHERE topic = $1 AND partition = ANY($2::int[]) AND projector = ANY($3::text[])",
+        topic,
+        partitions,
+        projectors,
+    )
+    stored = {(row["projector"], row["partition"]): row["next_offset"] for row in rows}
+    return {p: min(stored.get((name, p), 0) for name in projectors) for p in partitions}
