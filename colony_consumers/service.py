@@ -55,9 +55,7 @@ def create_app(settings: ColonySettings) -> FastAPI:
 def main() -> None:
     settings = load_settings(ColonySettings)
     configure_logging(settings, "colony")
-    uvicorn.run(
-        create_app(settings), host=settings.HOST, port=settings.PORT, log_config=None
-    )
+    uvicorn.run(create_app(settings), host=settings.HOST, port=settings.PORT, log_config=None)
 
 
 if __name__ == "__main__":

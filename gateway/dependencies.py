@@ -108,7 +108,7 @@ class CommandBus:
                 ),
                 self.timeout_s,
             )
-        except (KafkaError, OSError, asyncio.TimeoutError) as error:
+        except (TimeoutError, KafkaError, OSError) as error:
             await self._discard()
             raise self.outages.failed("broker", error) from error
         self.outages.recovered("broker")
@@ -132,9 +132,8 @@ class CommandBus:
         if producer is not None:
             try:
                 await asyncio.wait_for(producer.stop(), self.timeout_s)
-            except (KafkaError, OSError, asyncio.TimeoutError) as error:
+            except (TimeoutError, KafkaError, OSError) as error:
                 logger.debug("producer stop after failure: {}", error)
 
     async def close(self) -> None:
         await self._discard()
-

@@ -109,9 +109,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         errors = _field_errors(error)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return problem_response(
-            422, "validation_failed", detail, request.url.path, errors=errors
-        )
+        return problem_response(422, "validation_failed", detail, request.url.path, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -27,3 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], None] = args.handler
     handler(args)
+
+
+if __name__ == "__main__":
+    main()

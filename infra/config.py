@@ -101,8 +101,15 @@ class CommonSettings(BaseSettings):
         return self.KAFKA_BOOTSTRAP_SERVERS, self.DATABASE_URL.get_secret_value()
 
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One line naming each bad variable and what is wrong with it."""
+def _secret_fields(model: type[BaseSettings]) -> set[str]:
+    return {
+        name for name, info in model.model_fields.items() if "SecretStr" in str(info.annotation)
+    }
+
+
+def describe_validation_error(error: ValidationError, model: type[BaseSettings]) -> str:
+    """One line naming each bad variable and what is wrong; secret values are not echoed."""
+    secrets = _secret_fields(model)
     parts = []
     for item in error.errors(include_url=False):
         name = ".".join(str(part) for part in item["loc"])
@@ -111,7 +118,8 @@ def describe_validation_error(error: ValidationError) -> str:
             parts.append(message)
             continue
         shown = item.get("input")
-        got = "" if isinstance(shown, dict) or shown is None else f" (got {str(shown)[:40]!r})"
+        hidden = isinstance(shown, dict) or shown is None or name in secrets
+        got = "" if hidden else f" (got {str(shown)[:40]!r})"
         parts.append(f"{name}: {message}{got}")
     return "; ".join(parts)
 
@@ -121,7 +129,7 @@ def load_settings(model: type[S], **overrides: object) -> S:
     try:
         return model(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
-        fail_configuration(describe_validation_error(error))
+        fail_configuration(describe_validation_error(error, model))
     except ConfigurationError as error:
         fail_configuration(str(error))
 

@@ -44,11 +44,27 @@ async def beat_forever(
         await asyncio.sleep(INTERVAL_S)
 
 
-async def live_services(connection: asyncpg.Connection | asyncpg.Pool) -> set[str]:
-    """Services with at least one instance seen within STALE_AFTER_S."""
+async def live_instances(
+    connection: asyncpg.Connection | asyncpg.Pool, service: str
+) -> list[dict[str, Any]]:
+    """Details of each instance of `service` seen within STALE_AFTER_S."""
     rows = await connection.fetch(
-        "SELECT DISTINCT service FROM service_heartbeats"
-        " WHERE last_seen_at > now() - make_interval(secs => $1)",
+        "SELECT details FROM service_heartbeats"
+        " WHERE service = $1 AND last_seen_at > now() - make_interval(secs => $2)",
+        service,
         STALE_AFTER_S,
     )
-    return {row["service"] for row in rows}
+    return [json.loads(row["details"]) for row in rows]
+
+
+async def check_partitions_owned(
+    connection: asyncpg.Connection | asyncpg.Pool, service: str, partitions: int
+) -> None:
+    """Raise unless live instances of `service` together own every partition."""
+    instances = await live_instances(connection, service)
+    if not instances:
+        raise RuntimeError(f"no {service} heartbeat in the last {STALE_AFTER_S:g}s")
+    owned = {p for details in instances for p in details.get("partitions", [])}
+    unowned = sorted(set(range(partitions)) - owned)
+    if unowned:
+        raise RuntimeError(f"{service} partitions without an owner yet: {unowned}")

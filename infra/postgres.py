@@ -126,7 +126,7 @@ async def _wait_until_answering(
             connection = await asyncpg.connect(server.url, timeout=2)
             await connection.close()
             return
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as error:
             if time.monotonic() > deadline:
                 raise PostgresStartError(f"postgres did not accept connections: {error}") from error
             await asyncio.sleep(0.05)

@@ -47,7 +47,7 @@ def spawn(
             stderr=subprocess.STDOUT if output else None,
             stdin=subprocess.DEVNULL,
             user=user,
-            preexec_fn=_die_with_parent(death_signal),  # noqa: PLW1509
+            preexec_fn=_die_with_parent(death_signal),
         )
     finally:
         if output:

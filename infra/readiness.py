@@ -17,7 +17,7 @@ Check = Callable[[], Awaitable[None]]
 async def _outcome(check: Check, timeout_s: float) -> dict[str, Any]:
     try:
         await asyncio.wait_for(check(), timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return {"ok": False, "detail": f"no answer within {timeout_s:g}s"}
     except Exception as error:
         return {"ok": False, "detail": str(error) or type(error).__name__}

@@ -76,7 +76,12 @@ class Supervisor:
     def start_all(self) -> None:
         for service in self.services:
             service.start(self.env, self.log_dir)
-            logger.info("{} started (pid {}) {}", service.name, service.process.pid if service.process else "?", service.url or "")
+            logger.info(
+                "{} started (pid {}) {}",
+                service.name,
+                service.process.pid if service.process else "?",
+                service.url or "",
+            )
 
     def restart_exited(self) -> None:
         """Restart services that exited; the exit is logged with its code."""
@@ -87,7 +92,9 @@ class Supervisor:
             if time.monotonic() - service.started_at < RESTART_DELAY_S:
                 continue
             service.restarts += 1
-            logger.error("{} exited with code {}; restart #{}", service.name, code, service.restarts)
+            logger.error(
+                "{} exited with code {}; restart #{}", service.name, code, service.restarts
+            )
             service.start(self.env, self.log_dir)
 
     def stop_all(self) -> None:
@@ -136,7 +143,9 @@ def run_stack() -> None:
             database = start_postgres(data_dir, log_dir / "postgres.log")
         bootstrap = broker.bootstrap_servers if broker else str(root.KAFKA_BOOTSTRAP_SERVERS)
         database_url = database.url if database else root.DATABASE_URL.get_secret_value()  # type: ignore[union-attr]
-        asyncio.run(prepare_infrastructure(root, bootstrap, database_url))
+        asyncio.run(
+            prepare_infrastructure(root, bootstrap, database_url, restore=broker is not None)
+        )
         env = child_environment(
             KAFKA_BOOTSTRAP_SERVERS=bootstrap,
             DATABASE_URL=database_url,
@@ -149,7 +158,9 @@ def run_stack() -> None:
         supervisor.start_all()
         root_url = f"http://127.0.0.1:{root.ROOT_PORT}"
         if wait_until_ready(root_url):
-            logger.info("stack ready: root API {} (docs {}/docs); logs in {}", root_url, root_url, log_dir)
+            logger.info(
+                "stack ready: root API {} (docs {}/docs); logs in {}", root_url, root_url, log_dir
+            )
         else:
             logger.error("root API not ready after 60s; see {}/readyz and {}", root_url, log_dir)
         while True:

@@ -100,7 +100,9 @@ async def provision_topics(
         if failures:
             raise TopicMismatchError("could not create " + "; ".join(failures))
     created = [topic.name for topic in missing]
-    logger.info("topics provisioned: created {}, kept {}", created, sorted(set(wanted) - set(created)))
+    logger.info(
+        "topics provisioned: created {}, kept {}", created, sorted(set(wanted) - set(created))
+    )
     return created
 
 

@@ -52,7 +52,9 @@ class LedgerWire:
         return KafkaRecord(
             key=command.meta.mission_id.encode(),
             value=value,
-            headers=_headers("command_type", command.command_type, command.meta.mission_id, command.meta.trace_id),
+            headers=record_headers(
+                "command_type", command.command_type, command.meta.mission_id, command.meta.trace_id
+            ),
         )
 
     def decode_command(self, data: bytes) -> Command:
@@ -73,7 +75,9 @@ class LedgerWire:
         return KafkaRecord(
             key=event.meta.mission_id.encode(),
             value=value,
-            headers=_headers("event_type", event.event_type, event.meta.mission_id, event.meta.trace_id),
+            headers=record_headers(
+                "event_type", event.event_type, event.meta.mission_id, event.meta.trace_id
+            ),
         )
 
     def decode_event(self, data: bytes) -> RecordedEvent:
@@ -103,7 +107,7 @@ def _flatten(meta: dict[str, Any], body: Any) -> dict[str, Any]:
     return {"meta": meta, **body.model_dump()}
 
 
-def _headers(type_header: str, record_type: str, mission_id: str, trace_id: str) -> Headers:
+def record_headers(type_header: str, record_type: str, mission_id: str, trace_id: str) -> Headers:
     return [
         (type_header, record_type.encode()),
         ("mission_id", mission_id.encode()),

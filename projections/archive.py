@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 
-import asyncpg
-
+from infra.database import Connection
 from projections.projection import ProjectedEvent
 
 INSERT = """
@@ -27,7 +26,7 @@ class EventArchive:
     tables: tuple[str, ...] = ()
     rebuildable = False
 
-    async def apply(self, connection: asyncpg.Connection, events: list[ProjectedEvent]) -> None:
+    async def apply(self, connection: Connection, events: list[ProjectedEvent]) -> None:
         rows = []
         for item in events:
             meta = item.event.meta

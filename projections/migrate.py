@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 from loguru import logger
+
+from infra.database import Connection
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 FILENAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 
 async def apply_migrations(
-    connection: asyncpg.Connection, migrations: list[Migration] | None = None
+    connection: Connection, migrations: list[Migration] | None = None
 ) -> list[str]:
     """Apply what is missing, in order; return the filenames applied (empty: a no-op)."""
     migrations = discover() if migrations is None else migrations
@@ -83,14 +84,14 @@ async def apply_migrations(
     return applied_now
 
 
-async def pending_migrations(connection: asyncpg.Connection) -> list[str]:
+async def pending_migrations(connection: Connection) -> list[str]:
     """Filenames not yet applied (raises on a changed file): empty means at head."""
     exists = await connection.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     applied = await _applied(connection) if exists else {}
     return [m.filename for m in discover() if not _already_applied(m, applied)]
 
 
-async def _applied(connection: asyncpg.Connection) -> dict[int, tuple[str, str]]:
+async def _applied(connection: Connection) -> dict[int, tuple[str, str]]:
     rows = await connection.fetch("SELECT version, filename, checksum FROM schema_migrations")
     return {row["version"]: (row["filename"], row["checksum"]) for row in rows}
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
-
+from infra.database import Connection
 from ledger.events import MissionRequested
 from projections.projection import ProjectedEvent
 
@@ -29,7 +28,7 @@ class MissionsProjection:
     tables: tuple[str, ...] = ("missions",)
     rebuildable = True
 
-    async def apply(self, connection: asyncpg.Connection, events: list[ProjectedEvent]) -> None:
+    async def apply(self, connection: Connection, events: list[ProjectedEvent]) -> None:
         for item in events:
             meta, body = item.event.meta, item.event.body
             if isinstance(body, MissionRequested):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
+from infra.database import Connection, Queryable
 
 LOCK = """
 SELECT projector, partition, next_offset FROM projector_offsets
@@ -20,23 +20,21 @@ StoredOffsets = dict[tuple[str, int], int]
 
 
 async def lock_offsets(
-    connection: asyncpg.Connection, topic: str, partitions: list[int], projectors: list[str]
+    connection: Connection, topic: str, partitions: list[int], projectors: list[str]
 ) -> StoredOffsets:
     """(projector, partition) -> next offset to apply; absent means 0. Rows are locked."""
     rows = await connection.fetch(LOCK, topic, partitions, projectors)
     return {(row["projector"], row["partition"]): row["next_offset"] for row in rows}
 
 
-async def save_offsets(
-    connection: asyncpg.Connection, topic: str, offsets: StoredOffsets
-) -> None:
+async def save_offsets(connection: Connection, topic: str, offsets: StoredOffsets) -> None:
     await connection.executemany(
         SAVE, [(name, topic, partition, offset) for (name, partition), offset in offsets.items()]
     )
 
 
 async def resume_positions(
-    connection: asyncpg.Connection | asyncpg.Pool,
+    connection: Queryable,
     topic: str,
     partitions: list[int],
     projectors: list[str],

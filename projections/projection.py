@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import asyncpg
-
+from infra.database import Connection
 from ledger.events import RecordedEvent
 
 
@@ -36,5 +35,5 @@ class Projection(Protocol):
     tables: tuple[str, ...]
     rebuildable: bool
 
-    async def apply(self, connection: asyncpg.Connection, events: list[ProjectedEvent]) -> None:
+    async def apply(self, connection: Connection, events: list[ProjectedEvent]) -> None:
         """Write the effect of `events` (in log order) using `connection`'s transaction."""

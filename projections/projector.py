@@ -54,6 +54,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         self.names = [p.name for p in self.projections]
         self.wire = LedgerWire(AvroCodec())
         self.projected = 0
+        self.assigned: set[int] = set()
         options = client_options(settings, bootstrap_servers)
         self.producer = AIOKafkaProducer(acks="all", **options)
         self.consumer = AIOKafkaConsumer(
@@ -117,9 +118,10 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         return decoded
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        return None
+        self.assigned -= {tp.partition for tp in revoked}
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.assigned |= {tp.partition for tp in assigned}
         if not assigned:
             return
         positions = await resume_positions(
@@ -136,7 +138,11 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     projector = Projector(settings, bootstrap, pool)
     heartbeat = asyncio.create_task(
-        beat_forever(pool, "projector", lambda: {"projected": projector.projected})
+        beat_forever(
+            pool,
+            "projector",
+            lambda: {"partitions": sorted(projector.assigned), "projected": projector.projected},
+        )
     )
     try:
         await projector.run(stop)

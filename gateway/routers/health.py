@@ -6,9 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from gateway.runtime import GatewayRuntime
-from infra.heartbeat import live_services
+from infra.heartbeat import check_partitions_owned
 from infra.kafka import probe_broker
 from infra.readiness import Check, run_checks
+from infra.topics import EVENTS
 from projections.migrate import pending_migrations
 
 router = APIRouter(tags=["health"])
@@ -44,8 +45,8 @@ def readiness_checks(runtime: GatewayRuntime) -> dict[str, Check]:
 
     def heartbeat(service: str) -> Check:
         async def check() -> None:
-            if service not in await live_services(await runtime.database.pool()):
-                raise RuntimeError(f"no {service} heartbeat in the last few seconds")
+            pool = await runtime.database.pool()
+            await check_partitions_owned(pool, service, EVENTS.partitions)
 
         return check
 

@@ -1,0 +1,129 @@
+"""Bringing the broker's event log back up to the PostgreSQL archive.
+
+The embedded broker keeps data in memory only. When it comes back empty (or behind),
+the archive's original record bytes are republished, in order, to the same partitions
+and must land at the same offsets; the decider then rebuilds mission states from them
+and the next event of an old mission gets the next sequence number. Offsets that do
+not line up stop the restore: the projector's stored offsets would then lie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from loguru import logger
+
+from infra.topics import EVENTS, TopicNames
+from ledger.log_reader import partition_ends
+from ledger.wire import record_headers
+
+BATCH = 2_000
+Progress = Callable[[int, int], None]
+
+
+class RestoreError(RuntimeError):
+    """The archive cannot be republished faithfully; the message says where."""
+
+
+async def log_ends(options: dict[str, Any], names: TopicNames) -> dict[int, int]:
+    """Per partition of the events topic, the offset one past its last record."""
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50, **options)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(names.events, p) for p in range(EVENTS.partitions)]
+        ends = await partition_ends(consumer, partitions)
+    finally:
+        await consumer.stop()
+    return {tp.partition: end for tp, end in ends.items()}
+
+
+async def missing_from_log(connection: asyncpg.Connection, ends: dict[int, int]) -> int:
+    """How many archived events lie beyond the log's ends."""
+    total = 0
+    for partition, end in ends.items():
+        total += await connection.fetchval(
+            "SELECT count(*) FROM ledger_events WHERE topic_partition = $1 AND topic_offset >= $2",
+            partition,
+            end,
+        )
+    return int(total)
+
+
+async def restore_log(
+    options: dict[str, Any],
+    names: TopicNames,
+    connection: asyncpg.Connection,
+    progress: Progress | None = None,
+) -> int:
+    """Republish archived events the log lacks; return how many were republished."""
+    ends = await log_ends(options, names)
+    todo = await missing_from_log(connection, ends)
+    if todo == 0:
+        return 0
+    logger.warning("restoring {} archived events into {}", todo, names.events)
+    producer = AIOKafkaProducer(acks="all", linger_ms=5, **options)
+    await producer.start()
+    done = 0
+    try:
+        for partition, end in sorted(ends.items()):
+            done += await _republish_partition(producer, names, connection, partition, end)
+            if progress:
+                progress(done, todo)
+    finally:
+        await producer.stop()
+    logger.info("restored {} events", done)
+    return done
+
+
+async def _republish_partition(
+    producer: AIOKafkaProducer,
+    names: TopicNames,
+    connection: asyncpg.Connection,
+    partition: int,
+    end: int,
+) -> int:
+    expected = end
+    in_flight: list[tuple[int, asyncio.Future[Any]]] = []
+    async with connection.transaction():
+        cursor = connection.cursor(
+            "SELECT mission_id, topic_offset, record, event_type, trace_id FROM ledger_events"
+            " WHERE topic_partition = $1 AND topic_offset >= $2 ORDER BY topic_offset",
+            partition,
+            end,
+        )
+        async for row in cursor:
+            if row["topic_offset"] != expected:
+                raise RestoreError(
+                    f"partition {partition}: archive has offset {row['topic_offset']} where"
+                    f" {expected} was expected; the archive is not a gap-free copy of the log"
+                )
+            headers = record_headers(
+                "event_type", row["event_type"], row["mission_id"], row["trace_id"]
+            )
+            sent = await producer.send(
+                names.events, row["record"], row["mission_id"].encode(), partition, headers=headers
+            )
+            in_flight.append((expected, sent))
+            expected += 1
+            if len(in_flight) >= BATCH:
+                await _confirm_offsets(partition, in_flight)
+        await _confirm_offsets(partition, in_flight)
+    return expected - end
+
+
+async def _confirm_offsets(
+    partition: int, in_flight: list[tuple[int, asyncio.Future[Any]]]
+) -> None:
+    """Wait for the acknowledgements and check each record landed where it was archived."""
+    for wanted, sent in in_flight:
+        landed = (await sent).offset
+        if landed != wanted:
+            raise RestoreError(
+                f"partition {partition}: republished offset {wanted} landed at {landed};"
+                " the log was written to during the restore"
+            )
+    in_flight.clear()

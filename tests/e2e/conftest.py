@@ -1,0 +1,102 @@
+"""The running stack for end-to-end tests: all four services as real processes.
+
+Each stack gets its own database, topic prefix and consumer groups on the session's
+broker and PostgreSQL, and is stopped (no process left) when its fixture ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.config import CommonSettings
+from infra.preparation import prepare_infrastructure
+from infra.processes import child_environment, free_port
+from infra.stack import Supervisor, wait_until_ready
+from tests.conftest import Infrastructure, Isolated, create_database
+
+SERVICE_KEY = "local-service-key"
+OPERATOR_KEY = "local-operator-key"
+AUDITOR_KEY = "local-auditor-key"
+
+
+@dataclass
+class RunningStack:
+    root_url: str
+    colony_url: str
+    slice: Isolated
+    supervisor: Supervisor
+    log_dir: Path
+
+    def client(self, key: str | None = SERVICE_KEY) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.root_url, headers=headers, timeout=10)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text()[-3000:] for p in sorted(self.log_dir.glob("*.log")))
+
+
+async def start_stack(
+    infrastructure: Infrastructure,
+    log_dir: Path,
+    slice_: Isolated | None = None,
+    *,
+    restore: bool = False,
+    **env: str,
+) -> RunningStack:
+    """Prepare a fresh slice (or reuse `slice_`), start the services, wait for /readyz."""
+    if slice_ is None:
+        slice_ = Isolated(
+            bootstrap_servers=infrastructure.bootstrap_servers,
+            database_url=await create_database(infrastructure.admin_database_url),
+            topic_prefix=f"e{uuid.uuid4().hex[:10]}.",
+        )
+    settings = CommonSettings(KAFKA_TOPIC_PREFIX=slice_.topic_prefix)
+    await prepare_infrastructure(
+        settings, slice_.bootstrap_servers, slice_.database_url, restore=restore
+    )
+    root_port, colony_port = free_port(), free_port()
+    groups = uuid.uuid4().hex[:8]
+    environment = child_environment(
+        **slice_.environment(),
+        VELOCITY_ENV="local",
+        ROOT_PORT=str(root_port),
+        PORT=str(colony_port),
+        COLONY_SERVICE_BASE_URL=f"http://127.0.0.1:{colony_port}",
+        ROOT_API_BASE_URL=f"http://127.0.0.1:{root_port}",
+        DECIDER_GROUP_ID=f"decider-{groups}",
+        PROJECTOR_GROUP_ID=f"projector-{groups}",
+        KAFKA_SESSION_TIMEOUT_MS="6000",
+        LOG_FORMAT="json",
+        **env,
+    )
+    supervisor = Supervisor.for_ports(environment, root_port, colony_port, log_dir)
+    supervisor.start_all()
+    stack = RunningStack(
+        f"http://127.0.0.1:{root_port}",
+        f"http://127.0.0.1:{colony_port}",
+        slice_,
+        supervisor,
+        log_dir,
+    )
+    if not await asyncio.to_thread(wait_until_ready, stack.root_url, 60):
+        supervisor.stop_all()
+        raise RuntimeError(f"stack not ready:\n{stack.logs()}")
+    return stack
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningStack]:
+    running = await start_stack(infrastructure, tmp_path_factory.mktemp("stack-logs"))
+    try:
+        yield running
+    finally:
+        running.supervisor.stop_all()

@@ -1,0 +1,117 @@
+"""`velocity stack run` as a user runs it: up, used, Ctrl-C, nothing left, up again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.processes import free_port
+from infra.stack import wait_until_ready
+from tests.e2e.conftest import SERVICE_KEY
+
+pytestmark = pytest.mark.e2e
+AUTH = {"Authorization": f"Bearer {SERVICE_KEY}"}
+
+
+def children_of(pid: int) -> set[int]:
+    """Every descendant process of `pid`, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def run_stack(data_dir: Path, root_port: int) -> subprocess.Popen[bytes]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "KAFKA_TOPIC_PREFIX")
+    }
+    env |= {
+        "VELOCITY_DATA_DIR": str(data_dir),
+        "ROOT_PORT": str(root_port),
+        "PORT": str(free_port()),
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+    }
+    env["COLONY_SERVICE_BASE_URL"] = f"http://127.0.0.1:{env['PORT']}"
+    return subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "stack", "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(data_dir.parent / "stack.err", "ab"),
+    )
+
+
+def interrupt(stack: subprocess.Popen[bytes]) -> set[int]:
+    """Ctrl-C the stack; return the processes it had, for the caller to check."""
+    descendants = children_of(stack.pid)
+    stack.send_signal(signal.SIGINT)
+    assert stack.wait(60) == 0
+    return descendants
+
+
+def test_stack_runs_stops_clean_and_comes_back_with_its_history(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    root_port = free_port()
+    root = f"http://127.0.0.1:{root_port}"
+    first = run_stack(data_dir, root_port)
+    try:
+        assert wait_until_ready(root, 90), (tmp_path / "stack.err").read_text()[-3000:]
+        posted = httpx.post(
+            f"{root}/missions",
+            json={"type": "crm", "mode": "assisted", "objective": "Qualify Northwind Traders"},
+            headers=AUTH | {"Idempotency-Key": "lifecycle-1"},
+        )
+        mission_id = posted.json()["mission_id"]
+        assert posted.json()["status"] == "requested"
+    finally:
+        descendants = interrupt(first)
+    assert len(descendants) >= 6  # broker, postgres, four services
+    time.sleep(0.5)
+    assert not [pid for pid in descendants if alive(pid)], "processes left behind"
+
+    second = run_stack(data_dir, root_port)
+    try:
+        assert wait_until_ready(root, 90), (tmp_path / "stack.err").read_text()[-3000:]
+        kept = httpx.get(f"{root}/missions/{mission_id}", headers=AUTH)
+        assert kept.status_code == 200 and kept.json()["last_sequence"] == 1
+        retried = httpx.post(
+            f"{root}/missions",
+            json={"type": "crm", "mode": "assisted", "objective": "Qualify Northwind Traders"},
+            headers=AUTH | {"Idempotency-Key": "lifecycle-1"},
+        )
+        assert retried.json()["mission_id"] == mission_id
+        time.sleep(1)
+        again = httpx.get(f"{root}/missions/{mission_id}", headers=AUTH).json()
+        assert again["last_sequence"] == 1, "the restored log must let the decider dedupe"
+    finally:
+        interrupt(second)

@@ -1,0 +1,134 @@
+"""In-process decider and projector on a test's own slice of the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from infra.config import CommonSettings
+from infra.preparation import prepare_infrastructure
+from infra.topics import TopicNames
+from ledger.commands import Command, CommandBody, CommandMeta, RequestMission
+from ledger.decider import Decider
+from ledger.settings import DeciderSettings
+from ledger.wire import LedgerWire
+from projections.projector import Projector
+from projections.settings import ProjectorSettings
+from tests.conftest import Isolated
+
+
+async def prepared(slice_: Isolated, *, restore: bool = False) -> None:
+    settings = CommonSettings(KAFKA_TOPIC_PREFIX=slice_.topic_prefix)
+    await prepare_infrastructure(
+        settings, slice_.bootstrap_servers, slice_.database_url, restore=restore
+    )
+
+
+def command(mission_id: str, body: CommandBody, command_id: str | None = None) -> Command:
+    return Command(
+        meta=CommandMeta(
+            command_id=command_id or str(uuid.uuid4()),
+            mission_id=mission_id,
+            issued_at=datetime.now(UTC),
+            correlation_id=mission_id,
+            trace_id=uuid.uuid4().hex,
+            actor="test",
+        ),
+        body=body,
+    )
+
+
+def request_body(**overrides: Any) -> RequestMission:
+    fields: dict[str, Any] = {
+        "mission_type": "oracle",
+        "mode": "assisted",
+        "objective": "integration",
+        "environment": "local",
+        "time_budget_ms": 1000,
+        "token_budget": 1000,
+    }
+    return RequestMission(**(fields | overrides))
+
+
+class CommandSender:
+    """Appends commands to a slice's commands topic."""
+
+    def __init__(self, slice_: Isolated) -> None:
+        self.topics = TopicNames(slice_.topic_prefix)
+        self.producer = AIOKafkaProducer(bootstrap_servers=slice_.bootstrap_servers, acks="all")
+        self.wire = LedgerWire()
+
+    async def send(self, *commands: Command) -> None:
+        for item in commands:
+            record = self.wire.encode_command(item)
+            await self.producer.send_and_wait(
+                self.topics.commands, record.value, record.key, headers=record.headers
+            )
+
+
+@asynccontextmanager
+async def command_sender(slice_: Isolated) -> AsyncIterator[CommandSender]:
+    sender = CommandSender(slice_)
+    await sender.producer.start()
+    try:
+        yield sender
+    finally:
+        await sender.producer.stop()
+
+
+@asynccontextmanager
+async def ledger_services(slice_: Isolated) -> AsyncIterator[tuple[Decider, Projector]]:
+    """A decider and a projector running as tasks until the block ends."""
+    group = uuid.uuid4().hex[:8]
+    common = {
+        "KAFKA_TOPIC_PREFIX": slice_.topic_prefix,
+        "KAFKA_SESSION_TIMEOUT_MS": 6000,
+    }
+    decider = Decider(
+        DeciderSettings(DECIDER_GROUP_ID=f"d-{group}", **common), slice_.bootstrap_servers
+    )
+    pool = await asyncpg.create_pool(slice_.database_url, min_size=1, max_size=4)
+    projector = Projector(
+        ProjectorSettings(PROJECTOR_GROUP_ID=f"p-{group}", **common),
+        slice_.bootstrap_servers,
+        pool,
+    )
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(decider.run(stop)), asyncio.create_task(projector.run(stop))]
+    try:
+        yield decider, projector
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        await pool.close()
+
+
+async def eventually(probe: Callable[[], Any], timeout_s: float = 20, pause_s: float = 0.1) -> Any:
+    """Await `probe()` until it returns something truthy; fail after `timeout_s`."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s (last: {result!r})")
+        await asyncio.sleep(pause_s)
+
+
+async def archived(database_url: str, mission_id: str) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return list(
+            await connection.fetch(
+                "SELECT * FROM ledger_events WHERE mission_id = $1 ORDER BY sequence", mission_id
+            )
+        )
+    finally:
+        await connection.close()

@@ -1,0 +1,87 @@
+"""Migrations against a real PostgreSQL: clean apply, idempotent re-apply, changed files refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from projections.migrate import (
+    MigrationError,
+    apply_migrations,
+    discover,
+    pending_migrations,
+)
+from tests.conftest import Isolated
+
+pytestmark = pytest.mark.integration
+
+
+async def test_schema_applies_cleanly_then_again_as_a_no_op(isolated: Isolated) -> None:
+    connection = await asyncpg.connect(isolated.database_url)
+    try:
+        first = await apply_migrations(connection)
+        second = await apply_migrations(connection)
+        assert first == [m.filename for m in discover()]
+        assert second == []
+        assert await pending_migrations(connection) == []
+        tables = {
+            r["tablename"]
+            for r in await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname='public'"
+            )
+        }
+        assert {"ledger_events", "missions", "projector_offsets", "schema_migrations"} <= tables
+    finally:
+        await connection.close()
+
+
+async def test_a_changed_applied_migration_is_an_error_naming_the_file(
+    isolated: Isolated, tmp_path: Path
+) -> None:
+    (tmp_path / "0001_first.sql").write_text("CREATE TABLE first_table (id int);")
+    connection = await asyncpg.connect(isolated.database_url)
+    try:
+        await apply_migrations(connection, discover(tmp_path))
+        (tmp_path / "0001_first.sql").write_text("CREATE TABLE first_table (id bigint);")
+        with pytest.raises(MigrationError, match=r"0001_first\.sql: changed after it was applied"):
+            await apply_migrations(connection, discover(tmp_path))
+    finally:
+        await connection.close()
+
+
+async def test_a_failing_migration_leaves_nothing_half_applied(
+    isolated: Isolated, tmp_path: Path
+) -> None:
+    (tmp_path / "0001_ok.sql").write_text("CREATE TABLE ok_table (id int);")
+    (tmp_path / "0002_broken.sql").write_text("CREATE TABLE half (id int); SELECT nonsense(;")
+    connection = await asyncpg.connect(isolated.database_url)
+    try:
+        with pytest.raises(asyncpg.PostgresSyntaxError):
+            await apply_migrations(connection, discover(tmp_path))
+        assert await connection.fetchval("SELECT to_regclass('half')") is None
+    finally:
+        await connection.close()
+
+
+def test_a_badly_named_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "add_things.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match=r"add_things\.sql"):
+        discover(tmp_path)
+
+
+async def test_the_event_archive_refuses_updates_and_deletes(isolated: Isolated) -> None:
+    connection = await asyncpg.connect(isolated.database_url)
+    try:
+        await apply_migrations(connection)
+        await connection.execute(
+            "INSERT INTO ledger_events VALUES ('m', 1, 'e', 'T', now(), 'c', 'c', 't', 'a',"
+            " 'p', 'h', '{}'::jsonb, ''::bytea, 0, 0, now())"
+        )
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await connection.execute("UPDATE ledger_events SET actor = 'x'")
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await connection.execute("DELETE FROM ledger_events")
+    finally:
+        await connection.close()

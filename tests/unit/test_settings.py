@@ -1,0 +1,167 @@
+"""Settings: each bad value stops the process with one line naming the variable, exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from colony_consumers.settings import ColonySettings
+from gateway.settings import RootSettings
+from infra.config import CommonSettings, load_settings
+
+REAL_INFRA = {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "DATABASE_URL": "postgresql://db/x"}
+STAGING_ROOT = {
+    **REAL_INFRA,
+    "VELOCITY_ENV": "staging",
+    "COLONY_SERVICE_BASE_URL": "http://colony.internal:8100",
+    "COLONY_SERVICE_API_KEY": "s3cret-colony",
+    "VELOCITY_API_KEYS": "service:svc-key,operator:op-key,auditor:aud-key",
+}
+STAGING_COLONY = {
+    **REAL_INFRA,
+    "VELOCITY_ENV": "staging",
+    "ROOT_API_BASE_URL": "http://root.internal:8000",
+    "ROOT_API_KEY": "svc-key",
+    "COLONY_SERVICE_API_KEY": "s3cret-colony",
+}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        list(CommonSettings.model_fields)
+        + list(RootSettings.model_fields)
+        + list(ColonySettings.model_fields)
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def refusal(
+    model: type[CommonSettings],
+    env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    """The one stderr line with which loading `model` under `env` stops the process."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(model)
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_local_defaults_start_without_any_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = load_settings(RootSettings)
+    colony = load_settings(ColonySettings)
+    assert root.VELOCITY_ENV == "local"
+    assert root.ROOT_PORT == 8000
+    assert root.COLONY_ENABLED is True
+    assert set(root.api_keys.values()) == {"service", "operator", "auditor"}
+    assert colony.PORT == 8100
+    assert colony.TASK_TIMEOUT_MS <= colony.MISSION_TIMEOUT_MS
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"COLONY_TIMEOUT_MS": "soon"}, "COLONY_TIMEOUT_MS"),
+        ({"COLONY_TIMEOUT_MS": "0"}, "COLONY_TIMEOUT_MS"),
+        ({"COLONY_ENABLED": "maybe"}, "COLONY_ENABLED"),
+        ({"COLONY_SERVICE_BASE_URL": "not a url"}, "COLONY_SERVICE_BASE_URL"),
+        ({"COLONY_DEFAULT_TIME_BUDGET_MS": "-5"}, "COLONY_DEFAULT_TIME_BUDGET_MS"),
+        ({"COLONY_DEFAULT_TOKEN_BUDGET": "lots"}, "COLONY_DEFAULT_TOKEN_BUDGET"),
+        ({"ROOT_PORT": "70000"}, "ROOT_PORT"),
+        ({"VELOCITY_ENV": "prod"}, "VELOCITY_ENV"),
+        ({"VELOCITY_API_KEYS": "admin:abc"}, "VELOCITY_API_KEYS"),
+        ({"VELOCITY_API_KEYS": "operator"}, "VELOCITY_API_KEYS"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_SASL_MECHANISM"),
+    ],
+)
+def test_bad_root_value_names_the_variable(
+    env: dict[str, str],
+    named: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    line = refusal(RootSettings, env, monkeypatch, capsys)
+    assert line.startswith("velocity: invalid configuration: ")
+    assert named in line
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PORT": "http"}, "PORT"),
+        ({"ROOT_API_BASE_URL": "ftp//x"}, "ROOT_API_BASE_URL"),
+        ({"MAX_CONCURRENT_MISSIONS": "0"}, "MAX_CONCURRENT_MISSIONS"),
+        ({"MAX_WORKERS_PER_MISSION": "many"}, "MAX_WORKERS_PER_MISSION"),
+        ({"MISSION_TIMEOUT_MS": "-1"}, "MISSION_TIMEOUT_MS"),
+        ({"TASK_TIMEOUT_MS": "0"}, "TASK_TIMEOUT_MS"),
+        ({"TASK_TIMEOUT_MS": "900000", "MISSION_TIMEOUT_MS": "1000"}, "TASK_TIMEOUT_MS"),
+        ({"DEFAULT_MODEL_ROUTE": ""}, "DEFAULT_MODEL_ROUTE"),
+        ({"RESEARCH_PROVIDER": ""}, "RESEARCH_PROVIDER"),
+        ({"BROWSER_PROVIDER": ""}, "BROWSER_PROVIDER"),
+    ],
+)
+def test_bad_colony_value_names_the_variable(
+    env: dict[str, str],
+    named: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert named in refusal(ColonySettings, env, monkeypatch, capsys)
+
+
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "DATABASE_URL",
+        "COLONY_SERVICE_BASE_URL",
+        "COLONY_SERVICE_API_KEY",
+        "VELOCITY_API_KEYS",
+    ],
+)
+def test_staging_root_refuses_to_start_without(
+    missing: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {k: v for k, v in STAGING_ROOT.items() if k != missing}
+    line = refusal(RootSettings, env, monkeypatch, capsys)
+    assert missing in line and "staging" in line
+
+
+@pytest.mark.parametrize(
+    "missing", ["ROOT_API_BASE_URL", "ROOT_API_KEY", "COLONY_SERVICE_API_KEY", "DATABASE_URL"]
+)
+def test_production_colony_refuses_to_start_without(
+    missing: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {k: v for k, v in STAGING_COLONY.items() if k != missing} | {"VELOCITY_ENV": "production"}
+    line = refusal(ColonySettings, env, monkeypatch, capsys)
+    assert missing in line and "production" in line
+
+
+def test_staging_refuses_the_documented_local_keys(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = STAGING_ROOT | {"VELOCITY_API_KEYS": "operator:local-operator-key"}
+    assert "VELOCITY_API_KEYS" in refusal(RootSettings, env, monkeypatch, capsys)
+
+
+def test_complete_staging_settings_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in STAGING_ROOT.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(RootSettings)
+    assert settings.api_keys == {"svc-key": "service", "op-key": "operator", "aud-key": "auditor"}
+    assert settings.log_format == "json"
+
+
+def test_secret_values_never_appear_in_the_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = STAGING_ROOT | {"VELOCITY_API_KEYS": "admin:topsecretvalue"}
+    line = refusal(RootSettings, env, monkeypatch, capsys)
+    assert "topsecretvalue" not in line
