@@ -1,7 +1,8 @@
 """Commands: what someone asks the ledger to do to a mission. Imperative names.
 
-A command is a request, not a fact: the decider may turn it into events or into a
-CommandRejected event. Every command carries a `command_id`, the idempotency key.
+A command is a request, not a fact: the decider turns it into events, or into a
+CommandRejected event with a machine-readable reason. Every command carries a
+`command_id`, the idempotency key. Field docs live in the .avsc files.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 MissionType = Literal["oracle", "crm", "catalyst"]
 MissionMode = Literal["dry_run", "assisted", "autonomous"]
+ToolDecision = Literal["allowed", "denied"]
+Verdict = Literal["pass", "pass_with_warnings", "fail"]
 
 
 class CommandMeta(BaseModel):
@@ -34,6 +37,17 @@ class CommandBody(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class PlannedTask(BaseModel):
+    """One task of a mission's plan (schemas_avro/velocity.PlannedTask.avsc)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task_id: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    description: str
+    depends_on: list[str] = Field(default_factory=list)
+
+
 class RequestMission(CommandBody):
     """Open a mission. The root has normalised it (budgets filled, text trimmed)."""
 
@@ -49,6 +63,132 @@ class RequestMission(CommandBody):
     replay_of: str | None = None
 
 
+class StartPlanning(CommandBody):
+    """The planner took the mission."""
+
+    planner: str
+
+
+class RecordPlan(CommandBody):
+    """The planner's plan: the tasks the mission will run."""
+
+    tasks: list[PlannedTask] = Field(min_length=1)
+    rationale: str
+
+
+class StartTask(CommandBody):
+    task_id: str
+    worker: str
+
+
+class CompleteTask(CommandBody):
+    task_id: str
+    summary: str
+    artifact_hashes: list[str] = Field(default_factory=list)
+    tokens_used: int = Field(ge=0)
+    duration_ms: int = Field(ge=0)
+
+
+class FailTask(CommandBody):
+    task_id: str
+    error: str
+    retryable: bool
+
+
+class RetryTask(CommandBody):
+    task_id: str
+
+
+class TimeOutTask(CommandBody):
+    task_id: str
+    timeout_ms: int = Field(gt=0)
+
+
+class RecordToolDecision(CommandBody):
+    """The policy guard's decision on a tool request, with the rule that decided it."""
+
+    task_id: str
+    tool: str
+    decision: ToolDecision
+    rule_id: str
+    reason: str
+
+
+class RecordArtifact(CommandBody):
+    artifact_id: str
+    kind: str
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    source: str
+    size_bytes: int = Field(ge=0)
+
+
+class RecordBudgetUse(CommandBody):
+    tokens: int = Field(ge=0)
+    time_ms: int = Field(ge=0)
+
+
+class BeginReview(CommandBody):
+    reviewer: str
+
+
+class RecordReview(CommandBody):
+    """The reviewer packet (stored as an artifact) and its verdict."""
+
+    packet_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    verdict: Verdict
+    output: str
+    checks: list[str] = Field(default_factory=list)
+
+
+class ProposeWriteback(CommandBody):
+    """A CRM change the colony wants made; it waits for an operator."""
+
+    writeback_id: str
+    target: str
+    record_ref: str
+    changes: dict[str, str] = Field(min_length=1)
+    rationale: str
+
+
+class ApproveWriteback(CommandBody):
+    writeback_id: str
+    reason: str = Field(min_length=1)
+
+
+class RejectWriteback(CommandBody):
+    writeback_id: str
+    reason: str = Field(min_length=1)
+
+
+class RecordWritebackResult(CommandBody):
+    writeback_id: str
+    succeeded: bool
+    detail: str
+
+
+class CompleteMission(CommandBody):
+    output: str
+
+
+class FailMission(CommandBody):
+    reason: str = Field(min_length=1)
+
+
+class CancelMission(CommandBody):
+    reason: str = Field(min_length=1)
+
+
+class TimeOutMission(CommandBody):
+    timeout_ms: int = Field(gt=0)
+
+
+class ReplayMission(CommandBody):
+    """Run a terminal mission again as a new mission linked to this one."""
+
+    new_mission_id: str
+    reason: str = Field(min_length=1)
+
+
 class Command(BaseModel):
     """A command as it travels on `mission.commands`."""
 
@@ -62,4 +202,30 @@ class Command(BaseModel):
         return type(self.body).__name__
 
 
-COMMAND_TYPES: dict[str, type[CommandBody]] = {cls.__name__: cls for cls in (RequestMission,)}
+COMMAND_TYPES: dict[str, type[CommandBody]] = {
+    cls.__name__: cls
+    for cls in (
+        RequestMission,
+        StartPlanning,
+        RecordPlan,
+        StartTask,
+        CompleteTask,
+        FailTask,
+        RetryTask,
+        TimeOutTask,
+        RecordToolDecision,
+        RecordArtifact,
+        RecordBudgetUse,
+        BeginReview,
+        RecordReview,
+        ProposeWriteback,
+        ApproveWriteback,
+        RejectWriteback,
+        RecordWritebackResult,
+        CompleteMission,
+        FailMission,
+        CancelMission,
+        TimeOutMission,
+        ReplayMission,
+    )
+}

@@ -27,13 +27,12 @@ from infra.kafka import client_options
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
-from ledger.chain import record
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
-from ledger.decide import decide
 from ledger.log_reader import read_to_end
 from ledger.settings import DeciderSettings
 from ledger.state import MissionState, evolve
+from ledger.step import step
 from ledger.wire import InvalidRecordError, LedgerWire
 
 PartitionStates = dict[str, MissionState]
@@ -104,7 +103,7 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         states = self.states[partition]
         mission_id = command.meta.mission_id
         state = states.get(mission_id) or MissionState(mission_id=mission_id)
-        events = record(state, command, decide(state, command), datetime.now(UTC))
+        states[mission_id], events = step(state, command, datetime.now(UTC))
         sends = []
         for event in events:
             out = self.wire.encode_event(event)
@@ -113,8 +112,6 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
                     self.topics.events, out.value, out.key, partition, headers=out.headers
                 )
             )
-            state = evolve(state, event)
-        states[mission_id] = state
         self.decided += 1
         if events:
             logger.bind(mission_id=mission_id, trace_id=command.meta.trace_id).debug(

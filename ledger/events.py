@@ -1,4 +1,8 @@
-"""Events: immutable facts about a mission, in past tense, in the mission's total order."""
+"""Events: immutable facts about a mission, in past tense, in the mission's total order.
+
+Field docs live in the .avsc files (schemas_avro/), the wire format's source of truth;
+tests/unit/test_schemas.py keeps these models and those files in step.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.commands import MissionMode, MissionType
+from ledger.commands import MissionMode, MissionType, PlannedTask, Verdict
 
 GENESIS_HASH = "0" * 64
 
@@ -36,8 +40,6 @@ class EventBody(BaseModel):
 
 
 class MissionRequested(EventBody):
-    """A mission was opened, as normalised by the root."""
-
     mission_type: MissionType
     mode: MissionMode
     objective: str
@@ -48,6 +50,154 @@ class MissionRequested(EventBody):
     lead_company: str | None = None
     lead_contact: str | None = None
     replay_of: str | None = None
+
+
+class PlanningStarted(EventBody):
+    planner: str
+
+
+class MissionPlanned(EventBody):
+    tasks: list[PlannedTask]
+    rationale: str
+
+
+class TaskStarted(EventBody):
+    task_id: str
+    worker: str
+    attempt: int
+
+
+class TaskSucceeded(EventBody):
+    task_id: str
+    summary: str
+    artifact_hashes: list[str]
+    tokens_used: int
+    duration_ms: int
+
+
+class TaskFailed(EventBody):
+    task_id: str
+    error: str
+    retryable: bool
+    attempt: int
+
+
+class TaskRetried(EventBody):
+    task_id: str
+    attempt: int
+
+
+class TaskTimedOut(EventBody):
+    task_id: str
+    timeout_ms: int
+    attempt: int
+
+
+class ToolRequestAllowed(EventBody):
+    task_id: str
+    tool: str
+    rule_id: str
+    reason: str
+
+
+class ToolRequestDenied(EventBody):
+    task_id: str
+    tool: str
+    rule_id: str
+    reason: str
+
+
+class ArtifactRecorded(EventBody):
+    artifact_id: str
+    kind: str
+    content_hash: str
+    source: str
+    size_bytes: int
+
+
+class BudgetUsed(EventBody):
+    tokens: int
+    time_ms: int
+    tokens_total: int
+    time_total_ms: int
+
+
+class BudgetExceeded(EventBody):
+    budget: str
+    limit: int
+    used: int
+
+
+class ReviewStarted(EventBody):
+    reviewer: str
+
+
+class ReviewerPacketRecorded(EventBody):
+    packet_hash: str
+    verdict: Verdict
+    output: str
+    checks: list[str]
+
+
+class WritebackProposed(EventBody):
+    writeback_id: str
+    target: str
+    record_ref: str
+    changes: dict[str, str]
+    rationale: str
+
+
+class ApprovalRequested(EventBody):
+    writeback_id: str
+    summary: str
+
+
+class WritebackApproved(EventBody):
+    writeback_id: str
+    decided_by: str
+    reason: str
+
+
+class WritebackRejected(EventBody):
+    writeback_id: str
+    decided_by: str
+    reason: str
+
+
+class WritebackExecuted(EventBody):
+    writeback_id: str
+    detail: str
+
+
+class WritebackFailed(EventBody):
+    writeback_id: str
+    detail: str
+
+
+class MissionCompleted(EventBody):
+    output: str
+    verdict: str
+
+
+class MissionFailed(EventBody):
+    reason: str
+    stage: str
+
+
+class MissionCancelled(EventBody):
+    reason: str
+    stage: str
+
+
+class MissionTimedOut(EventBody):
+    stage: str
+    timeout_ms: int
+    stuck_since: datetime
+
+
+class MissionReplayRequested(EventBody):
+    new_mission_id: str
+    reason: str
 
 
 class CommandRejected(EventBody):
@@ -73,5 +223,34 @@ class RecordedEvent(BaseModel):
 
 
 EVENT_TYPES: dict[str, type[EventBody]] = {
-    cls.__name__: cls for cls in (MissionRequested, CommandRejected)
+    cls.__name__: cls
+    for cls in (
+        MissionRequested,
+        PlanningStarted,
+        MissionPlanned,
+        TaskStarted,
+        TaskSucceeded,
+        TaskFailed,
+        TaskRetried,
+        TaskTimedOut,
+        ToolRequestAllowed,
+        ToolRequestDenied,
+        ArtifactRecorded,
+        BudgetUsed,
+        BudgetExceeded,
+        ReviewStarted,
+        ReviewerPacketRecorded,
+        WritebackProposed,
+        ApprovalRequested,
+        WritebackApproved,
+        WritebackRejected,
+        WritebackExecuted,
+        WritebackFailed,
+        MissionCompleted,
+        MissionFailed,
+        MissionCancelled,
+        MissionTimedOut,
+        MissionReplayRequested,
+        CommandRejected,
+    )
 }

@@ -1,18 +1,46 @@
 """MissionState and `evolve`: the fold of a mission's events into what is true now.
 
-`evolve` is pure and total: every recorded event moves the stream position and hash
-forward, whatever its type, so replaying any prefix of a stream gives the state the
-decider had at that point.
+`evolve` is pure and total: every recorded event moves the stream position, hash and
+applied command ids forward, whatever its type, so replaying any prefix of a stream
+gives exactly the state the decider had at that point.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import singledispatch
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from ledger.events import GENESIS_HASH, CommandRejected, EventBody, MissionRequested, RecordedEvent
+from ledger.events import (
+    GENESIS_HASH,
+    ApprovalRequested,
+    ArtifactRecorded,
+    BudgetUsed,
+    EventBody,
+    MissionCancelled,
+    MissionCompleted,
+    MissionFailed,
+    MissionPlanned,
+    MissionReplayRequested,
+    MissionRequested,
+    MissionTimedOut,
+    PlanningStarted,
+    RecordedEvent,
+    ReviewerPacketRecorded,
+    ReviewStarted,
+    TaskFailed,
+    TaskRetried,
+    TaskStarted,
+    TaskSucceeded,
+    TaskTimedOut,
+    WritebackApproved,
+    WritebackExecuted,
+    WritebackFailed,
+    WritebackProposed,
+    WritebackRejected,
+)
 
 MissionStatus = Literal[
     "new",
@@ -26,7 +54,27 @@ MissionStatus = Literal[
     "cancelled",
     "timed_out",
 ]
+TaskStatus = Literal["planned", "running", "succeeded", "failed", "timed_out"]
+WritebackStatus = Literal[
+    "awaiting_approval", "approved", "rejected", "executed", "execution_failed"
+]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "timed_out"})
+OPEN_WRITEBACK: frozenset[str] = frozenset({"awaiting_approval", "approved"})
+
+
+class TaskState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    status: TaskStatus = "planned"
+    attempt: int = 0
+
+
+class WritebackState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: WritebackStatus = "awaiting_approval"
+    approved_by: str | None = None
 
 
 class MissionState(BaseModel):
@@ -37,10 +85,20 @@ class MissionState(BaseModel):
     mission_id: str
     status: MissionStatus = "new"
     stage: str = "none"
+    status_since: datetime | None = None
     sequence: int = 0
     last_hash: str = GENESIS_HASH
     mission_type: str | None = None
     mode: str | None = None
+    token_budget: int = 0
+    time_budget_ms: int = 0
+    tokens_used: int = 0
+    time_used_ms: int = 0
+    tasks: dict[str, TaskState] = {}
+    writebacks: dict[str, WritebackState] = {}
+    artifacts: frozenset[str] = frozenset()
+    verdict: str | None = None
+    replayed_as: tuple[str, ...] = ()
     applied_commands: frozenset[str] = frozenset()
 
     @property
@@ -50,6 +108,10 @@ class MissionState(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def open_writebacks(self) -> list[str]:
+        return [w for w, s in self.writebacks.items() if s.status in OPEN_WRITEBACK]
 
 
 def evolve(state: MissionState, event: RecordedEvent) -> MissionState:
@@ -61,30 +123,167 @@ def evolve(state: MissionState, event: RecordedEvent) -> MissionState:
             "applied_commands": state.applied_commands | {event.meta.causation_id},
         }
     )
-    return apply(event.body, moved)
+    return apply(event.body, moved, event.meta.occurred_at)
+
+
+def _to(state: MissionState, status: MissionStatus, stage: str, at: datetime) -> MissionState:
+    return state.model_copy(update={"status": status, "stage": stage, "status_since": at})
+
+
+def _task(state: MissionState, task_id: str, **changes: object) -> MissionState:
+    task = state.tasks.get(task_id) or TaskState(kind="unknown")
+    tasks = {**state.tasks, task_id: task.model_copy(update=changes)}
+    return state.model_copy(update={"tasks": tasks})
+
+
+def _writeback(state: MissionState, writeback_id: str, **changes: object) -> MissionState:
+    current = state.writebacks.get(writeback_id) or WritebackState()
+    writebacks = {**state.writebacks, writeback_id: current.model_copy(update=changes)}
+    settled = state.model_copy(update={"writebacks": writebacks})
+    if settled.status == "awaiting_approval" and not any(
+        w.status == "awaiting_approval" for w in writebacks.values()
+    ):
+        return settled.model_copy(update={"status": "in_review", "stage": "writeback"})
+    return settled
 
 
 @singledispatch
-def apply(body: EventBody, state: MissionState) -> MissionState:
-    """Event-type specific part of `evolve`; unknown types change nothing else."""
+def apply(body: EventBody, state: MissionState, at: datetime) -> MissionState:
+    """Event-type specific part of `evolve`; types without one change nothing else."""
     return state
 
 
 @apply.register
-def _requested(body: MissionRequested, state: MissionState) -> MissionState:
-    return state.model_copy(
+def _requested(body: MissionRequested, state: MissionState, at: datetime) -> MissionState:
+    opened = state.model_copy(
         update={
-            "status": "requested",
-            "stage": "intake",
             "mission_type": body.mission_type,
             "mode": body.mode,
+            "token_budget": body.token_budget,
+            "time_budget_ms": body.time_budget_ms,
+        }
+    )
+    return _to(opened, "requested", "intake", at)
+
+
+@apply.register
+def _planning(body: PlanningStarted, state: MissionState, at: datetime) -> MissionState:
+    return _to(state, "planning", "planning", at)
+
+
+@apply.register
+def _planned(body: MissionPlanned, state: MissionState, at: datetime) -> MissionState:
+    tasks = {task.task_id: TaskState(kind=task.kind) for task in body.tasks}
+    return _to(state.model_copy(update={"tasks": tasks}), "running", "tasks", at)
+
+
+@apply.register
+def _task_started(body: TaskStarted, state: MissionState, at: datetime) -> MissionState:
+    return _task(state, body.task_id, status="running", attempt=body.attempt)
+
+
+@apply.register
+def _task_succeeded(body: TaskSucceeded, state: MissionState, at: datetime) -> MissionState:
+    done = _task(state, body.task_id, status="succeeded")
+    return done.model_copy(
+        update={
+            "tokens_used": state.tokens_used + body.tokens_used,
+            "time_used_ms": state.time_used_ms + body.duration_ms,
+            "artifacts": state.artifacts | set(body.artifact_hashes),
         }
     )
 
 
 @apply.register
-def _rejected(body: CommandRejected, state: MissionState) -> MissionState:
-    return state
+def _task_failed(body: TaskFailed, state: MissionState, at: datetime) -> MissionState:
+    return _task(state, body.task_id, status="failed")
+
+
+@apply.register
+def _task_timed_out(body: TaskTimedOut, state: MissionState, at: datetime) -> MissionState:
+    return _task(state, body.task_id, status="timed_out")
+
+
+@apply.register
+def _task_retried(body: TaskRetried, state: MissionState, at: datetime) -> MissionState:
+    return _task(state, body.task_id, status="planned")
+
+
+@apply.register
+def _artifact(body: ArtifactRecorded, state: MissionState, at: datetime) -> MissionState:
+    return state.model_copy(update={"artifacts": state.artifacts | {body.content_hash}})
+
+
+@apply.register
+def _budget(body: BudgetUsed, state: MissionState, at: datetime) -> MissionState:
+    return state.model_copy(
+        update={"tokens_used": body.tokens_total, "time_used_ms": body.time_total_ms}
+    )
+
+
+@apply.register
+def _review(body: ReviewStarted, state: MissionState, at: datetime) -> MissionState:
+    return _to(state, "in_review", "review", at)
+
+
+@apply.register
+def _packet(body: ReviewerPacketRecorded, state: MissionState, at: datetime) -> MissionState:
+    return state.model_copy(update={"verdict": body.verdict})
+
+
+@apply.register
+def _proposed(body: WritebackProposed, state: MissionState, at: datetime) -> MissionState:
+    return _writeback(state, body.writeback_id, status="awaiting_approval")
+
+
+@apply.register
+def _approval(body: ApprovalRequested, state: MissionState, at: datetime) -> MissionState:
+    return _to(state, "awaiting_approval", "approval", at)
+
+
+@apply.register
+def _approved(body: WritebackApproved, state: MissionState, at: datetime) -> MissionState:
+    return _writeback(state, body.writeback_id, status="approved", approved_by=body.decided_by)
+
+
+@apply.register
+def _rejected_wb(body: WritebackRejected, state: MissionState, at: datetime) -> MissionState:
+    return _writeback(state, body.writeback_id, status="rejected")
+
+
+@apply.register
+def _executed(body: WritebackExecuted, state: MissionState, at: datetime) -> MissionState:
+    return _writeback(state, body.writeback_id, status="executed")
+
+
+@apply.register
+def _execution_failed(body: WritebackFailed, state: MissionState, at: datetime) -> MissionState:
+    return _writeback(state, body.writeback_id, status="execution_failed")
+
+
+@apply.register
+def _completed(body: MissionCompleted, state: MissionState, at: datetime) -> MissionState:
+    return _to(state, "completed", "done", at)
+
+
+@apply.register
+def _failed(body: MissionFailed, state: MissionState, at: datetime) -> MissionState:
+    return _to(state, "failed", body.stage, at)
+
+
+@apply.register
+def _cancelled(body: MissionCancelled, state: MissionState, at: datetime) -> MissionState:
+    return _to(state, "cancelled", body.stage, at)
+
+
+@apply.register
+def _timed_out(body: MissionTimedOut, state: MissionState, at: datetime) -> MissionState:
+    return _to(state, "timed_out", body.stage, at)
+
+
+@apply.register
+def _replayed(body: MissionReplayRequested, state: MissionState, at: datetime) -> MissionState:
+    return state.model_copy(update={"replayed_as": (*state.replayed_as, body.new_mission_id)})
 
 
 def fold(mission_id: str, events: list[RecordedEvent]) -> MissionState:

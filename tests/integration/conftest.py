@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -15,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from infra.config import CommonSettings
 from infra.preparation import prepare_infrastructure
 from infra.topics import TopicNames
-from ledger.commands import Command, CommandBody, CommandMeta, RequestMission
+from ledger.commands import Command
 from ledger.decider import Decider
 from ledger.settings import DeciderSettings
 from ledger.wire import LedgerWire
@@ -29,32 +28,6 @@ async def prepared(slice_: Isolated, *, restore: bool = False) -> None:
     await prepare_infrastructure(
         settings, slice_.bootstrap_servers, slice_.database_url, restore=restore
     )
-
-
-def command(mission_id: str, body: CommandBody, command_id: str | None = None) -> Command:
-    return Command(
-        meta=CommandMeta(
-            command_id=command_id or str(uuid.uuid4()),
-            mission_id=mission_id,
-            issued_at=datetime.now(UTC),
-            correlation_id=mission_id,
-            trace_id=uuid.uuid4().hex,
-            actor="test",
-        ),
-        body=body,
-    )
-
-
-def request_body(**overrides: Any) -> RequestMission:
-    fields: dict[str, Any] = {
-        "mission_type": "oracle",
-        "mode": "assisted",
-        "objective": "integration",
-        "environment": "local",
-        "time_budget_ms": 1000,
-        "token_budget": 1000,
-    }
-    return RequestMission(**(fields | overrides))
 
 
 class CommandSender:

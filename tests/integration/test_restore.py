@@ -11,14 +11,13 @@ import pytest
 from infra.broker import start_broker
 from infra.preparation import DivergedLedgerError
 from tests.conftest import Isolated
+from tests.factories import command, request_body
 from tests.integration.conftest import (
     archived,
-    command,
     command_sender,
     eventually,
     ledger_services,
     prepared,
-    request_body,
 )
 
 pytestmark = pytest.mark.integration

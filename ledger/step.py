@@ -1,0 +1,25 @@
+"""One command through the pure core: decide, stamp into the chain, evolve.
+
+The decider process does exactly this for every command, and tests and the property
+checks do it without a broker, so both exercise the same code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ledger.chain import record
+from ledger.commands import Command
+from ledger.decide import decide
+from ledger.events import RecordedEvent
+from ledger.state import MissionState, evolve
+
+
+def step(
+    state: MissionState, command: Command, now: datetime
+) -> tuple[MissionState, list[RecordedEvent]]:
+    """The mission state after `command`, and the recorded events it appended."""
+    events = record(state, command, decide(state, command), now)
+    for event in events:
+        state = evolve(state, event)
+    return state, events
