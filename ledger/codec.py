@@ -4,6 +4,11 @@ fastavro (maintained, compiled) replaces the deprecated avro-python3. Records us
 Avro single-object encoding: 0xC3 0x01, the 8-byte little-endian CRC-64-AVRO
 fingerprint of the writer schema's canonical form, then the binary body. Any Avro
 library holding schemas_avro/ can therefore decode any record on its own.
+
+Schema evolution: before changing a schema, its previous version is kept, in parsing
+canonical form, in schemas_avro/history/ (docs/ledger.md shows the one-liner). Old
+records are then read with their writer schema and resolved to the current one, the
+Avro way; a change the current schema cannot resolve fails the golden-record test.
 """
 
 from __future__ import annotations
@@ -15,12 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
-from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+from fastavro.schema import fingerprint, load_schema, parse_schema, to_parsing_canonical_form
 
 from schemas_avro import SCHEMA_DIR
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = len(MAGIC) + 8
+
+
+def schema_fingerprint(schema: Any) -> bytes:
+    """CRC-64-AVRO of the canonical form; fastavro's hex is already little-endian order."""
+    return bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
 
 
 class UndecodableRecordError(ValueError):
@@ -33,20 +43,26 @@ class AvroCodec:
     def __init__(self, directory: Path = SCHEMA_DIR) -> None:
         self._schemas: dict[str, Any] = {}
         self._headers: dict[str, bytes] = {}
-        self._by_fingerprint: dict[bytes, str] = {}
+        self._writers: dict[bytes, tuple[str, Any]] = {}
         for path in sorted(directory.glob("*.avsc")):
-            self.register(path)
+            self._register_current(path)
+        for path in sorted((directory / "history").glob("*.avsc")):
+            self._register_historical(path)
 
-    def register(self, path: Path) -> None:
+    def _register_current(self, path: Path) -> None:
         """Load one .avsc (references resolve to sibling files named by full name)."""
         declared = json.loads(path.read_text())
         name = f"{declared['namespace']}.{declared['name']}"
         schema = load_schema(str(path))
-        # fastavro's CRC-64-AVRO hex is already the little-endian byte order the header uses
-        print_ = bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
+        print_ = schema_fingerprint(schema)
         self._schemas[name] = schema
         self._headers[name] = MAGIC + print_
-        self._by_fingerprint[print_] = name
+        self._writers[print_] = (name, None)
+
+    def _register_historical(self, path: Path) -> None:
+        """A previous, self-contained version: used only to read what it once wrote."""
+        schema = parse_schema(json.loads(path.read_text()))
+        self._writers.setdefault(schema_fingerprint(schema), (schema["name"], schema))
 
     @property
     def names(self) -> Iterable[str]:
@@ -63,11 +79,18 @@ class AvroCodec:
         """(full schema name, value) of a single-object encoded record."""
         if len(data) < HEADER_SIZE or data[:2] != MAGIC:
             raise UndecodableRecordError("not Avro single-object encoding (bad magic bytes)")
-        name = self._by_fingerprint.get(bytes(data[2:HEADER_SIZE]))
-        if name is None:
+        known = self._writers.get(bytes(data[2:HEADER_SIZE]))
+        if known is None:
             raise UndecodableRecordError(f"unknown schema fingerprint {data[2:10].hex()}")
+        name, old_writer = known
+        if name not in self._schemas:
+            raise UndecodableRecordError(f"{name}: record type no longer exists")
+        reader = self._schemas[name]
         try:
-            value = schemaless_reader(io.BytesIO(data[HEADER_SIZE:]), self._schemas[name], None)
+            if old_writer is None:
+                value = schemaless_reader(io.BytesIO(data[HEADER_SIZE:]), reader, None)
+            else:
+                value = schemaless_reader(io.BytesIO(data[HEADER_SIZE:]), old_writer, reader)
         except Exception as error:  # fastavro raises several types for truncated bodies
             raise UndecodableRecordError(f"{name}: body does not decode: {error}") from error
         if not isinstance(value, dict):

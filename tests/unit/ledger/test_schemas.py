@@ -1,0 +1,136 @@
+"""The wire format: schemas_avro/ is the truth, old records keep decoding, and any Avro
+library can read a record with nothing but the .avsc files."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import types
+import typing
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastavro import schemaless_reader
+from fastavro.schema import load_schema, to_parsing_canonical_form
+
+from ledger.codec import HEADER_SIZE, AvroCodec, UndecodableRecordError, schema_fingerprint
+from ledger.commands import COMMAND_TYPES, PlannedTask
+from ledger.events import EVENT_TYPES
+from ledger.wire import LedgerWire
+from schemas_avro import SCHEMA_DIR
+
+GOLDEN = Path(__file__).parents[2] / "golden"
+ALL_TYPES = {f"velocity.commands.{n}": m for n, m in COMMAND_TYPES.items()} | {
+    f"velocity.events.{n}": m for n, m in EVENT_TYPES.items()
+}
+
+
+def as_json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=lambda d: d.isoformat()))
+
+
+@pytest.mark.parametrize("name", sorted(ALL_TYPES))
+def test_every_record_type_has_a_golden_record(name: str) -> None:
+    assert (GOLDEN / f"{name}.avro").exists(), f"add a golden record for {name}"
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.avro")), ids=lambda p: p.stem)
+def test_golden_records_still_decode_to_the_same_values(path: Path) -> None:
+    name, value = AvroCodec().decode(path.read_bytes())
+    assert name == path.stem
+    assert as_json(value) == json.loads(path.with_suffix(".json").read_text())
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.avro")), ids=lambda p: p.stem)
+def test_golden_records_still_validate_as_domain_objects(path: Path) -> None:
+    wire = LedgerWire()
+    if ".commands." in path.stem:
+        assert wire.decode_command(path.read_bytes()).command_type == path.stem.rsplit(".", 1)[1]
+    else:
+        assert wire.decode_event(path.read_bytes()).event_type == path.stem.rsplit(".", 1)[1]
+
+
+def expected_avro_type(annotation: Any) -> Any:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return ["null", expected_avro_type(next(a for a in args if a is not type(None)))]
+    if origin is typing.Literal or annotation is str:
+        return "string"
+    if origin is list:
+        item = "velocity.PlannedTask" if args[0] is PlannedTask else expected_avro_type(args[0])
+        return {"type": "array", "items": item}
+    if origin is dict:
+        return {"type": "map", "values": expected_avro_type(args[1])}
+    if annotation is datetime:
+        return {"type": "long", "logicalType": "timestamp-micros"}
+    return {int: "long", bool: "boolean"}[annotation]
+
+
+@pytest.mark.parametrize("name", sorted(ALL_TYPES))
+def test_models_and_schemas_agree_field_by_field(name: str) -> None:
+    declared = json.loads((SCHEMA_DIR / f"{name}.avsc").read_text())
+    meta = "velocity.CommandMeta" if ".commands." in name else "velocity.EventMeta"
+    assert declared["fields"][0] == {"name": "meta", "type": meta}
+    fields = {f["name"]: f["type"] for f in declared["fields"][1:]}
+    model_fields = ALL_TYPES[name].model_fields
+    assert list(fields) == list(model_fields)
+    for field, info in model_fields.items():
+        assert fields[field] == expected_avro_type(info.annotation), field
+
+
+def test_any_avro_library_decodes_a_record_with_only_the_avsc_files() -> None:
+    data = (GOLDEN / "velocity.events.WritebackApproved.avro").read_bytes()
+    schema = load_schema(str(SCHEMA_DIR / "velocity.events.WritebackApproved.avsc"))
+    assert data[:2] == b"\xc3\x01"
+    assert data[2:HEADER_SIZE] == schema_fingerprint(schema)
+    value = schemaless_reader(io.BytesIO(data[HEADER_SIZE:]), schema, None)
+    assert value["decided_by"] == "decided_by-value"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"{}", b"\xc3\x01" + b"\x00" * 8 + b"x", b"\xc3\x01" + b"\x01" * 8],
+    ids=["empty", "json", "unknown-fingerprint", "unknown-fingerprint-no-body"],
+)
+def test_garbage_is_undecodable_with_a_reason(data: bytes) -> None:
+    with pytest.raises(UndecodableRecordError):
+        AvroCodec().decode(data)
+
+
+def test_a_truncated_body_is_undecodable() -> None:
+    data = (GOLDEN / "velocity.events.MissionRequested.avro").read_bytes()
+    with pytest.raises(UndecodableRecordError, match="does not decode"):
+        AvroCodec().decode(data[:-20])
+
+
+def evolved_schemas(tmp_path: Path, new_field: dict[str, Any]) -> Path:
+    """A copy of schemas_avro/ where MissionRequested gained `new_field`, its old
+    version kept in history/ as docs/ledger.md prescribes."""
+    copy = tmp_path / "schemas"
+    shutil.copytree(SCHEMA_DIR, copy)
+    name = "velocity.events.MissionRequested"
+    old = to_parsing_canonical_form(load_schema(str(copy / f"{name}.avsc")))
+    (copy / "history" / f"{name}.v1.avsc").write_text(old)
+    declared = json.loads((copy / f"{name}.avsc").read_text())
+    declared["fields"].append(new_field)
+    (copy / f"{name}.avsc").write_text(json.dumps(declared))
+    return copy
+
+
+def test_adding_a_field_with_a_default_keeps_old_records_decoding(tmp_path: Path) -> None:
+    schemas = evolved_schemas(tmp_path, {"name": "priority", "type": "string", "default": "p2"})
+    data = (GOLDEN / "velocity.events.MissionRequested.avro").read_bytes()
+    name, value = AvroCodec(schemas).decode(data)
+    assert name == "velocity.events.MissionRequested"
+    assert value["priority"] == "p2"
+    assert value["objective"] == "objective-value"
+
+
+def test_adding_a_field_without_a_default_breaks_old_records(tmp_path: Path) -> None:
+    schemas = evolved_schemas(tmp_path, {"name": "priority", "type": "string"})
+    data = (GOLDEN / "velocity.events.MissionRequested.avro").read_bytes()
+    with pytest.raises(UndecodableRecordError):
+        AvroCodec(schemas).decode(data)
