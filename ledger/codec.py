@@ -61,8 +61,8 @@ class AvroCodec:
 
     def _register_historical(self, path: Path) -> None:
         """A previous, self-contained version: used only to read what it once wrote."""
-        schema = parse_schema(json.loads(path.read_text()))
-        self._writers.setdefault(schema_fingerprint(schema), (schema["name"], schema))
+        schema: dict[str, Any] = parse_schema(json.loads(path.read_text()))
+        self._writers.setdefault(schema_fingerprint(schema), (str(schema["name"]), schema))
 
     @property
     def names(self) -> Iterable[str]:
