@@ -61,7 +61,7 @@ class AvroCodec:
 
     def _register_historical(self, path: Path) -> None:
         """A previous, self-contained version: used only to read what it once wrote."""
-        schema: dict[str, Any] = parse_schema(json.loads(path.read_text()))
+        schema: Any = parse_schema(json.loads(path.read_text()))
         self._writers.setdefault(schema_fingerprint(schema), (str(schema["name"]), schema))
 
     @property
