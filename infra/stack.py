@@ -27,6 +27,7 @@ from infra.config import load_settings
 from infra.postgres import EmbeddedPostgres, start_postgres
 from infra.preparation import prepare_infrastructure
 from infra.processes import child_environment, spawn, stop
+from infra.stack_file import write_stack_file
 from infra.structured_logs import configure_logging
 
 RESTART_DELAY_S = 1.0
@@ -136,6 +137,7 @@ def run_stack() -> None:
     broker: EmbeddedBroker | None = None
     database: EmbeddedPostgres | None = None
     supervisor: Supervisor | None = None
+    stack_file: Path | None = None
     try:
         if root.KAFKA_BOOTSTRAP_SERVERS is None:
             broker = start_broker(log_dir / "broker.log")
@@ -154,6 +156,8 @@ def run_stack() -> None:
             COLONY_SERVICE_BASE_URL=str(root.COLONY_SERVICE_BASE_URL).rstrip("/"),
             ROOT_API_BASE_URL=str(colony.ROOT_API_BASE_URL).rstrip("/"),
         )
+        if broker or database:
+            stack_file = write_stack_file(data_dir, bootstrap, database_url)
         supervisor = Supervisor.for_ports(env, root.ROOT_PORT, colony.PORT, log_dir)
         supervisor.start_all()
         root_url = f"http://127.0.0.1:{root.ROOT_PORT}"
@@ -176,6 +180,8 @@ def run_stack() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if supervisor:
             supervisor.stop_all()
+        if stack_file:
+            stack_file.unlink(missing_ok=True)
         if broker:
             broker.stop()
         if database:

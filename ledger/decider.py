@@ -36,6 +36,7 @@ from ledger.step import step
 from ledger.wire import InvalidRecordError, LedgerWire
 
 PartitionStates = dict[str, MissionState]
+COMMIT_INTERVAL_S = 1.0
 
 
 class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -48,6 +49,8 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         self.wire = LedgerWire(AvroCodec())
         self.states: dict[int, PartitionStates] = {}
         self.decided = 0
+        self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._committed_at = 0.0
         self._turn = asyncio.Lock()  # a rebalance waits for the batch in flight
         self.producer = AIOKafkaProducer(acks="all", linger_ms=1, **self.options)
         self.consumer = AIOKafkaConsumer(
@@ -74,25 +77,46 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
                     batch = await self.consumer.getmany(timeout_ms=200)
                     async with self._turn:
                         await self.decide_batch(batch)
+                        await self.commit(force=False)
+                async with self._turn:
+                    await self.commit(force=True)
             finally:
                 await self.consumer.stop()
         finally:
             await self.producer.stop()
 
     async def decide_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Append the events of every command in `batch`, then commit the commands."""
+        """Append the events of every command in `batch`; their offsets become committable
+        once every event is acknowledged."""
         pending: list[Awaitable[Any]] = []
-        commits: dict[TopicPartition, OffsetAndMetadata] = {}
+        decided: dict[TopicPartition, OffsetAndMetadata] = {}
         for partition, records in batch.items():
             if partition.partition not in self.states:
                 continue  # revoked while the batch was fetched; the new owner decides it
             for command_record in records:
                 pending.extend(await self._decide_one(partition.partition, command_record))
-            commits[partition] = OffsetAndMetadata(records[-1].offset + 1, "")
+            decided[partition] = OffsetAndMetadata(records[-1].offset + 1, "")
         if pending:
             await asyncio.gather(*pending)
-        if commits:
-            await self.consumer.commit(commits)
+        self._uncommitted.update(decided)
+
+    async def commit(self, force: bool, only: list[TopicPartition] | None = None) -> None:
+        """Commit decided offsets, at most every COMMIT_INTERVAL_S unless `force`.
+
+        Committing less often than every batch costs a redelivery after a crash, which
+        the command-id dedupe makes harmless, and saves a round trip per batch.
+        """
+        now = asyncio.get_running_loop().time()
+        if not self._uncommitted or (not force and now - self._committed_at < COMMIT_INTERVAL_S):
+            return
+        offsets = {
+            tp: offset for tp, offset in self._uncommitted.items() if only is None or tp in only
+        }
+        if offsets:
+            await self.consumer.commit(offsets)
+        for tp in offsets:
+            self._uncommitted.pop(tp, None)
+        self._committed_at = now
 
     async def _decide_one(self, partition: int, command_record: ConsumerRecord) -> list[Any]:
         try:
@@ -121,6 +145,7 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self._turn:
+            await self.commit(force=True, only=revoked)
             for partition in revoked:
                 self.states.pop(partition.partition, None)
         if revoked:

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from infra.config import CommonSettings
 from infra.preparation import prepare_infrastructure
-from infra.topics import TopicNames
+from infra.processes import child_environment, spawn, stop
+from infra.topics import EVENTS, TopicNames
+from ledger.codec import AvroCodec
 from ledger.commands import Command
 from ledger.decider import Decider
+from ledger.events import RecordedEvent
+from ledger.log_reader import read_to_end
 from ledger.settings import DeciderSettings
 from ledger.wire import LedgerWire
 from projections.projector import Projector
@@ -105,3 +113,66 @@ async def archived(database_url: str, mission_id: str) -> list[asyncpg.Record]:
         )
     finally:
         await connection.close()
+
+
+async def log_events(slice_: Isolated) -> list[RecordedEvent]:
+    """Every event in the slice's events topic, in partition order."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=slice_.bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    wire = LedgerWire()
+    events: list[RecordedEvent] = []
+    try:
+        topic = TopicNames(slice_.topic_prefix).events
+        partitions = [TopicPartition(topic, p) for p in range(EVENTS.partitions)]
+        async for _, records in read_to_end(consumer, partitions):
+            events.extend(wire.decode_event(r.value) for r in records)
+    finally:
+        await consumer.stop()
+    return events
+
+
+async def dead_letters(slice_: Isolated) -> list[dict[str, Any]]:
+    """Every dead letter of the slice, decoded."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=slice_.bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    codec = AvroCodec()
+    letters: list[dict[str, Any]] = []
+    try:
+        topic = TopicNames(slice_.topic_prefix).dead_letters
+        async for _, records in read_to_end(consumer, [TopicPartition(topic, 0)]):
+            letters.extend(codec.decode(r.value)[1] for r in records)
+    finally:
+        await consumer.stop()
+    return letters
+
+
+class DeciderProcess:
+    """`python -m ledger.decider` as a real process, for crash tests."""
+
+    def __init__(self, slice_: Isolated, group: str, log_path: Path) -> None:
+        self.env = child_environment(
+            **slice_.environment(),
+            DECIDER_GROUP_ID=group,
+            KAFKA_SESSION_TIMEOUT_MS="3000",
+            LOG_FORMAT="json",
+        )
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = spawn(
+            [sys.executable, "-m", "ledger.decider"], env=self.env, log_path=self.log_path
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)

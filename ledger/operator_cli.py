@@ -1,0 +1,198 @@
+"""The ledger's operator commands: verify chains, replay a mission's history, restore.
+
+Each returns a process exit code; `infra/cli.py` wires them to `velocity ledger ...`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from infra.config import CommonSettings
+from infra.kafka import client_options
+from infra.progress import Progress
+from infra.topics import EVENTS, TopicNames
+from ledger.audit import BrokenLink, ChainVerifier, compare_heads
+from ledger.events import RecordedEvent
+from ledger.log_reader import read_to_end
+from ledger.restore import restore_log
+from ledger.state import MissionState, evolve
+from ledger.wire import InvalidRecordError, LedgerWire
+
+ARCHIVE_ROWS = """
+SELECT mission_id, sequence, hash, record FROM ledger_events
+WHERE ($1::text IS NULL OR mission_id = $1) ORDER BY mission_id, sequence
+"""
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)  # noqa: T201
+
+
+async def verify(
+    settings: CommonSettings,
+    bootstrap: str,
+    database_url: str,
+    mission_id: str | None,
+    archive_only: bool,
+) -> int:
+    """Check every chain in the archive, then in the topic, then that both agree."""
+    wire = LedgerWire()
+    connection = await asyncpg.connect(database_url)
+    try:
+        total = await connection.fetchval(
+            "SELECT count(*) FROM ledger_events WHERE ($1::text IS NULL OR mission_id = $1)",
+            mission_id,
+        )
+        archive, problems = await _verify_archive(connection, wire, mission_id, total)
+    finally:
+        await connection.close()
+    if not archive_only:
+        names = TopicNames(settings.KAFKA_TOPIC_PREFIX)
+        log = ChainVerifier("log")
+        async for event in _log_events(client_options(settings, bootstrap), names, wire):
+            if mission_id is None or event.meta.mission_id == mission_id:
+                broken = log.check(event)
+                if broken:
+                    problems.append(broken)
+        problems.extend(compare_heads(archive, log))
+    return _report(archive, problems)
+
+
+async def _verify_archive(
+    connection: asyncpg.Connection, wire: LedgerWire, mission_id: str | None, total: int
+) -> tuple[ChainVerifier, list[BrokenLink]]:
+    verifier = ChainVerifier("archive")
+    problems: list[BrokenLink] = []
+    progress = Progress("verified archive events", total)
+    async with connection.transaction():
+        async for row in connection.cursor(ARCHIVE_ROWS, mission_id, prefetch=2_000):
+            progress.advance()
+            try:
+                event = wire.decode_event(row["record"])
+            except InvalidRecordError as error:
+                problems.append(
+                    BrokenLink("archive", row["mission_id"], row["sequence"], str(error))
+                )
+                continue
+            if (event.meta.sequence, event.meta.hash) != (row["sequence"], row["hash"]):
+                problems.append(
+                    BrokenLink(
+                        "archive",
+                        row["mission_id"],
+                        row["sequence"],
+                        "columns differ from the archived record bytes",
+                    )
+                )
+            broken = verifier.check(event)
+            if broken:
+                problems.append(broken)
+    progress.finish()
+    return verifier, problems
+
+
+async def _log_events(
+    options: dict[str, Any], names: TopicNames, wire: LedgerWire
+) -> AsyncIterator[RecordedEvent]:
+    consumer = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50, **options)
+    await consumer.start()
+    progress = Progress("verified log events")
+    try:
+        partitions = [TopicPartition(names.events, p) for p in range(EVENTS.partitions)]
+        async for _, records in read_to_end(consumer, partitions):
+            for item in records:
+                progress.advance()
+                yield wire.decode_event(item.value or b"")
+    finally:
+        progress.finish()
+        await consumer.stop()
+
+
+def _report(archive: ChainVerifier, problems: list[BrokenLink]) -> int:
+    missions = len(archive.heads)
+    if not problems:
+        print(f"ok: {missions} missions, {archive.checked} events, every chain intact")  # noqa: T201
+        return 0
+    print(f"BROKEN: first bad link: {problems[0]}")  # noqa: T201
+    for problem in problems[1:20]:
+        print(f"  also: {problem}")  # noqa: T201
+    if len(problems) > 20:
+        print(f"  … and {len(problems) - 20} more")  # noqa: T201
+    return 1
+
+
+async def replay(database_url: str, mission_id: str, as_of: datetime | None, as_json: bool) -> int:
+    """Print a mission's history from the archive and the state folded as of `as_of`."""
+    wire = LedgerWire()
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT record FROM ledger_events WHERE mission_id = $1"
+            " AND ($2::timestamptz IS NULL OR occurred_at <= $2) ORDER BY sequence",
+            mission_id,
+            as_of,
+        )
+    finally:
+        await connection.close()
+    if not rows:
+        _say(f"velocity: no events for mission {mission_id}" + (f" as of {as_of}" if as_of else ""))
+        return 1
+    events = [wire.decode_event(row["record"]) for row in rows]
+    state = MissionState(mission_id=mission_id)
+    for event in events:
+        state = evolve(state, event)
+    if as_json:
+        document = {
+            "mission_id": mission_id,
+            "as_of": as_of.isoformat() if as_of else None,
+            "events": [
+                {"meta": e.meta.model_dump(mode="json"), "data": e.body.model_dump(mode="json")}
+                for e in events
+            ],
+            "state": state.model_dump(mode="json"),
+        }
+        print(json.dumps(document, indent=2, sort_keys=True))  # noqa: T201
+        return 0
+    for event in events:
+        meta = event.meta
+        data = json.dumps(event.body.model_dump(mode="json"), sort_keys=True)
+        print(  # noqa: T201
+            f"{meta.sequence:>5}  {meta.occurred_at.isoformat()}  {meta.event_type:<24}"
+            f" {meta.actor:<18} {meta.hash[:12]}  {data[:120]}"
+        )
+    print(  # noqa: T201
+        f"\nstate as of {as_of.isoformat() if as_of else 'now'}: status={state.status}"
+        f" stage={state.stage} sequence={state.sequence} tokens={state.tokens_used}"
+        f" writebacks={ {k: v.status for k, v in state.writebacks.items()} }"
+    )
+    return 0
+
+
+async def restore(settings: CommonSettings, bootstrap: str, database_url: str) -> int:
+    """Republish archived events the broker's log lacks."""
+    names = TopicNames(settings.KAFKA_TOPIC_PREFIX)
+    connection = await asyncpg.connect(database_url)
+    progress = Progress("restored events")
+    try:
+        done = await restore_log(
+            client_options(settings, bootstrap),
+            names,
+            connection,
+            lambda count, total: _advance_to(progress, count, total),
+        )
+    finally:
+        await connection.close()
+    progress.finish()
+    print(f"restored {done} events into {names.events}")  # noqa: T201
+    return 0
+
+
+def _advance_to(progress: Progress, done: int, total: int) -> None:
+    progress.total = total
+    progress.advance(done - progress.done)
