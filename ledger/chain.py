@@ -21,16 +21,31 @@ EVENT_ID_NAMESPACE = uuid.UUID("6f1d9c3e-8a57-4c1b-9e0a-3d5b7f2c4a10")
 
 
 def event_id_for(command_id: str, index: int) -> str:
-    """Deterministic event id: the same command always yields the same event ids."""
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{command_id}/{index}"))
+    """Deterministic event id: the same command always yields the same event ids.
+
+    A UUID (version 5 layout) from sha1 of namespace + "command_id/index", built by
+    hand because uuid.uuid5 is a measurable share of the decider's hot path.
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE + f"{command_id}/{index}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_NAMESPACE = EVENT_ID_NAMESPACE.bytes
 
 
 def canonical_bytes(meta: EventMeta, body: EventBody) -> bytes:
     """The bytes the hash covers: everything about the event except its own hash."""
+    return _canonical(meta.model_dump(mode="json", exclude={"hash"}), body)
+
+
+def _canonical(meta_json: dict[str, object], body: EventBody) -> bytes:
     document = {
         "data": body.model_dump(mode="json"),
-        "meta": meta.model_dump(mode="json", exclude={"hash"}),
-        "type": meta.event_type,
+        "meta": meta_json,
+        "type": meta_json["event_type"],
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -46,23 +61,24 @@ def record(
     """Stamp `bodies` as the next events of the mission `state` describes."""
     recorded = []
     prev_hash = state.last_hash
+    occurred_at = now.isoformat().replace("+00:00", "Z")
     for index, body in enumerate(bodies):
-        unsigned = EventMeta(
-            event_id=event_id_for(command.meta.command_id, index),
-            mission_id=state.mission_id,
-            sequence=state.sequence + 1 + index,
-            event_type=type(body).__name__,
-            occurred_at=now,
-            causation_id=command.meta.command_id,
-            correlation_id=command.meta.correlation_id,
-            trace_id=command.meta.trace_id,
-            actor=command.meta.actor,
-            prev_hash=prev_hash,
-            hash="",
-        )
-        meta = unsigned.model_copy(update={"hash": link_hash(prev_hash, unsigned, body)})
+        fields: dict[str, object] = {
+            "event_id": event_id_for(command.meta.command_id, index),
+            "mission_id": state.mission_id,
+            "sequence": state.sequence + 1 + index,
+            "event_type": type(body).__name__,
+            "occurred_at": occurred_at,
+            "causation_id": command.meta.command_id,
+            "correlation_id": command.meta.correlation_id,
+            "trace_id": command.meta.trace_id,
+            "actor": command.meta.actor,
+            "prev_hash": prev_hash,
+        }
+        digest = hashlib.sha256(prev_hash.encode() + _canonical(fields, body)).hexdigest()
+        meta = EventMeta(**(fields | {"occurred_at": now, "hash": digest}))
         recorded.append(RecordedEvent(meta=meta, body=body))
-        prev_hash = meta.hash
+        prev_hash = digest
     return recorded
 
 

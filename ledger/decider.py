@@ -11,7 +11,6 @@ causation ids make a redelivered command append nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +28,7 @@ from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
+from ledger.events import CommandRejected
 from ledger.log_reader import read_to_end
 from ledger.settings import DeciderSettings
 from ledger.state import MissionState, evolve
@@ -37,6 +37,7 @@ from ledger.wire import InvalidRecordError, LedgerWire
 
 PartitionStates = dict[str, MissionState]
 COMMIT_INTERVAL_S = 1.0
+MAX_IN_FLIGHT = 20_000  # unacknowledged events before the decider waits for the broker
 
 
 class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -50,9 +51,14 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         self.states: dict[int, PartitionStates] = {}
         self.decided = 0
         self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._in_flight: list[tuple[dict[TopicPartition, OffsetAndMetadata], list[Any]]] = []
+        self._sending = 0
         self._committed_at = 0.0
         self._turn = asyncio.Lock()  # a rebalance waits for the batch in flight
-        self.producer = AIOKafkaProducer(acks="all", linger_ms=1, **self.options)
+        # a batch's events are awaited together, so lingering a few ms only fills batches
+        self.producer = AIOKafkaProducer(
+            acks="all", linger_ms=5, max_batch_size=512 * 1024, **self.options
+        )
         self.consumer = AIOKafkaConsumer(
             group_id=settings.DECIDER_GROUP_ID,
             enable_auto_commit=False,
@@ -77,8 +83,10 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
                     batch = await self.consumer.getmany(timeout_ms=200)
                     async with self._turn:
                         await self.decide_batch(batch)
+                        await self.settle(everything=self._sending > MAX_IN_FLIGHT)
                         await self.commit(force=False)
                 async with self._turn:
+                    await self.settle(everything=True)
                     await self.commit(force=True)
             finally:
                 await self.consumer.stop()
@@ -86,19 +94,38 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.producer.stop()
 
     async def decide_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Append the events of every command in `batch`; their offsets become committable
-        once every event is acknowledged."""
-        pending: list[Awaitable[Any]] = []
+        """Send the events of every command in `batch`.
+
+        The acknowledgements are not awaited here: the next batch is decided while
+        these are in flight (the state already holds their events). Only `settle` makes
+        the batch's offsets committable, once every one of its events is acknowledged.
+        """
+        sends: list[asyncio.Future[Any]] = []
         decided: dict[TopicPartition, OffsetAndMetadata] = {}
         for partition, records in batch.items():
             if partition.partition not in self.states:
                 continue  # revoked while the batch was fetched; the new owner decides it
             for command_record in records:
-                pending.extend(await self._decide_one(partition.partition, command_record))
+                sends.extend(await self._decide_one(partition.partition, command_record))
             decided[partition] = OffsetAndMetadata(records[-1].offset + 1, "")
-        if pending:
-            await asyncio.gather(*pending)
-        self._uncommitted.update(decided)
+        if decided:
+            self._in_flight.append((decided, sends))
+            self._sending += len(sends)
+
+    async def settle(self, everything: bool) -> None:
+        """Make acknowledged batches' offsets committable, oldest first.
+
+        With `everything`, wait for every batch in flight. A failed send raises: the
+        process stops without committing, and its restart re-decides from the log.
+        """
+        while self._in_flight:
+            offsets, sends = self._in_flight[0]
+            if not everything and not all(send.done() for send in sends):
+                return
+            await asyncio.gather(*sends)
+            self._uncommitted.update(offsets)
+            self._sending -= len(sends)
+            self._in_flight.pop(0)
 
     async def commit(self, force: bool, only: list[TopicPartition] | None = None) -> None:
         """Commit decided offsets, at most every COMMIT_INTERVAL_S unless `force`.
@@ -137,14 +164,15 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
                 )
             )
         self.decided += 1
-        if events:
-            logger.bind(mission_id=mission_id, trace_id=command.meta.trace_id).debug(
-                "{} -> {}", command.command_type, [e.event_type for e in events]
+        if events and isinstance(events[-1].body, CommandRejected):
+            logger.bind(mission_id=mission_id, trace_id=command.meta.trace_id).info(
+                "{} rejected: {}", command.command_type, events[-1].body.reason
             )
         return sends
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self._turn:
+            await self.settle(everything=True)
             await self.commit(force=True, only=revoked)
             for partition in revoked:
                 self.states.pop(partition.partition, None)
@@ -156,34 +184,40 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
             self.states.update(await self.rebuild([tp.partition for tp in assigned]))
 
     async def rebuild(self, partitions: list[int]) -> dict[int, PartitionStates]:
-        """Fold every event of `partitions` of `mission.events` into mission states."""
-        started = asyncio.get_running_loop().time()
-        states: dict[int, PartitionStates] = {p: {} for p in partitions}
-        if not partitions:
-            return states
-        reader = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50, **self.options)
-        await reader.start()
-        count = 0
-        try:
-            tps = [TopicPartition(self.topics.events, p) for p in partitions]
-            async for tp, records in read_to_end(reader, tps):
-                for event_record in records:
-                    event = self.wire.decode_event(event_record.value or b"")
-                    missions = states[tp.partition]
-                    mission_id = event.meta.mission_id
-                    current = missions.get(mission_id) or MissionState(mission_id=mission_id)
-                    missions[mission_id] = evolve(current, event)
-                    count += 1
-        finally:
-            await reader.stop()
-        logger.info(
-            "decider rebuilt partitions {}: {} missions from {} events in {:.2f}s",
-            sorted(partitions),
-            sum(len(m) for m in states.values()),
-            count,
-            asyncio.get_running_loop().time() - started,
-        )
+        return await rebuild_states(self.options, self.topics.events, partitions, self.wire)
+
+
+async def rebuild_states(
+    options: dict[str, Any], events_topic: str, partitions: list[int], wire: LedgerWire
+) -> dict[int, PartitionStates]:
+    """Fold every event of `partitions` of the events topic into mission states."""
+    started = asyncio.get_running_loop().time()
+    states: dict[int, PartitionStates] = {p: {} for p in partitions}
+    if not partitions:
         return states
+    reader = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50, **options)
+    await reader.start()
+    count = 0
+    try:
+        tps = [TopicPartition(events_topic, p) for p in partitions]
+        async for tp, records in read_to_end(reader, tps):
+            missions = states[tp.partition]
+            for event_record in records:
+                event = wire.decode_event(event_record.value or b"")
+                mission_id = event.meta.mission_id
+                current = missions.get(mission_id) or MissionState(mission_id=mission_id)
+                missions[mission_id] = evolve(current, event)
+            count += len(records)
+    finally:
+        await reader.stop()
+    logger.info(
+        "decider rebuilt partitions {}: {} missions from {} events in {:.2f}s",
+        sorted(partitions),
+        sum(len(m) for m in states.values()),
+        count,
+        asyncio.get_running_loop().time() - started,
+    )
+    return states
 
 
 async def serve(settings: DeciderSettings, stop: asyncio.Event) -> None:

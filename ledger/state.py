@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import singledispatch
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -114,176 +114,171 @@ class MissionState(BaseModel):
         return [w for w, s in self.writebacks.items() if s.status in OPEN_WRITEBACK]
 
 
+Changes = dict[str, Any]
+
+
 def evolve(state: MissionState, event: RecordedEvent) -> MissionState:
-    """The state after `event`: position, hash and applied command ids, then the body."""
-    moved = state.model_copy(
-        update={
-            "sequence": event.meta.sequence,
-            "last_hash": event.meta.hash,
-            "applied_commands": state.applied_commands | {event.meta.causation_id},
-        }
-    )
-    return apply(event.body, moved, event.meta.occurred_at)
+    """The state after `event`: position, hash and applied command ids, then the body.
+
+    One copy per event: `apply` returns the body's changes rather than a new state,
+    which keeps the decider's hot path to a single model copy.
+    """
+    position: Changes = {
+        "sequence": event.meta.sequence,
+        "last_hash": event.meta.hash,
+        "applied_commands": state.applied_commands | {event.meta.causation_id},
+    }
+    return state.model_copy(update=position | apply(event.body, state, event.meta.occurred_at))
 
 
-def _to(state: MissionState, status: MissionStatus, stage: str, at: datetime) -> MissionState:
-    return state.model_copy(update={"status": status, "stage": stage, "status_since": at})
+def _to(status: MissionStatus, stage: str, at: datetime) -> Changes:
+    return {"status": status, "stage": stage, "status_since": at}
 
 
-def _task(state: MissionState, task_id: str, **changes: object) -> MissionState:
+def _task(state: MissionState, task_id: str, **changes: object) -> Changes:
     task = state.tasks.get(task_id) or TaskState(kind="unknown")
-    tasks = {**state.tasks, task_id: task.model_copy(update=changes)}
-    return state.model_copy(update={"tasks": tasks})
+    return {"tasks": {**state.tasks, task_id: task.model_copy(update=changes)}}
 
 
-def _writeback(state: MissionState, writeback_id: str, **changes: object) -> MissionState:
+def _writeback(state: MissionState, writeback_id: str, **changes: object) -> Changes:
     current = state.writebacks.get(writeback_id) or WritebackState()
     writebacks = {**state.writebacks, writeback_id: current.model_copy(update=changes)}
-    settled = state.model_copy(update={"writebacks": writebacks})
-    if settled.status == "awaiting_approval" and not any(
+    if state.status == "awaiting_approval" and not any(
         w.status == "awaiting_approval" for w in writebacks.values()
     ):
-        return settled.model_copy(update={"status": "in_review", "stage": "writeback"})
-    return settled
+        return {"writebacks": writebacks, "status": "in_review", "stage": "writeback"}
+    return {"writebacks": writebacks}
 
 
 @singledispatch
-def apply(body: EventBody, state: MissionState, at: datetime) -> MissionState:
-    """Event-type specific part of `evolve`; types without one change nothing else."""
-    return state
+def apply(body: EventBody, state: MissionState, at: datetime) -> Changes:
+    """Event-type specific part of `evolve`: the fields the event changes."""
+    return {}
 
 
 @apply.register
-def _requested(body: MissionRequested, state: MissionState, at: datetime) -> MissionState:
-    opened = state.model_copy(
-        update={
-            "mission_type": body.mission_type,
-            "mode": body.mode,
-            "token_budget": body.token_budget,
-            "time_budget_ms": body.time_budget_ms,
-        }
-    )
-    return _to(opened, "requested", "intake", at)
+def _requested(body: MissionRequested, state: MissionState, at: datetime) -> Changes:
+    return {
+        "mission_type": body.mission_type,
+        "mode": body.mode,
+        "token_budget": body.token_budget,
+        "time_budget_ms": body.time_budget_ms,
+    } | _to("requested", "intake", at)
 
 
 @apply.register
-def _planning(body: PlanningStarted, state: MissionState, at: datetime) -> MissionState:
-    return _to(state, "planning", "planning", at)
+def _planning(body: PlanningStarted, state: MissionState, at: datetime) -> Changes:
+    return _to("planning", "planning", at)
 
 
 @apply.register
-def _planned(body: MissionPlanned, state: MissionState, at: datetime) -> MissionState:
+def _planned(body: MissionPlanned, state: MissionState, at: datetime) -> Changes:
     tasks = {task.task_id: TaskState(kind=task.kind) for task in body.tasks}
-    return _to(state.model_copy(update={"tasks": tasks}), "running", "tasks", at)
+    return {"tasks": tasks} | _to("running", "tasks", at)
 
 
 @apply.register
-def _task_started(body: TaskStarted, state: MissionState, at: datetime) -> MissionState:
+def _task_started(body: TaskStarted, state: MissionState, at: datetime) -> Changes:
     return _task(state, body.task_id, status="running", attempt=body.attempt)
 
 
 @apply.register
-def _task_succeeded(body: TaskSucceeded, state: MissionState, at: datetime) -> MissionState:
-    done = _task(state, body.task_id, status="succeeded")
-    return done.model_copy(
-        update={
-            "tokens_used": state.tokens_used + body.tokens_used,
-            "time_used_ms": state.time_used_ms + body.duration_ms,
-            "artifacts": state.artifacts | set(body.artifact_hashes),
-        }
-    )
+def _task_succeeded(body: TaskSucceeded, state: MissionState, at: datetime) -> Changes:
+    return _task(state, body.task_id, status="succeeded") | {
+        "tokens_used": state.tokens_used + body.tokens_used,
+        "time_used_ms": state.time_used_ms + body.duration_ms,
+        "artifacts": state.artifacts | set(body.artifact_hashes),
+    }
 
 
 @apply.register
-def _task_failed(body: TaskFailed, state: MissionState, at: datetime) -> MissionState:
+def _task_failed(body: TaskFailed, state: MissionState, at: datetime) -> Changes:
     return _task(state, body.task_id, status="failed")
 
 
 @apply.register
-def _task_timed_out(body: TaskTimedOut, state: MissionState, at: datetime) -> MissionState:
+def _task_timed_out(body: TaskTimedOut, state: MissionState, at: datetime) -> Changes:
     return _task(state, body.task_id, status="timed_out")
 
 
 @apply.register
-def _task_retried(body: TaskRetried, state: MissionState, at: datetime) -> MissionState:
+def _task_retried(body: TaskRetried, state: MissionState, at: datetime) -> Changes:
     return _task(state, body.task_id, status="planned")
 
 
 @apply.register
-def _artifact(body: ArtifactRecorded, state: MissionState, at: datetime) -> MissionState:
-    return state.model_copy(update={"artifacts": state.artifacts | {body.content_hash}})
+def _artifact(body: ArtifactRecorded, state: MissionState, at: datetime) -> Changes:
+    return {"artifacts": state.artifacts | {body.content_hash}}
 
 
 @apply.register
-def _budget(body: BudgetUsed, state: MissionState, at: datetime) -> MissionState:
-    return state.model_copy(
-        update={"tokens_used": body.tokens_total, "time_used_ms": body.time_total_ms}
-    )
+def _budget(body: BudgetUsed, state: MissionState, at: datetime) -> Changes:
+    return {"tokens_used": body.tokens_total, "time_used_ms": body.time_total_ms}
 
 
 @apply.register
-def _review(body: ReviewStarted, state: MissionState, at: datetime) -> MissionState:
-    return _to(state, "in_review", "review", at)
+def _review(body: ReviewStarted, state: MissionState, at: datetime) -> Changes:
+    return _to("in_review", "review", at)
 
 
 @apply.register
-def _packet(body: ReviewerPacketRecorded, state: MissionState, at: datetime) -> MissionState:
-    return state.model_copy(update={"verdict": body.verdict})
+def _packet(body: ReviewerPacketRecorded, state: MissionState, at: datetime) -> Changes:
+    return {"verdict": body.verdict}
 
 
 @apply.register
-def _proposed(body: WritebackProposed, state: MissionState, at: datetime) -> MissionState:
+def _proposed(body: WritebackProposed, state: MissionState, at: datetime) -> Changes:
     return _writeback(state, body.writeback_id, status="awaiting_approval")
 
 
 @apply.register
-def _approval(body: ApprovalRequested, state: MissionState, at: datetime) -> MissionState:
-    return _to(state, "awaiting_approval", "approval", at)
+def _approval(body: ApprovalRequested, state: MissionState, at: datetime) -> Changes:
+    return _to("awaiting_approval", "approval", at)
 
 
 @apply.register
-def _approved(body: WritebackApproved, state: MissionState, at: datetime) -> MissionState:
+def _approved(body: WritebackApproved, state: MissionState, at: datetime) -> Changes:
     return _writeback(state, body.writeback_id, status="approved", approved_by=body.decided_by)
 
 
 @apply.register
-def _rejected_wb(body: WritebackRejected, state: MissionState, at: datetime) -> MissionState:
+def _rejected_wb(body: WritebackRejected, state: MissionState, at: datetime) -> Changes:
     return _writeback(state, body.writeback_id, status="rejected")
 
 
 @apply.register
-def _executed(body: WritebackExecuted, state: MissionState, at: datetime) -> MissionState:
+def _executed(body: WritebackExecuted, state: MissionState, at: datetime) -> Changes:
     return _writeback(state, body.writeback_id, status="executed")
 
 
 @apply.register
-def _execution_failed(body: WritebackFailed, state: MissionState, at: datetime) -> MissionState:
+def _execution_failed(body: WritebackFailed, state: MissionState, at: datetime) -> Changes:
     return _writeback(state, body.writeback_id, status="execution_failed")
 
 
 @apply.register
-def _completed(body: MissionCompleted, state: MissionState, at: datetime) -> MissionState:
-    return _to(state, "completed", "done", at)
+def _completed(body: MissionCompleted, state: MissionState, at: datetime) -> Changes:
+    return _to("completed", "done", at)
 
 
 @apply.register
-def _failed(body: MissionFailed, state: MissionState, at: datetime) -> MissionState:
-    return _to(state, "failed", body.stage, at)
+def _failed(body: MissionFailed, state: MissionState, at: datetime) -> Changes:
+    return _to("failed", body.stage, at)
 
 
 @apply.register
-def _cancelled(body: MissionCancelled, state: MissionState, at: datetime) -> MissionState:
-    return _to(state, "cancelled", body.stage, at)
+def _cancelled(body: MissionCancelled, state: MissionState, at: datetime) -> Changes:
+    return _to("cancelled", body.stage, at)
 
 
 @apply.register
-def _timed_out(body: MissionTimedOut, state: MissionState, at: datetime) -> MissionState:
-    return _to(state, "timed_out", body.stage, at)
+def _timed_out(body: MissionTimedOut, state: MissionState, at: datetime) -> Changes:
+    return _to("timed_out", body.stage, at)
 
 
 @apply.register
-def _replayed(body: MissionReplayRequested, state: MissionState, at: datetime) -> MissionState:
-    return state.model_copy(update={"replayed_as": (*state.replayed_as, body.new_mission_id)})
+def _replayed(body: MissionReplayRequested, state: MissionState, at: datetime) -> Changes:
+    return {"replayed_as": (*state.replayed_as, body.new_mission_id)}
 
 
 def fold(mission_id: str, events: list[RecordedEvent]) -> MissionState:

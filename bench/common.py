@@ -1,0 +1,71 @@
+"""Shared set-up for benchmarks: embedded infrastructure and a fresh topic slice."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from infra.broker import start_broker
+from infra.config import CommonSettings
+from infra.structured_logs import configure_logging
+from infra.postgres import start_postgres
+from infra.topics import TopicNames, provision_topics
+
+
+@dataclass(frozen=True)
+class BenchInfra:
+    bootstrap_servers: str
+    database_url: str
+
+
+@contextmanager
+def embedded_infrastructure() -> Iterator[BenchInfra]:
+    """A broker and PostgreSQL for one benchmark run, stopped afterwards.
+
+    Logging is set to WARNING: per-record debug lines would measure the terminal.
+    """
+    configure_logging(CommonSettings(LOG_LEVEL="WARNING"), "bench")
+    data_dir = Path(tempfile.mkdtemp(prefix="velocity-bench-"))
+    broker = start_broker(data_dir / "broker.log")
+    database = start_postgres(data_dir, data_dir / "pg.log", durable=False)
+    try:
+        yield BenchInfra(broker.bootstrap_servers, database.url)
+    finally:
+        broker.stop()
+        database.stop()
+
+
+async def fresh_topics(bootstrap_servers: str) -> TopicNames:
+    names = TopicNames(f"b{uuid.uuid4().hex[:8]}.")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        await provision_topics(admin, names)
+    finally:
+        await admin.close()
+    return names
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+async def wait_until(predicate, timeout_s: float = 600) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark did not finish in time")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,155 @@
+"""bench/ledger: commands decided per second vs the raw aiokafka consume+produce path.
+
+100k commands over 1,000 missions (a RequestMission then budget-use records each,
+all accepted). Raw path: the same records consumed and produced to another topic with
+plain aiokafka, acks=all, no decoding. Also the restart time: a new decider rebuilding
+state from the 100k events. Run with `make bench` (or `python -m bench.ledger N`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.common import Stopwatch, embedded_infrastructure, fresh_topics, wait_until
+from infra.topics import COMMANDS, TopicNames
+from ledger.commands import Command, CommandMeta, RecordBudgetUse, RequestMission
+from ledger.decider import Decider, rebuild_states
+from ledger.settings import DeciderSettings
+from ledger.wire import LedgerWire
+
+MISSIONS = 1_000
+
+
+def commands(total: int) -> list[Command]:
+    per_mission = total // MISSIONS
+    now = datetime.now(UTC)
+    out = []
+    for _ in range(MISSIONS):
+        mission_id = str(uuid.uuid4())
+        for i in range(per_mission):
+            body = (
+                RequestMission(
+                    mission_type="oracle",
+                    mode="assisted",
+                    objective="bench",
+                    environment="local",
+                    time_budget_ms=10**12,
+                    token_budget=10**12,
+                )
+                if i == 0
+                else RecordBudgetUse(tokens=1, time_ms=1)
+            )
+            meta = CommandMeta(
+                command_id=f"{mission_id}/{i}",
+                mission_id=mission_id,
+                issued_at=now,
+                correlation_id=mission_id,
+                trace_id="0" * 32,
+                actor="bench",
+            )
+            out.append(Command(meta=meta, body=body))
+    return out
+
+
+async def fill(bootstrap: str, names: TopicNames, stream: list[Command]) -> None:
+    wire = LedgerWire()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        sends = []
+        for item in stream:
+            record = wire.encode_command(item)
+            sends.append(
+                await producer.send(
+                    names.commands, record.value, record.key, headers=record.headers
+                )
+            )
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+
+
+async def raw_pass(bootstrap: str, names: TopicNames, total: int) -> float:
+    """Consume every command record and produce it to another topic; seconds taken."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    await consumer.start()
+    await producer.start()
+    try:
+        partitions = [TopicPartition(names.commands, p) for p in range(COMMANDS.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        clock = Stopwatch()
+        seen = 0
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=200)
+            sends = []
+            for tp, records in batch.items():
+                for record in records:
+                    sends.append(
+                        await producer.send(
+                            names.metrics, record.value, record.key, tp.partition % 3
+                        )
+                    )
+                seen += len(records)
+            await asyncio.gather(*sends)
+        return clock.seconds
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def decider_pass(bootstrap: str, names: TopicNames, total: int) -> tuple[float, float]:
+    """(seconds to decide everything, seconds a new decider takes to rebuild its state)."""
+    settings = DeciderSettings(
+        KAFKA_TOPIC_PREFIX=names.prefix,
+        DECIDER_GROUP_ID=f"bench-{uuid.uuid4().hex[:6]}",
+        KAFKA_SESSION_TIMEOUT_MS=6_000,
+    )
+    decider = Decider(settings, bootstrap)
+    stop = asyncio.Event()
+    running = asyncio.create_task(decider.run(stop))
+    await wait_until(lambda: decider.decided > 0)
+    clock = Stopwatch()
+    started_at = decider.decided
+    await wait_until(lambda: decider.decided >= total)
+    seconds = clock.seconds * total / max(total - started_at, 1)
+    stop.set()
+    await running
+    rebuild = Stopwatch()
+    options = {"bootstrap_servers": bootstrap}
+    partitions = list(range(COMMANDS.partitions))
+    states = await rebuild_states(options, names.events, partitions, LedgerWire())
+    rebuild_s = rebuild.seconds
+    assert sum(len(s) for s in states.values()) == MISSIONS
+    return seconds, rebuild_s
+
+
+async def measure(bootstrap: str, total: int) -> None:
+    names = await fresh_topics(bootstrap)
+    stream = commands(total)
+    total = len(stream)
+    print(f"filling {total:,} commands over {MISSIONS:,} missions …", file=sys.stderr)
+    await fill(bootstrap, names, stream)
+    raw_s = await raw_pass(bootstrap, names, total)
+    decided_s, rebuild_s = await decider_pass(bootstrap, names, total)
+    raw_rate, decider_rate = total / raw_s, total / decided_s
+    print(f"raw aiokafka consume+produce: {raw_rate:>10,.0f} records/s ({raw_s:.1f}s)")
+    print(f"decider:                      {decider_rate:>10,.0f} commands/s ({decided_s:.1f}s)")
+    print(f"ratio decider/raw:            {decider_rate / raw_rate:>10.2f} (aim: >= 0.33)")
+    print(f"restart (state rebuild) of {total:,} events: {rebuild_s:.1f}s")
+
+
+def main() -> None:
+    total = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    with embedded_infrastructure() as infra:
+        asyncio.run(measure(infra.bootstrap_servers, total))
+
+
+if __name__ == "__main__":
+    main()
