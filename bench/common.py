@@ -15,8 +15,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.broker import start_broker
 from infra.config import CommonSettings
-from infra.structured_logs import configure_logging
 from infra.postgres import start_postgres
+from infra.structured_logs import configure_logging
 from infra.topics import TopicNames, provision_topics
 
 
