@@ -128,11 +128,39 @@ def evolve(state: MissionState, event: RecordedEvent) -> MissionState:
         "last_hash": event.meta.hash,
         "applied_commands": state.applied_commands | {event.meta.causation_id},
     }
-    return state.model_copy(update=position | apply(event.body, state, event.meta.occurred_at))
+    changes = position | apply(event.body, state, event.meta.occurred_at)
+    moved = status_change(event.body)
+    if moved is not None:
+        changes |= {"status": moved[0], "stage": moved[1], "status_since": event.meta.occurred_at}
+    return state.model_copy(update=changes)
 
 
-def _to(status: MissionStatus, stage: str, at: datetime) -> Changes:
-    return {"status": status, "stage": stage, "status_since": at}
+STATUS_AFTER: dict[type[EventBody], tuple[MissionStatus, str]] = {
+    MissionRequested: ("requested", "intake"),
+    PlanningStarted: ("planning", "planning"),
+    MissionPlanned: ("running", "tasks"),
+    ReviewStarted: ("in_review", "review"),
+    ApprovalRequested: ("awaiting_approval", "approval"),
+    MissionCompleted: ("completed", "done"),
+}
+STUCK_IN_STAGE: dict[type[EventBody], MissionStatus] = {
+    MissionFailed: "failed",
+    MissionCancelled: "cancelled",
+    MissionTimedOut: "timed_out",
+}
+
+
+def status_change(body: EventBody) -> tuple[MissionStatus, str] | None:
+    """The (status, stage) an event moves its mission to, if it moves it.
+
+    Terminal failures keep the stage the mission was in, which the event records.
+    The missions projection uses this too, so the view and the decider agree.
+    """
+    if type(body) in STATUS_AFTER:
+        return STATUS_AFTER[type(body)]
+    if type(body) in STUCK_IN_STAGE:
+        return STUCK_IN_STAGE[type(body)], str(getattr(body, "stage", "none"))
+    return None
 
 
 def _task(state: MissionState, task_id: str, **changes: object) -> Changes:
@@ -163,18 +191,12 @@ def _requested(body: MissionRequested, state: MissionState, at: datetime) -> Cha
         "mode": body.mode,
         "token_budget": body.token_budget,
         "time_budget_ms": body.time_budget_ms,
-    } | _to("requested", "intake", at)
-
-
-@apply.register
-def _planning(body: PlanningStarted, state: MissionState, at: datetime) -> Changes:
-    return _to("planning", "planning", at)
+    }
 
 
 @apply.register
 def _planned(body: MissionPlanned, state: MissionState, at: datetime) -> Changes:
-    tasks = {task.task_id: TaskState(kind=task.kind) for task in body.tasks}
-    return {"tasks": tasks} | _to("running", "tasks", at)
+    return {"tasks": {task.task_id: TaskState(kind=task.kind) for task in body.tasks}}
 
 
 @apply.register
@@ -217,11 +239,6 @@ def _budget(body: BudgetUsed, state: MissionState, at: datetime) -> Changes:
 
 
 @apply.register
-def _review(body: ReviewStarted, state: MissionState, at: datetime) -> Changes:
-    return _to("in_review", "review", at)
-
-
-@apply.register
 def _packet(body: ReviewerPacketRecorded, state: MissionState, at: datetime) -> Changes:
     return {"verdict": body.verdict}
 
@@ -229,11 +246,6 @@ def _packet(body: ReviewerPacketRecorded, state: MissionState, at: datetime) -> 
 @apply.register
 def _proposed(body: WritebackProposed, state: MissionState, at: datetime) -> Changes:
     return _writeback(state, body.writeback_id, status="awaiting_approval")
-
-
-@apply.register
-def _approval(body: ApprovalRequested, state: MissionState, at: datetime) -> Changes:
-    return _to("awaiting_approval", "approval", at)
 
 
 @apply.register
@@ -254,26 +266,6 @@ def _executed(body: WritebackExecuted, state: MissionState, at: datetime) -> Cha
 @apply.register
 def _execution_failed(body: WritebackFailed, state: MissionState, at: datetime) -> Changes:
     return _writeback(state, body.writeback_id, status="execution_failed")
-
-
-@apply.register
-def _completed(body: MissionCompleted, state: MissionState, at: datetime) -> Changes:
-    return _to("completed", "done", at)
-
-
-@apply.register
-def _failed(body: MissionFailed, state: MissionState, at: datetime) -> Changes:
-    return _to("failed", body.stage, at)
-
-
-@apply.register
-def _cancelled(body: MissionCancelled, state: MissionState, at: datetime) -> Changes:
-    return _to("cancelled", body.stage, at)
-
-
-@apply.register
-def _timed_out(body: MissionTimedOut, state: MissionState, at: datetime) -> Changes:
-    return _to("timed_out", body.stage, at)
 
 
 @apply.register

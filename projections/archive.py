@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 
-from infra.database import Connection
-from projections.projection import ProjectedEvent
+from projections.projection import ProjectedEvent, Write
 
 INSERT = """
 INSERT INTO ledger_events (
@@ -26,11 +25,12 @@ class EventArchive:
     tables: tuple[str, ...] = ()
     rebuildable = False
 
-    async def apply(self, connection: Connection, events: list[ProjectedEvent]) -> None:
-        rows = []
-        for item in events:
-            meta = item.event.meta
-            rows.append(
+    def writes(self, item: ProjectedEvent) -> list[Write]:
+        meta = item.event.meta
+        data = json.dumps(item.event.body.model_dump(mode="json"))
+        return [
+            (
+                INSERT,
                 (
                     meta.mission_id,
                     meta.sequence,
@@ -43,10 +43,10 @@ class EventArchive:
                     meta.actor,
                     meta.prev_hash,
                     meta.hash,
-                    json.dumps(item.event.body.model_dump(mode="json")),
+                    data,
                     item.raw,
                     item.partition,
                     item.offset,
-                )
+                ),
             )
-        await connection.executemany(INSERT, rows)
+        ]

@@ -1,17 +1,21 @@
-"""What a projection is: a named view fed, batch by batch, with ledger events.
+"""What a projection is: a named view, and a pure function from each event to SQL writes.
 
-The projector applies a batch to every projection inside one PostgreSQL transaction
-together with the projection's stored offsets, so each event changes each view
-exactly once, however often it is delivered.
+The projector runs every projection's writes for a batch inside one PostgreSQL
+transaction, together with the projection's stored offsets, so each event changes each
+view exactly once however often it is delivered. Keeping projections pure (event in,
+statements out) lets the runner batch identical statements with executemany.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from itertools import groupby
+from typing import Any, Protocol
 
 from infra.database import Connection
 from ledger.events import RecordedEvent
+
+Write = tuple[str, tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -35,5 +39,11 @@ class Projection(Protocol):
     tables: tuple[str, ...]
     rebuildable: bool
 
-    async def apply(self, connection: Connection, events: list[ProjectedEvent]) -> None:
-        """Write the effect of `events` (in log order) using `connection`'s transaction."""
+    def writes(self, item: ProjectedEvent) -> list[Write]:
+        """The statements that apply `item` to the view, in order."""
+
+
+async def execute_writes(connection: Connection, writes: list[Write]) -> None:
+    """Run `writes` in order, consecutive runs of one statement as one executemany."""
+    for sql, group in groupby(writes, key=lambda write: write[0]):
+        await connection.executemany(sql, [args for _, args in group])

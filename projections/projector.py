@@ -26,16 +26,26 @@ from infra.topics import TopicNames
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from ledger.wire import InvalidRecordError, LedgerWire
+from projections.approvals import ApprovalsProjection
 from projections.archive import EventArchive
+from projections.evidence import EvidenceProjection
 from projections.missions import MissionsProjection
 from projections.offsets import StoredOffsets, lock_offsets, resume_positions, save_offsets
-from projections.projection import ProjectedEvent, Projection
+from projections.projection import ProjectedEvent, Projection, execute_writes
 from projections.settings import ProjectorSettings
+from projections.tasks import TasksProjection
 
 
 def all_projections() -> list[Projection]:
-    """Every view the projector maintains, the archive first."""
-    return [EventArchive(), MissionsProjection()]
+    """Every view the projector maintains, in the order each batch applies them: the
+    archive first, missions before the views that look missions up."""
+    return [
+        EventArchive(),
+        MissionsProjection(),
+        ApprovalsProjection(),
+        TasksProjection(),
+        EvidenceProjection(),
+    ]
 
 
 class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -55,6 +65,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         self.wire = LedgerWire(AvroCodec())
         self.projected = 0
         self.assigned: set[int] = set()
+        self.lag: dict[int, int] = {}
         options = client_options(settings, bootstrap_servers)
         self.producer = AIOKafkaProducer(acks="all", **options)
         self.consumer = AIOKafkaConsumer(
@@ -81,6 +92,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
                     batch = await self.consumer.getmany(timeout_ms=200)
                     for partition, records in batch.items():
                         await self.project_partition(partition, records)
+                    await self.measure_lag()
             finally:
                 await self.consumer.stop()
         finally:
@@ -97,7 +109,9 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
                 next_offset = stored.get((projection.name, tp.partition), 0)
                 if next_offset < first or next_offset > last:
                     continue  # reset behind this batch (seek back below) or already past it
-                await projection.apply(connection, [e for e in decoded if e.offset >= next_offset])
+                fresh = [e for e in decoded if e.offset >= next_offset]
+                writes = [write for e in fresh for write in projection.writes(e)]
+                await execute_writes(connection, writes)
                 advanced[(projection.name, tp.partition)] = last + 1
             await save_offsets(connection, tp.topic, advanced)
         self.projected += len(records)
@@ -105,6 +119,13 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         if min(behind) < first:
             logger.info("projector seeks back to {} on partition {}", min(behind), tp.partition)
             self.consumer.seek(tp, min(behind))
+
+    async def measure_lag(self) -> None:
+        """Events fetched-but-unprojected per partition, from the fetch high-water mark."""
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                self.lag[tp.partition] = max(end - await self.consumer.position(tp), 0)
 
     async def _decode(self, records: list[ConsumerRecord]) -> list[ProjectedEvent]:
         decoded = []
@@ -141,7 +162,11 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
         beat_forever(
             pool,
             "projector",
-            lambda: {"partitions": sorted(projector.assigned), "projected": projector.projected},
+            lambda: {
+                "partitions": sorted(projector.assigned),
+                "projected": projector.projected,
+                "lag": {str(p): n for p, n in projector.lag.items() if p in projector.assigned},
+            },
         )
     )
     try:
