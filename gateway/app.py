@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from loguru import logger
 
 from gateway.problems import install_problem_handlers
-from gateway.routers import health, missions
+from gateway.routers import approvals, artifacts, health, metrics, missions
 from gateway.runtime import GatewayRuntime
 from gateway.settings import RootSettings
+
+DESCRIPTION = """
+Mission intake, the audit trail and operator actions over the colony ledger.
+
+Every write becomes a command on Kafka and is answered once the broker has it (202);
+every read comes from PostgreSQL projections. Errors are RFC 9457 problem details.
+Authenticate with `Authorization: Bearer <key>`; keys carry the role `service`,
+`operator` or `auditor`.
+"""
 
 
 def create_app(settings: RootSettings) -> FastAPI:
@@ -27,10 +38,31 @@ def create_app(settings: RootSettings) -> FastAPI:
     app = FastAPI(
         title="Velocity colony root API",
         version="0.1.0",
-        description="Mission intake, audit trail and operator actions over the colony ledger.",
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    app.include_router(health.router)
-    app.include_router(missions.router)
+    app.middleware("http")(observe)
+    for module in (health, metrics, missions, approvals, artifacts):
+        app.include_router(module.router)
     return app
+
+
+async def observe(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Count and time every request by route template; log it without its headers."""
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    template = getattr(route, "path", "unmatched")
+    elapsed = time.perf_counter() - started
+    metrics.HTTP_REQUESTS.labels(request.method, template, response.status_code).inc()
+    metrics.HTTP_LATENCY.labels(request.method, template).observe(elapsed)
+    if response.status_code == 503:
+        dependency = response.headers.get("x-velocity-degraded", "unknown")
+        metrics.DEGRADED.labels(dependency).inc()
+    logger.bind(trace_id=request.headers.get("traceparent")).info(
+        "{} {} -> {} in {:.1f} ms", request.method, template, response.status_code, elapsed * 1e3
+    )
+    return response

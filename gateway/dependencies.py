@@ -63,20 +63,23 @@ class Database:
         return self._pool
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        try:
-            row = await (await self.pool()).fetchrow(query, *args)
-        except DATABASE_ERRORS as error:
-            raise self.outages.failed("database", error) from error
-        self.outages.recovered("database")
+        row: asyncpg.Record | None = await self._run("fetchrow", query, args)
         return row
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        return list(await self._run("fetch", query, args))
+
+    async def execute(self, query: str, *args: Any) -> str:
+        return str(await self._run("execute", query, args))
+
+    async def _run(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
         try:
-            rows = await (await self.pool()).fetch(query, *args)
+            pool = await self.pool()
+            result = await getattr(pool, method)(query, *args)
         except DATABASE_ERRORS as error:
             raise self.outages.failed("database", error) from error
         self.outages.recovered("database")
-        return list(rows)
+        return result
 
     async def close(self) -> None:
         if self._pool is not None:

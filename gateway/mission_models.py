@@ -1,9 +1,9 @@
-"""What the root accepts and shows for missions: separate Create and Public models."""
+"""What the root accepts and shows: separate Create and Public models per resource."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -11,6 +11,7 @@ from ledger.commands import MissionMode, MissionType
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4_000)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1_000)]
 
 
 class Lead(BaseModel):
@@ -19,11 +20,11 @@ class Lead(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     company: Name
-    contact: Name | None = None
+    contact: Name
 
 
 class MissionCreate(BaseModel):
-    """A mission request from the UI (through the root)."""
+    """A mission request. Oracle missions need `project_id`, CRM missions a `lead`."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -34,7 +35,13 @@ class MissionCreate(BaseModel):
                     "mode": "assisted",
                     "objective": "What is the delivery risk of project atlas this quarter?",
                     "project_id": "atlas",
-                }
+                },
+                {
+                    "type": "crm",
+                    "mode": "assisted",
+                    "objective": "Qualify Northwind Traders and propose a next step",
+                    "lead": {"company": "Northwind Traders", "contact": "Ana Trujillo"},
+                },
             ]
         },
     )
@@ -51,6 +58,7 @@ class MissionCreate(BaseModel):
 class MissionLinks(BaseModel):
     self: str
     events: str
+    evidence: str
 
 
 class MissionAccepted(BaseModel):
@@ -62,20 +70,164 @@ class MissionAccepted(BaseModel):
 
 
 class MissionPublic(BaseModel):
-    """A mission as the missions projection shows it."""
+    """A mission as the missions projection shows it, with its reviewed output."""
 
     mission_id: str
     type: str
     mode: str
     environment: str
     objective: str
+    project_id: str | None
+    lead_company: str | None
+    lead_contact: str | None
     status: str
     stage: str
+    status_since: datetime | None
     time_budget_ms: int
     token_budget: int
+    tokens_used: int
+    time_used_ms: int
     requested_by: str
     created_at: datetime
     updated_at: datetime
+    completed_at: datetime | None
+    output: str | None
+    verdict: str | None
+    failure_reason: str | None
+    last_rejection: str | None
+    replay_of: str | None
+    replayed_as: list[str]
     last_sequence: int
     last_hash: str
     links: MissionLinks
+
+
+class MissionPage(BaseModel):
+    items: list[MissionPublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end"
+    )
+
+
+class EventPublic(BaseModel):
+    """One entry of the audit trail."""
+
+    sequence: int
+    event_id: str
+    event_type: str
+    occurred_at: datetime
+    actor: str
+    causation_id: str
+    correlation_id: str
+    trace_id: str
+    prev_hash: str
+    hash: str
+    data: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    mission_id: str
+    events: list[EventPublic]
+    next_after_sequence: int | None
+
+
+class ArtifactPublic(BaseModel):
+    artifact_id: str
+    kind: str
+    content_hash: str
+    source: str
+    size_bytes: int
+    recorded_at: datetime
+    link: str
+
+
+class PolicyDecisionPublic(BaseModel):
+    sequence: int
+    task_id: str
+    tool: str
+    decision: str
+    rule_id: str
+    reason: str
+    decided_at: datetime
+
+
+class TaskPublic(BaseModel):
+    task_id: str
+    kind: str
+    description: str
+    status: str
+    attempt: int
+    summary: str | None
+    error: str | None
+    tokens_used: int
+    duration_ms: int
+
+
+class ReviewerPacketPublic(BaseModel):
+    packet_hash: str
+    verdict: str
+    output: str
+    checks: list[str]
+    recorded_at: datetime
+    packet: dict[str, Any] | None = Field(description="The stored packet document, if persisted")
+
+
+class EvidencePublic(BaseModel):
+    """Why the answer can be trusted: the packet, the evidence and the checks behind it."""
+
+    mission_id: str
+    status: str
+    reviewer_packet: ReviewerPacketPublic | None
+    artifacts: list[ArtifactPublic]
+    tasks: list[TaskPublic]
+    policy_decisions: list[PolicyDecisionPublic]
+
+
+class ReasonBody(BaseModel):
+    """An operator action's reason, recorded in the ledger."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "..."}]})
+
+    reason: Reason
+
+
+class ApprovalPublic(BaseModel):
+    approval_id: str
+    mission_id: str
+    target: str
+    record_ref: str
+    changes: dict[str, str]
+    rationale: str
+    summary: str
+    status: str
+    requested_at: datetime
+    age_seconds: float
+    decided_at: datetime | None
+    decided_by: str | None
+    reason: str | None
+    finished_at: datetime | None
+    detail: str | None
+
+
+class ApprovalQueue(BaseModel):
+    pending: list[ApprovalPublic]
+    decided: list[ApprovalPublic]
+
+
+class ArtifactCreate(BaseModel):
+    """An artifact the colony persists through the root: content-addressed by sha256."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mission_id: str | None = Field(default=None, description="Also record it in this mission")
+    artifact_id: Name | None = None
+    kind: Name = "document"
+    source: Annotated[str, StringConstraints(max_length=2_000)] = ""
+    media_type: Name = "text/plain"
+    content: str = Field(description="The artifact's text (UTF-8)")
+
+
+class ArtifactStored(BaseModel):
+    content_hash: str
+    size_bytes: int
+    link: str

@@ -55,7 +55,7 @@ class DependencyDownError(ProblemError):
             503,
             f"{dependency}_unavailable",
             detail,
-            headers={"Retry-After": str(retry_after_s)},
+            headers={"Retry-After": str(retry_after_s), "X-Velocity-Degraded": dependency},
             degraded={
                 "dependency": dependency,
                 "since": since.isoformat(),

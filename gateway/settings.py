@@ -45,6 +45,8 @@ class RootSettings(CommonSettings):
     ROOT_HOST: str = "127.0.0.1"
     VELOCITY_API_KEYS: SecretStr = SecretStr(LOCAL_API_KEYS)
     SYNC_WAIT_MS: int = Field(default=1_500, ge=0, le=30_000)
+    VELOCITY_ROLLOUT_STEP: int = Field(default=6, ge=1, le=6)
+    MAX_ARTIFACT_BYTES: int = Field(default=1_048_576, gt=0, le=64 * 1_048_576)
 
     @field_validator("VELOCITY_API_KEYS")
     @classmethod

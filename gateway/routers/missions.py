@@ -1,31 +1,53 @@
-"""Mission intake and reads. Writes become commands on Kafka; reads come from projections."""
+"""Missions: intake, reads from projections, and the operator's fail and replay."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from datetime import UTC, datetime
-from typing import Annotated
+import json
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 
 from gateway.auth import Caller, require
-from gateway.mission_models import MissionAccepted, MissionCreate, MissionLinks, MissionPublic
+from gateway.command_outcome import (
+    conflict_if_rejected,
+    derived_id,
+    make_command,
+    send_and_wait,
+    trace_id_from,
+)
+from gateway.mission_models import (
+    ArtifactPublic,
+    EventPage,
+    EventPublic,
+    EvidencePublic,
+    MissionAccepted,
+    MissionCreate,
+    MissionLinks,
+    MissionPage,
+    MissionPublic,
+    PolicyDecisionPublic,
+    ReasonBody,
+    ReviewerPacketPublic,
+    TaskPublic,
+)
 from gateway.problems import ProblemError
+from gateway.rollout import refusal
 from gateway.runtime import GatewayRuntime
-from ledger.commands import Command, CommandMeta, RequestMission
+from ledger.commands import FailMission, ReplayMission, RequestMission
+from ledger.state import TERMINAL_STATUSES
+from projections import queries
 
 router = APIRouter(prefix="/missions", tags=["missions"])
-ID_NAMESPACE = uuid.UUID("0b7c2f8e-51a4-4d8e-9a61-2f3d5c7e9b14")
 Writer = Annotated[Caller, Depends(require("service", "operator"))]
 Reader = Annotated[Caller, Depends(require("service", "operator", "auditor"))]
-
-MISSION_ROW = """
-SELECT mission_id, mission_type AS type, mode, environment, objective, status, stage,
-       time_budget_ms, token_budget, requested_by, created_at, updated_at,
-       last_sequence, last_hash
-FROM missions WHERE mission_id = $1
-"""
+Operator = Annotated[Caller, Depends(require("operator"))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(max_length=200, description="Retries with the same key return the same mission"),
+]
+TraceParent = Annotated[str | None, Header(description="W3C traceparent, kept as trace id")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such mission"}}
 
 
 def runtime_of(request: Request) -> GatewayRuntime:
@@ -34,86 +56,280 @@ def runtime_of(request: Request) -> GatewayRuntime:
 
 
 def links(mission_id: str) -> MissionLinks:
-    return MissionLinks(self=f"/missions/{mission_id}", events=f"/missions/{mission_id}/events")
+    base = f"/missions/{mission_id}"
+    return MissionLinks(self=base, events=f"{base}/events", evidence=f"{base}/evidence")
 
 
-def trace_id_from(traceparent: str | None) -> str:
-    """The W3C trace id of the caller's traceparent, or a new one."""
-    parts = (traceparent or "").split("-")
-    if len(parts) == 4 and len(parts[1]) == 32:
-        return parts[1]
-    return uuid.uuid4().hex
+def public(row: dict[str, Any]) -> MissionPublic:
+    return MissionPublic(**row, links=links(row["mission_id"]))
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=MissionAccepted)
+async def existing(runtime: GatewayRuntime, mission_id: str) -> dict[str, Any]:
+    row = await queries.mission(runtime.database, mission_id)
+    if row is None:
+        raise ProblemError(404, "mission_not_found", f"no mission {mission_id}")
+    return row
+
+
+def intake_problems(body: MissionCreate) -> list[dict[str, str]]:
+    """Fields a mission of this type needs and lacks."""
+    if body.type == "oracle" and not body.project_id:
+        return [{"field": "project_id", "message": "required for oracle missions"}]
+    if body.type == "crm" and body.lead is None:
+        return [{"field": "lead", "message": "required for crm missions (company and contact)"}]
+    return []
+
+
+def request_body(body: MissionCreate, runtime: GatewayRuntime) -> RequestMission:
+    settings = runtime.settings
+    return RequestMission(
+        mission_type=body.type,
+        mode=body.mode,
+        objective=body.objective,
+        environment=settings.VELOCITY_ENV,
+        time_budget_ms=body.time_budget_ms or settings.COLONY_DEFAULT_TIME_BUDGET_MS,
+        token_budget=body.token_budget or settings.COLONY_DEFAULT_TOKEN_BUDGET,
+        project_id=body.project_id,
+        lead_company=body.lead.company if body.lead else None,
+        lead_contact=body.lead.contact if body.lead else None,
+    )
+
+
+def same_request(row: dict[str, Any], wanted: RequestMission) -> bool:
+    return (row["type"], row["mode"], row["objective"], row["project_id"]) == (
+        wanted.mission_type,
+        wanted.mode,
+        wanted.objective,
+        wanted.project_id,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MissionAccepted,
+    responses={
+        409: {"description": "Idempotency-Key reused for a different mission"},
+        422: {"description": "Invalid mission, or not enabled at this rollout step"},
+        503: {"description": "Colony disabled, or broker/database unavailable"},
+    },
+)
 async def create_mission(
     body: MissionCreate,
     request: Request,
     response: Response,
     caller: Writer,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-    traceparent: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKey = None,
+    traceparent: TraceParent = None,
 ) -> MissionAccepted:
-    """Open a mission: append RequestMission, wait briefly for its projection."""
+    """Open a mission: normalise, check rollout rules, append RequestMission."""
     runtime = runtime_of(request)
     settings = runtime.settings
     if not settings.COLONY_ENABLED:
         raise ProblemError(503, "colony_disabled", "COLONY_ENABLED is false; reads still work")
-    mission_id = (
-        str(uuid.uuid5(ID_NAMESPACE, f"{caller.label}/{idempotency_key}"))
-        if idempotency_key
-        else str(uuid.uuid4())
-    )
-    command = Command(
-        meta=CommandMeta(
-            command_id=str(uuid.uuid5(ID_NAMESPACE, f"request/{mission_id}")),
-            mission_id=mission_id,
-            issued_at=datetime.now(UTC),
-            correlation_id=mission_id,
-            trace_id=trace_id_from(traceparent),
-            actor=caller.label,
-        ),
-        body=RequestMission(
-            mission_type=body.type,
-            mode=body.mode,
-            objective=body.objective,
-            environment=settings.VELOCITY_ENV,
-            time_budget_ms=body.time_budget_ms or settings.COLONY_DEFAULT_TIME_BUDGET_MS,
-            token_budget=body.token_budget or settings.COLONY_DEFAULT_TOKEN_BUDGET,
-            project_id=body.project_id,
-            lead_company=body.lead.company if body.lead else None,
-            lead_contact=body.lead.contact if body.lead else None,
-        ),
-    )
-    await runtime.commands.send(command)
+    problems = intake_problems(body)
+    if problems:
+        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise ProblemError(422, "validation_failed", detail, errors=problems)
+    refused = refusal(settings.VELOCITY_ENV, settings.VELOCITY_ROLLOUT_STEP, body.type, body.mode)
+    if refused:
+        raise ProblemError(
+            422, "rollout_not_enabled", refused, errors=[{"field": "mode", "message": refused}]
+        )
+    wanted = request_body(body, runtime)
+    key = idempotency_key or derived_id("random", trace_id_from(None))
+    mission_id = derived_id(caller.label, key)
     response.headers["Location"] = f"/missions/{mission_id}"
-    row = await wait_for_projection(runtime, mission_id, settings.SYNC_WAIT_MS / 1000)
+    row = await queries.mission(runtime.database, mission_id)
+    if row is not None:
+        if not same_request(row, wanted):
+            raise ProblemError(
+                409, "idempotency_conflict", "this Idempotency-Key opened a different mission"
+            )
+        return MissionAccepted(mission_id=mission_id, status=row["status"], links=links(mission_id))
+    command = make_command(
+        mission_id, wanted, caller, derived_id("request", mission_id), trace_id_from(traceparent)
+    )
+
+    async def projected() -> bool:
+        return await queries.mission(runtime.database, mission_id) is not None
+
+    outcome = await send_and_wait(runtime, command, projected)
+    conflict_if_rejected(outcome)
     return MissionAccepted(
         mission_id=mission_id,
-        status=row["status"] if row else "accepted",
+        status="requested" if outcome.done else "accepted",
         links=links(mission_id),
     )
 
 
-async def wait_for_projection(
-    runtime: GatewayRuntime, mission_id: str, wait_s: float
-) -> dict[str, object] | None:
-    """The mission's row once projected, polling up to `wait_s`; None if not yet there."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    pause = 0.01
-    while True:
-        row = await runtime.database.fetchrow(MISSION_ROW, mission_id)
-        if row is not None or loop.time() >= deadline:
-            return dict(row) if row else None
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.1)
+@router.get("", response_model=MissionPage, responses={422: {"description": "Bad filter"}})
+async def list_missions(
+    request: Request,
+    caller: Reader,
+    type: Annotated[str | None, Query(description="oracle, crm or catalyst")] = None,
+    status: Annotated[str | None, Query(description="e.g. awaiting_approval")] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: Annotated[str | None, Query(max_length=300)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> MissionPage:
+    """Missions, newest first, filtered; follow `next_cursor` for more."""
+    try:
+        position = queries.decode_cursor(cursor) if cursor else None
+    except ValueError as error:
+        raise ProblemError(
+            422,
+            "validation_failed",
+            f"cursor: {error}",
+            errors=[{"field": "cursor", "message": str(error)}],
+        ) from error
+    items, next_cursor = await queries.missions_page(
+        runtime_of(request).database,
+        mission_type=type,
+        status=status,
+        created_after=created_after,
+        created_before=created_before,
+        cursor=position,
+        limit=limit,
+    )
+    return MissionPage(items=[public(row) for row in items], next_cursor=next_cursor)
 
 
-@router.get("/{mission_id}", response_model=MissionPublic, responses={404: {}})
+@router.get("/{mission_id}", response_model=MissionPublic, responses=NOT_FOUND)
 async def get_mission(mission_id: str, request: Request, caller: Reader) -> MissionPublic:
-    """A mission's state as projected."""
-    row = await runtime_of(request).database.fetchrow(MISSION_ROW, mission_id)
-    if row is None:
-        raise ProblemError(404, "mission_not_found", f"no mission {mission_id}")
-    return MissionPublic(**dict(row), links=links(mission_id))
+    """A mission's state and reviewed output, as projected."""
+    return public(await existing(runtime_of(request), mission_id))
+
+
+@router.get("/{mission_id}/events", response_model=EventPage, responses=NOT_FOUND)
+async def get_events(
+    mission_id: str,
+    request: Request,
+    caller: Reader,
+    after_sequence: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> EventPage:
+    """The audit trail: every event with its sequence and hashes, oldest first."""
+    runtime = runtime_of(request)
+    await existing(runtime, mission_id)
+    rows = await queries.events_page(runtime.database, mission_id, after_sequence, limit)
+    events = [EventPublic(**(row | {"data": json.loads(row["data"])})) for row in rows]
+    more = len(events) == limit
+    return EventPage(
+        mission_id=mission_id,
+        events=events,
+        next_after_sequence=events[-1].sequence if more else None,
+    )
+
+
+@router.get("/{mission_id}/evidence", response_model=EvidencePublic, responses=NOT_FOUND)
+async def get_evidence(mission_id: str, request: Request, caller: Reader) -> EvidencePublic:
+    """The reviewer packet with its evidence: artifacts, tasks and policy decisions."""
+    runtime = runtime_of(request)
+    row = await existing(runtime, mission_id)
+    found = await queries.evidence(runtime.database, mission_id)
+    packet = None
+    if found["packets"]:
+        latest = found["packets"][0]
+        content = latest.pop("content")
+        packet = ReviewerPacketPublic(**latest, packet=json.loads(content) if content else None)
+    return EvidencePublic(
+        mission_id=mission_id,
+        status=row["status"],
+        reviewer_packet=packet,
+        artifacts=[
+            ArtifactPublic(**a, link=f"/artifacts/{a['content_hash']}") for a in found["artifacts"]
+        ],
+        tasks=[TaskPublic(**t) for t in found["tasks"]],
+        policy_decisions=[PolicyDecisionPublic(**d) for d in found["decisions"]],
+    )
+
+
+@router.post(
+    "/{mission_id}/fail",
+    response_model=MissionPublic,
+    responses={**NOT_FOUND, 202: {"description": "Accepted, not yet projected"}, 409: {}},
+)
+async def fail_mission(
+    mission_id: str,
+    body: ReasonBody,
+    request: Request,
+    response: Response,
+    caller: Operator,
+    idempotency_key: IdempotencyKey = None,
+) -> MissionPublic:
+    """Mark a mission failed (operator); the reason is recorded in the ledger."""
+    runtime = runtime_of(request)
+    row = await existing(runtime, mission_id)
+    if row["status"] in TERMINAL_STATUSES:
+        raise ProblemError(409, "mission_terminal", f"mission is already {row['status']}")
+    command_id = derived_id("fail", mission_id, idempotency_key or trace_id_from(None))
+    command = make_command(
+        mission_id, FailMission(reason=body.reason), caller, command_id, trace_id_from(None)
+    )
+
+    async def failed() -> bool:
+        now = await queries.mission(runtime.database, mission_id)
+        return now is not None and now["status"] == "failed"
+
+    outcome = await send_and_wait(runtime, command, failed)
+    conflict_if_rejected(outcome)
+    if not outcome.done:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return public(await existing(runtime, mission_id))
+
+
+@router.post(
+    "/{mission_id}/replay",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MissionAccepted,
+    responses={**NOT_FOUND, 409: {"description": "The mission is not terminal"}},
+)
+async def replay_mission(
+    mission_id: str,
+    body: ReasonBody,
+    request: Request,
+    response: Response,
+    caller: Operator,
+    idempotency_key: IdempotencyKey = None,
+) -> MissionAccepted:
+    """Run a terminal mission again as a new mission linked to the original."""
+    runtime = runtime_of(request)
+    row = await existing(runtime, mission_id)
+    if row["status"] not in TERMINAL_STATUSES:
+        raise ProblemError(
+            409, "mission_not_terminal", f"mission is {row['status']}; fail or cancel it first"
+        )
+    key = idempotency_key or trace_id_from(None)
+    new_id = derived_id("replay", mission_id, key)
+    trace = trace_id_from(None)
+    replay = make_command(
+        mission_id,
+        ReplayMission(new_mission_id=new_id, reason=body.reason),
+        caller,
+        derived_id("replay-command", mission_id, key),
+        trace,
+    )
+
+    async def recorded() -> bool:
+        now = await queries.mission(runtime.database, mission_id)
+        return now is not None and new_id in now["replayed_as"]
+
+    conflict_if_rejected(await send_and_wait(runtime, replay, recorded))
+    again = RequestMission(
+        mission_type=row["type"],
+        mode=row["mode"],
+        objective=row["objective"],
+        environment=runtime.settings.VELOCITY_ENV,
+        time_budget_ms=row["time_budget_ms"],
+        token_budget=row["token_budget"],
+        project_id=row["project_id"],
+        lead_company=row["lead_company"],
+        lead_contact=row["lead_contact"],
+        replay_of=mission_id,
+    )
+    command = make_command(new_id, again, caller, derived_id("request", new_id), trace, new_id)
+    await runtime.commands.send(command)
+    response.headers["Location"] = f"/missions/{new_id}"
+    return MissionAccepted(mission_id=new_id, status="accepted", links=links(new_id))

@@ -19,7 +19,20 @@ from infra.config import CommonSettings
 from infra.preparation import prepare_infrastructure
 from infra.processes import child_environment, free_port
 from infra.stack import Supervisor, wait_until_ready
+from ledger.commands import (
+    BeginReview,
+    CommandBody,
+    CompleteTask,
+    PlannedTask,
+    ProposeWriteback,
+    RecordPlan,
+    RecordReview,
+    StartPlanning,
+    StartTask,
+)
 from tests.conftest import Infrastructure, Isolated, create_database
+from tests.factories import command
+from tests.integration.conftest import command_sender
 
 SERVICE_KEY = "local-service-key"
 OPERATOR_KEY = "local-operator-key"
@@ -100,3 +113,42 @@ async def stack(
         yield running
     finally:
         running.supervisor.stop_all()
+
+
+OPERATOR = "operator:key2"
+
+
+class Colony:
+    """Stands in for the colony service: sends the commands it would send, straight to
+    the stack's commands topic (the colony issue replaces this with the real reactors)."""
+
+    def __init__(self, stack: RunningStack) -> None:
+        self.stack = stack
+
+    async def send(self, mission_id: str, *bodies: CommandBody, actor: str = "colony:test") -> None:
+        async with command_sender(self.stack.slice) as sender:
+            await sender.send(*(command(mission_id, body, actor=actor) for body in bodies))
+
+    async def to_review(self, mission_id: str, packet_hash: str = "a" * 64) -> None:
+        plan = [PlannedTask(task_id="research", kind="research", description="gather")]
+        await self.send(
+            mission_id,
+            StartPlanning(planner="planner"),
+            RecordPlan(tasks=plan, rationale="crm plan"),
+            StartTask(task_id="research", worker="w1"),
+            CompleteTask(task_id="research", summary="found", tokens_used=42, duration_ms=7),
+            BeginReview(reviewer="reviewer"),
+            RecordReview(packet_hash=packet_hash, verdict="pass", output="Northwind is a fit"),
+        )
+
+    async def propose(self, mission_id: str, writeback_id: str) -> None:
+        await self.send(
+            mission_id,
+            ProposeWriteback(
+                writeback_id=writeback_id,
+                target="crm",
+                record_ref="account:northwind",
+                changes={"qualification_score": "82"},
+                rationale="strong fit",
+            ),
+        )

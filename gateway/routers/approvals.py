@@ -1,0 +1,104 @@
+"""The approval queue and the operator's decisions on proposed writebacks."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from gateway.auth import Caller, require
+from gateway.command_outcome import (
+    conflict_if_rejected,
+    derived_id,
+    make_command,
+    send_and_wait,
+    trace_id_from,
+)
+from gateway.mission_models import ApprovalPublic, ApprovalQueue, ReasonBody
+from gateway.problems import ProblemError
+from gateway.runtime import GatewayRuntime
+from ledger.commands import ApproveWriteback, CommandBody, RejectWriteback
+from projections import queries
+
+router = APIRouter(prefix="/approvals", tags=["approvals"])
+Operator = Annotated[Caller, Depends(require("operator"))]
+Viewer = Annotated[Caller, Depends(require("operator", "auditor", "service"))]
+DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Accepted by the broker, not yet projected"},
+    404: {"description": "No such approval"},
+    409: {"description": "The approval is no longer pending"},
+}
+
+
+def public(row: dict[str, Any]) -> ApprovalPublic:
+    changes = row["changes"]
+    return ApprovalPublic(
+        **(row | {"changes": json.loads(changes) if isinstance(changes, str) else changes})
+    )
+
+
+@router.get("", response_model=ApprovalQueue)
+async def approval_queue(
+    request: Request, caller: Viewer, decided_limit: Annotated[int, Query(ge=0, le=500)] = 50
+) -> ApprovalQueue:
+    """Pending approvals oldest first, with their age; recent decisions with who and why."""
+    runtime: GatewayRuntime = request.app.state.runtime
+    pending, decided = await queries.approval_queue(runtime.database, decided_limit)
+    return ApprovalQueue(pending=[public(r) for r in pending], decided=[public(r) for r in decided])
+
+
+async def decide(
+    request: Request,
+    response: Response,
+    caller: Caller,
+    approval_id: str,
+    decision: str,
+    body: CommandBody,
+) -> ApprovalPublic:
+    """Send the operator's decision once; the same decision repeated answers the same."""
+    runtime: GatewayRuntime = request.app.state.runtime
+    row = await queries.approval(runtime.database, approval_id)
+    if row is None:
+        raise ProblemError(404, "approval_not_found", f"no approval {approval_id}")
+    if row["status"] != "pending":
+        if row["decided_by"] == caller.label and row["status"].startswith(decision[:5]):
+            return public(row)  # an idempotent repeat of this operator's own decision
+        raise ProblemError(
+            409, "approval_not_pending", f"approval {approval_id} is {row['status']}"
+        )
+    command = make_command(
+        row["mission_id"],
+        body,
+        caller,
+        derived_id(decision, approval_id, caller.label),
+        trace_id_from(request.headers.get("traceparent")),
+    )
+
+    async def decided() -> bool:
+        now = await queries.approval(runtime.database, approval_id)
+        return now is not None and now["status"] != "pending"
+
+    outcome = await send_and_wait(runtime, command, decided)
+    conflict_if_rejected(outcome)
+    if not outcome.done:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return public(await queries.approval(runtime.database, approval_id) or row)
+
+
+@router.post("/{approval_id}/approve", response_model=ApprovalPublic, responses=DECISION_RESPONSES)
+async def approve(
+    approval_id: str, body: ReasonBody, request: Request, response: Response, caller: Operator
+) -> ApprovalPublic:
+    """Approve a proposed writeback (operator only); the executor may then apply it."""
+    command = ApproveWriteback(writeback_id=approval_id, reason=body.reason)
+    return await decide(request, response, caller, approval_id, "approved", command)
+
+
+@router.post("/{approval_id}/reject", response_model=ApprovalPublic, responses=DECISION_RESPONSES)
+async def reject(
+    approval_id: str, body: ReasonBody, request: Request, response: Response, caller: Operator
+) -> ApprovalPublic:
+    """Reject a proposed writeback (operator only); the CRM stays untouched."""
+    command = RejectWriteback(writeback_id=approval_id, reason=body.reason)
+    return await decide(request, response, caller, approval_id, "rejected", command)

@@ -1,0 +1,156 @@
+"""Read queries over the projections: what the root API serves, and nothing else.
+
+Functions take anything with asyncpg-style `fetch`/`fetchrow` (the root wraps its pool so
+that a database outage becomes a 503 problem).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class Reader(Protocol):
+    async def fetch(self, query: str, *args: Any) -> list[Any]: ...
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+
+
+MISSION_COLUMNS = """
+mission_id, mission_type AS type, mode, environment, objective, project_id, lead_company,
+lead_contact, status, stage, status_since, time_budget_ms, token_budget, tokens_used,
+time_used_ms, requested_by, created_at, updated_at, completed_at, output, verdict,
+failure_reason, last_rejection, replay_of, replayed_as, last_sequence, last_hash
+"""
+
+
+async def mission(db: Reader, mission_id: str) -> dict[str, Any] | None:
+    row = await db.fetchrow(f"SELECT {MISSION_COLUMNS} FROM missions WHERE mission_id = $1", mission_id)
+    return dict(row) if row else None
+
+
+def encode_cursor(created_at: datetime, mission_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{mission_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """(created_at, mission_id) of a cursor; ValueError if it is not one of ours."""
+    try:
+        created_at, mission_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created_at), mission_id
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError("not a cursor this API issued") from error
+
+
+async def missions_page(
+    db: Reader,
+    *,
+    mission_type: str | None,
+    status: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    cursor: tuple[datetime, str] | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first; the cursor is the last row's (created_at, mission_id)."""
+    rows = await db.fetch(
+        f"SELECT {MISSION_COLUMNS} FROM missions"
+        " WHERE ($1::text IS NULL OR mission_type = $1) AND ($2::text IS NULL OR status = $2)"
+        " AND ($3::timestamptz IS NULL OR created_at >= $3)"
+        " AND ($4::timestamptz IS NULL OR created_at < $4)"
+        " AND ($5::timestamptz IS NULL OR (created_at, mission_id) < ($5, $6))"
+        " ORDER BY created_at DESC, mission_id DESC LIMIT $7",
+        mission_type,
+        status,
+        created_after,
+        created_before,
+        cursor[0] if cursor else None,
+        cursor[1] if cursor else None,
+        limit + 1,
+    )
+    items = [dict(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    next_cursor = encode_cursor(items[-1]["created_at"], items[-1]["mission_id"]) if more else None
+    return items, next_cursor
+
+
+async def events_page(
+    db: Reader, mission_id: str, after_sequence: int, limit: int
+) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT sequence, event_id, event_type, occurred_at, actor, causation_id, correlation_id,"
+        " trace_id, prev_hash, hash, data FROM ledger_events"
+        " WHERE mission_id = $1 AND sequence > $2 ORDER BY sequence LIMIT $3",
+        mission_id,
+        after_sequence,
+        limit,
+    )
+    return [dict(row) for row in rows]
+
+
+async def evidence(db: Reader, mission_id: str) -> dict[str, list[dict[str, Any]]]:
+    """The latest reviewer packet (with its stored document), artifacts, tasks, decisions."""
+    packets = await db.fetch(
+        "SELECT p.packet_hash, p.verdict, p.output, p.checks, p.recorded_at, b.content"
+        " FROM reviewer_packets p LEFT JOIN artifact_blobs b ON b.content_hash = p.packet_hash"
+        " WHERE p.mission_id = $1 ORDER BY p.sequence DESC LIMIT 1",
+        mission_id,
+    )
+    artifacts = await db.fetch(
+        "SELECT artifact_id, kind, content_hash, source, size_bytes, recorded_at FROM artifacts"
+        " WHERE mission_id = $1 ORDER BY recorded_at, artifact_id",
+        mission_id,
+    )
+    tasks = await db.fetch(
+        "SELECT task_id, kind, description, status, attempt, summary, error, tokens_used,"
+        " duration_ms FROM tasks WHERE mission_id = $1 ORDER BY task_id",
+        mission_id,
+    )
+    decisions = await db.fetch(
+        "SELECT sequence, task_id, tool, decision, rule_id, reason, decided_at"
+        " FROM policy_decisions WHERE mission_id = $1 ORDER BY sequence",
+        mission_id,
+    )
+    return {
+        "packets": [dict(r) for r in packets],
+        "artifacts": [dict(r) for r in artifacts],
+        "tasks": [dict(r) for r in tasks],
+        "decisions": [dict(r) for r in decisions],
+    }
+
+
+APPROVAL_COLUMNS = """
+writeback_id AS approval_id, mission_id, target, record_ref, changes, rationale, summary, status,
+requested_at, extract(epoch FROM now() - requested_at) AS age_seconds, decided_at, decided_by,
+reason, finished_at, detail
+"""
+
+
+async def approval_queue(db: Reader, decided_limit: int) -> tuple[list[Any], list[Any]]:
+    """Pending approvals oldest first; the latest decided ones, newest first."""
+    pending = await db.fetch(
+        f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE status = 'pending' ORDER BY requested_at"
+    )
+    decided = await db.fetch(
+        f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE status <> 'pending'"
+        " ORDER BY decided_at DESC NULLS LAST LIMIT $1",
+        decided_limit,
+    )
+    return [dict(r) for r in pending], [dict(r) for r in decided]
+
+
+async def approval(db: Reader, approval_id: str) -> dict[str, Any] | None:
+    row = await db.fetchrow(
+        f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE writeback_id = $1", approval_id
+    )
+    return dict(row) if row else None
+
+
+async def rejection_of(db: Reader, command_id: str) -> str | None:
+    """"reason: detail" of the ledger's rejection of `command_id`, if it rejected it."""
+    row = await db.fetchrow(
+        "SELECT data->>'reason' AS reason, data->>'detail' AS detail FROM ledger_events"
+        " WHERE causation_id = $1 AND event_type = 'CommandRejected'",
+        command_id,
+    )
+    return f"{row['reason']}: {row['detail']}" if row else None

@@ -1,0 +1,235 @@
+"""The root API over HTTP against the running stack: every endpoint's success path and
+its bad inputs (401, 403, 404, 409, 413, 422 naming the field)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import AUDITOR_KEY, OPERATOR_KEY, Colony, RunningStack
+
+pytestmark = pytest.mark.e2e
+ORACLE = {"type": "oracle", "mode": "assisted", "objective": "Atlas risks?", "project_id": "atlas"}
+CRM = {
+    "type": "crm",
+    "mode": "assisted",
+    "objective": "Qualify Northwind Traders",
+    "lead": {"company": "Northwind Traders", "contact": "Ana Trujillo"},
+}
+
+
+async def until(probe: Callable[[], Any], timeout_s: float = 10) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
+
+
+def open_mission(client: httpx.Client, body: dict[str, Any]) -> str:
+    response = client.post("/missions", json=body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["mission_id"])
+
+
+def mission(client: httpx.Client, mission_id: str) -> dict[str, Any]:
+    return dict(client.get(f"/missions/{mission_id}").json())
+
+
+def test_type_specific_fields_are_required_and_named(stack: RunningStack) -> None:
+    with stack.client() as client:
+        oracle = client.post("/missions", json={**ORACLE, "project_id": None})
+        crm = client.post("/missions", json={k: v for k, v in CRM.items() if k != "lead"})
+        no_contact = client.post("/missions", json={**CRM, "lead": {"company": "X"}})
+    assert oracle.status_code == 422 and oracle.json()["errors"][0]["field"] == "project_id"
+    assert crm.status_code == 422 and crm.json()["errors"][0]["field"] == "lead"
+    assert (
+        no_contact.status_code == 422 and no_contact.json()["errors"][0]["field"] == "lead.contact"
+    )
+
+
+def test_an_idempotency_key_reused_for_another_mission_is_a_conflict(stack: RunningStack) -> None:
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    with stack.client() as client:
+        first = client.post("/missions", json=ORACLE, headers=key)
+        again = client.post("/missions", json=ORACLE, headers=key)
+        other = client.post(
+            "/missions", json={**ORACLE, "objective": "Something else"}, headers=key
+        )
+    assert first.json()["mission_id"] == again.json()["mission_id"]
+    assert other.status_code == 409
+    assert other.json()["type"] == "urn:velocity:problem:idempotency_conflict"
+
+
+def test_missions_are_listed_filtered_and_paginated(stack: RunningStack) -> None:
+    objective = f"listing {uuid.uuid4()}"
+    with stack.client() as client:
+        made = {open_mission(client, {**ORACLE, "objective": objective}) for _ in range(3)}
+        open_mission(client, {**CRM, "objective": objective})
+        first = client.get("/missions", params={"type": "oracle", "limit": 2}).json()
+        second = client.get(
+            "/missions", params={"type": "oracle", "limit": 2, "cursor": first["next_cursor"]}
+        ).json()
+        bad = client.get("/missions", params={"cursor": "not-a-cursor"})
+    seen = [m["mission_id"] for m in first["items"] + second["items"]]
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    assert len(seen) == len(set(seen))
+    assert made <= set(seen) or len(seen) == 4
+    assert all(m["type"] == "oracle" for m in first["items"] + second["items"])
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "cursor"
+
+
+async def test_a_crm_mission_is_approved_once_by_an_operator(stack: RunningStack) -> None:
+    colony = Colony(stack)
+    with stack.client() as client:
+        mission_id = open_mission(client, CRM)
+    writeback = str(uuid.uuid4())
+    await colony.to_review(mission_id)
+    await colony.propose(mission_id, writeback)
+    with stack.client(OPERATOR_KEY) as operator, stack.client(AUDITOR_KEY) as auditor:
+        queue = await until(
+            lambda: [
+                a
+                for a in operator.get("/approvals").json()["pending"]
+                if a["approval_id"] == writeback
+            ]
+        )
+        assert queue[0]["mission_id"] == mission_id
+        assert queue[0]["changes"] == {"qualification_score": "82"}
+        assert queue[0]["age_seconds"] >= 0
+        assert (
+            auditor.post(f"/approvals/{writeback}/approve", json={"reason": "x"}).status_code == 403
+        )
+        no_reason = operator.post(f"/approvals/{writeback}/approve", json={"reason": "  "})
+        assert no_reason.status_code == 422 and no_reason.json()["errors"][0]["field"] == "reason"
+        approved = operator.post(f"/approvals/{writeback}/approve", json={"reason": "verified"})
+        assert approved.status_code == 200, approved.text
+        assert approved.json()["status"] == "approved"
+        assert approved.json()["decided_by"] == "operator:key2"
+        repeated = operator.post(f"/approvals/{writeback}/approve", json={"reason": "verified"})
+        assert repeated.status_code == 200 and repeated.json()["status"] == "approved"
+        late_reject = operator.post(f"/approvals/{writeback}/reject", json={"reason": "no"})
+        assert late_reject.status_code == 409
+        assert operator.post("/approvals/nope/approve", json={"reason": "x"}).status_code == 404
+        events = operator.get(f"/missions/{mission_id}/events").json()["events"]
+    approvals = [e for e in events if e["event_type"] == "WritebackApproved"]
+    assert len(approvals) == 1, "the repeated approval must not append a second event"
+    assert approvals[0]["actor"] == "operator:key2"
+
+
+async def test_the_audit_trail_pages_through_sequences_and_hashes(stack: RunningStack) -> None:
+    with stack.client() as client:
+        mission_id = open_mission(client, CRM)
+    await Colony(stack).to_review(mission_id)
+    with stack.client(AUDITOR_KEY) as auditor:
+        await until(lambda: mission(auditor, mission_id)["last_sequence"] >= 7)
+        first = auditor.get(f"/missions/{mission_id}/events", params={"limit": 4}).json()
+        rest = auditor.get(
+            f"/missions/{mission_id}/events",
+            params={"after_sequence": first["next_after_sequence"]},
+        ).json()
+        missing = auditor.get("/missions/nope/events")
+    events = first["events"] + rest["events"]
+    assert [e["sequence"] for e in events] == list(range(1, 8))
+    for before, after in zip(events, events[1:], strict=False):
+        assert after["prev_hash"] == before["hash"]
+    assert missing.status_code == 404
+
+
+async def test_operator_fails_then_replays_a_mission(stack: RunningStack) -> None:
+    with stack.client() as client:
+        mission_id = open_mission(client, ORACLE)
+    with stack.client(OPERATOR_KEY) as operator, stack.client() as service:
+        not_terminal = operator.post(f"/missions/{mission_id}/replay", json={"reason": "again"})
+        assert not_terminal.status_code == 409
+        assert service.post(f"/missions/{mission_id}/fail", json={"reason": "x"}).status_code == 403
+        failed = operator.post(f"/missions/{mission_id}/fail", json={"reason": "stuck in intake"})
+        assert failed.status_code == 200, failed.text
+        assert failed.json()["status"] == "failed"
+        assert failed.json()["failure_reason"] == "stuck in intake"
+        assert (
+            operator.post(f"/missions/{mission_id}/fail", json={"reason": "y"}).status_code == 409
+        )
+        replayed = operator.post(f"/missions/{mission_id}/replay", json={"reason": "provider back"})
+        assert replayed.status_code == 202
+        new_id = replayed.json()["mission_id"]
+        fresh = await until(
+            lambda: (
+                operator.get(f"/missions/{new_id}").status_code == 200 and mission(operator, new_id)
+            )
+        )
+        assert fresh["replay_of"] == mission_id
+        assert fresh["objective"] == ORACLE["objective"]
+        assert mission(operator, mission_id)["replayed_as"] == [new_id]
+
+
+async def test_artifacts_are_stored_by_hash_size_limited_and_become_evidence(
+    stack: RunningStack,
+) -> None:
+    with stack.client() as service:
+        mission_id = open_mission(service, CRM)
+        stored = service.post(
+            "/internal/artifacts",
+            json={
+                "mission_id": mission_id,
+                "artifact_id": "crm-record",
+                "kind": "crm_record",
+                "source": "crm://accounts/northwind",
+                "content": "Northwind Traders: 120 employees",
+            },
+        )
+        assert stored.status_code == 201, stored.text
+        content_hash = stored.json()["content_hash"]
+        assert service.get(f"/artifacts/{content_hash}").text == "Northwind Traders: 120 employees"
+        too_big = service.post("/internal/artifacts", json={"content": "x" * 1_100_000})
+        assert too_big.status_code == 413
+    with stack.client(OPERATOR_KEY) as operator:
+        forbidden = operator.post("/internal/artifacts", json={"content": "x"})
+        assert forbidden.status_code == 403
+        evidence = await until(
+            lambda: (
+                (e := operator.get(f"/missions/{mission_id}/evidence").json())["artifacts"] and e
+            )
+        )
+    assert evidence["artifacts"][0]["content_hash"] == content_hash
+    assert evidence["artifacts"][0]["source"] == "crm://accounts/northwind"
+
+
+async def test_evidence_shows_the_reviewer_packet_document(stack: RunningStack) -> None:
+    packet = '{"verdict": "pass", "claims": [{"text": "fit", "evidence": ["abc"]}]}'
+    with stack.client() as service:
+        mission_id = open_mission(service, CRM)
+        packet_hash = service.post(
+            "/internal/artifacts", json={"content": packet, "media_type": "application/json"}
+        ).json()["content_hash"]
+    await Colony(stack).to_review(mission_id, packet_hash=packet_hash)
+    with stack.client(AUDITOR_KEY) as auditor:
+        evidence = await until(
+            lambda: (
+                (e := auditor.get(f"/missions/{mission_id}/evidence").json())["reviewer_packet"]
+                and e
+            )
+        )
+    assert evidence["reviewer_packet"]["verdict"] == "pass"
+    assert evidence["reviewer_packet"]["packet"]["claims"][0]["evidence"] == ["abc"]
+    assert evidence["tasks"][0]["status"] == "succeeded"
+
+
+def test_metrics_expose_missions_and_the_approval_backlog(stack: RunningStack) -> None:
+    with stack.client() as client:
+        open_mission(client, ORACLE)
+    text = httpx.get(f"{stack.root_url}/metrics").text
+    assert 'velocity_missions{status="requested",type="oracle"}' in text
+    assert "velocity_approval_queue_pending" in text
+    assert "velocity_approval_queue_oldest_age_seconds" in text
+    assert 'velocity_http_requests_total{method="POST",route="/missions",status="202"}' in text
+    assert "velocity_projection_lag_events" in text
