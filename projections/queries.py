@@ -25,7 +25,9 @@ failure_reason, last_rejection, replay_of, replayed_as, last_sequence, last_hash
 
 
 async def mission(db: Reader, mission_id: str) -> dict[str, Any] | None:
-    row = await db.fetchrow(f"SELECT {MISSION_COLUMNS} FROM missions WHERE mission_id = $1", mission_id)
+    row = await db.fetchrow(
+        f"SELECT {MISSION_COLUMNS} FROM missions WHERE mission_id = $1", mission_id
+    )
     return dict(row) if row else None
 
 
@@ -147,7 +149,7 @@ async def approval(db: Reader, approval_id: str) -> dict[str, Any] | None:
 
 
 async def rejection_of(db: Reader, command_id: str) -> str | None:
-    """"reason: detail" of the ledger's rejection of `command_id`, if it rejected it."""
+    """ "reason: detail" of the ledger's rejection of `command_id`, if it rejected it."""
     row = await db.fetchrow(
         "SELECT data->>'reason' AS reason, data->>'detail' AS detail FROM ledger_events"
         " WHERE causation_id = $1 AND event_type = 'CommandRejected'",

@@ -4,6 +4,7 @@ its bad inputs (401, 403, 404, 409, 413, 422 naming the field)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Callable
@@ -140,7 +141,7 @@ async def test_the_audit_trail_pages_through_sequences_and_hashes(stack: Running
         missing = auditor.get("/missions/nope/events")
     events = first["events"] + rest["events"]
     assert [e["sequence"] for e in events] == list(range(1, 8))
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after["prev_hash"] == before["hash"]
     assert missing.status_code == 404
 
