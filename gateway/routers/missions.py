@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -31,7 +32,7 @@ from gateway.mission_models import (
     ReviewerPacketPublic,
     TaskPublic,
 )
-from gateway.problems import ProblemError
+from gateway.problems import DependencyDownError, ProblemError
 from gateway.rollout import refusal
 from gateway.runtime import GatewayRuntime
 from ledger.commands import FailMission, ReplayMission, RequestMission
@@ -137,19 +138,24 @@ async def create_mission(
             422, "rollout_not_enabled", refused, errors=[{"field": "mode", "message": refused}]
         )
     wanted = request_body(body, runtime)
-    key = idempotency_key or derived_id("random", trace_id_from(None))
-    mission_id = derived_id(caller.label, key)
+    mission_id = derived_id(caller.label, idempotency_key or uuid.uuid4().hex)
     response.headers["Location"] = f"/missions/{mission_id}"
-    row = await queries.mission(runtime.database, mission_id)
+    command = make_command(
+        mission_id, wanted, caller, derived_id("request", mission_id), trace_id_from(traceparent)
+    )
+    try:
+        row = await queries.mission(runtime.database, mission_id)
+    except DependencyDownError:
+        # Intake stays open while only PostgreSQL is down: the broker takes the command,
+        # the decider dedupes a retried one, the projection catches up later.
+        await runtime.commands.send(command)
+        return MissionAccepted(mission_id=mission_id, status="accepted", links=links(mission_id))
     if row is not None:
         if not same_request(row, wanted):
             raise ProblemError(
                 409, "idempotency_conflict", "this Idempotency-Key opened a different mission"
             )
         return MissionAccepted(mission_id=mission_id, status=row["status"], links=links(mission_id))
-    command = make_command(
-        mission_id, wanted, caller, derived_id("request", mission_id), trace_id_from(traceparent)
-    )
 
     async def projected() -> bool:
         return await queries.mission(runtime.database, mission_id) is not None

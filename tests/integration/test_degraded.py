@@ -1,0 +1,142 @@
+"""The root with its broker or database down: structured 503s for what it cannot do,
+answers for what it can, and nothing a client was told was accepted is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.app import create_app
+from gateway.runtime import GatewayRuntime
+from gateway.settings import RootSettings
+from infra.broker import start_broker
+from infra.postgres import start_postgres
+from infra.processes import free_port
+from tests.conftest import Infrastructure, Isolated, create_database
+from tests.faults import TcpProxy
+from tests.integration.conftest import eventually, ledger_services, prepared
+
+pytestmark = pytest.mark.integration
+AUTH = {"Authorization": "Bearer local-service-key"}
+MISSION = {"type": "oracle", "mode": "assisted", "objective": "risk?", "project_id": "atlas"}
+
+
+@asynccontextmanager
+async def root_api(slice_: Isolated, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The root app in-process on `slice_`, reached over ASGI."""
+    config = RootSettings(
+        KAFKA_BOOTSTRAP_SERVERS=slice_.bootstrap_servers,
+        DATABASE_URL=slice_.database_url,
+        KAFKA_TOPIC_PREFIX=slice_.topic_prefix,
+        **settings,
+    )
+    app = create_app(config)
+    app.state.runtime = GatewayRuntime.build(config)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://root", headers=AUTH
+        ) as c:
+            yield c
+    finally:
+        await app.state.runtime.close()
+
+
+async def projected(client: httpx.AsyncClient, mission_id: str) -> bool:
+    return (await client.get(f"/missions/{mission_id}")).status_code == 200
+
+
+async def test_broker_outage_degrades_writes_serves_reads_and_recovers(
+    infrastructure: Infrastructure, tmp_path: Path
+) -> None:
+    real_port = free_port()
+    proxy = TcpProxy(real_port)
+    await proxy.start()
+    broker = await asyncio.to_thread(
+        start_broker, tmp_path / "broker.log", port=real_port, advertised_port=proxy.port
+    )
+    slice_ = Isolated(
+        broker.bootstrap_servers,
+        await create_database(infrastructure.admin_database_url),
+        f"d{uuid.uuid4().hex[:8]}.",
+    )
+    try:
+        await prepared(slice_)
+        async with ledger_services(slice_), root_api(slice_, SYNC_WAIT_MS=3_000) as client:
+            first = (await client.post("/missions", json=MISSION)).json()["mission_id"]
+            await eventually(lambda: projected(client, first))
+            await proxy.cut()
+            refused = await client.post(
+                "/missions", json=MISSION, headers={"Idempotency-Key": "r1"}
+            )
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"]
+            body = refused.json()
+            assert body["type"] == "urn:velocity:problem:broker_unavailable"
+            assert body["degraded"]["dependency"] == "broker"
+            assert body["degraded"]["since"]
+            read = await client.get(f"/missions/{first}")
+            assert read.status_code == 200, "reads are served while the broker is down"
+            await proxy.restore()
+
+            async def retried() -> str | None:
+                again = await client.post(
+                    "/missions", json=MISSION, headers={"Idempotency-Key": "r1"}
+                )
+                return again.json()["mission_id"] if again.status_code == 202 else None
+
+            second = await eventually(retried, timeout_s=30, pause_s=0.5)
+            await eventually(lambda: projected(client, second), timeout_s=30)
+            assert await projected(client, first)
+    finally:
+        await proxy.cut()
+        broker.stop()
+
+
+async def test_database_outage_keeps_intake_open_and_loses_nothing(
+    infrastructure: Infrastructure, tmp_path: Path
+) -> None:
+    port = free_port()
+    database = await asyncio.to_thread(start_postgres, tmp_path, None, durable=False, port=port)
+    slice_ = Isolated(infrastructure.bootstrap_servers, database.url, f"p{uuid.uuid4().hex[:8]}.")
+    try:
+        await prepared(slice_)
+        async with root_api(slice_, SYNC_WAIT_MS=3_000) as client:
+            async with ledger_services(slice_):
+                first = (await client.post("/missions", json=MISSION)).json()["mission_id"]
+                await eventually(lambda: projected(client, first))
+            database.stop()
+            read = await client.get(f"/missions/{first}")
+            assert read.status_code == 503
+            assert read.json()["degraded"]["dependency"] == "database"
+            accepted = await client.post("/missions", json=MISSION)
+            assert accepted.status_code == 202, accepted.text
+            assert accepted.json()["status"] == "accepted"
+            second = accepted.json()["mission_id"]
+            database = await asyncio.to_thread(
+                start_postgres, tmp_path, None, durable=False, port=port
+            )
+            async with ledger_services(slice_):
+                await eventually(lambda: projected(client, second), timeout_s=30)
+            assert await projected(client, first)
+    finally:
+        database.stop()
+
+
+async def test_with_the_colony_disabled_intake_is_refused_and_reads_work(
+    isolated: Isolated,
+) -> None:
+    await prepared(isolated)
+    async with root_api(isolated, COLONY_ENABLED=False) as client:
+        refused = await client.post("/missions", json=MISSION)
+        listed = await client.get("/missions")
+    assert refused.status_code == 503
+    assert refused.json()["type"] == "urn:velocity:problem:colony_disabled"
+    assert listed.status_code == 200
