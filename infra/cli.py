@@ -65,6 +65,18 @@ def _restore(args: argparse.Namespace) -> int:
     return asyncio.run(restore(settings, bootstrap, database_url))
 
 
+def _rebuild(args: argparse.Namespace) -> int:
+    from projections.rebuild import RebuildError, choose, rebuild_from_cli
+
+    try:
+        chosen = choose(args.name)
+    except RebuildError as error:
+        print(f"velocity: {error}", file=sys.stderr)
+        return 2
+    settings, bootstrap, database_url = _operator_settings()
+    return asyncio.run(rebuild_from_cli(settings, bootstrap, database_url, chosen))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="velocity", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -91,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_parser("restore", help="republish archived events the broker lacks").set_defaults(
         handler=_restore
     )
+    projections = groups.add_parser("projections", help="the PostgreSQL views")
+    rebuild = projections.add_subparsers(required=True).add_parser(
+        "rebuild", help="empty views and replay the log into them (all, or NAME)"
+    )
+    rebuild.add_argument("name", nargs="?", help="missions, approvals, tasks or evidence")
+    rebuild.set_defaults(handler=_rebuild)
     return parser
 
 

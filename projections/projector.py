@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Sequence
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from loguru import logger
 
@@ -25,15 +25,18 @@ from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
-from ledger.wire import InvalidRecordError, LedgerWire
+from ledger.wire import LedgerWire
 from projections.approvals import ApprovalsProjection
 from projections.archive import EventArchive
+from projections.batch import BatchApplier
 from projections.evidence import EvidenceProjection
 from projections.missions import MissionsProjection
-from projections.offsets import StoredOffsets, lock_offsets, resume_positions, save_offsets
-from projections.projection import ProjectedEvent, Projection, execute_writes
+from projections.offsets import resume_positions
+from projections.projection import Projection
 from projections.settings import ProjectorSettings
 from projections.tasks import TasksProjection
+
+RESET_CHECK_S = 1.0
 
 
 def all_projections() -> list[Projection]:
@@ -49,7 +52,11 @@ def all_projections() -> list[Projection]:
 
 
 class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Applies batches of events to `projections` with offsets in the same transaction."""
+    """The live projector: a consumer-group member feeding its partitions to a BatchApplier.
+
+    Every second it also re-reads the stored offsets, so a rebuild that reset them is
+    followed even when no new events arrive.
+    """
 
     def __init__(
         self,
@@ -60,13 +67,10 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
     ) -> None:
         self.topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
         self.pool = pool
-        self.projections = list(projections or all_projections())
-        self.names = [p.name for p in self.projections]
-        self.wire = LedgerWire(AvroCodec())
-        self.projected = 0
         self.assigned: set[int] = set()
         self.lag: dict[int, int] = {}
         options = client_options(settings, bootstrap_servers)
+        wire = LedgerWire(AvroCodec())
         self.producer = AIOKafkaProducer(acks="all", **options)
         self.consumer = AIOKafkaConsumer(
             group_id=settings.PROJECTOR_GROUP_ID,
@@ -77,9 +81,14 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             max_poll_records=settings.PROJECTOR_MAX_BATCH,
             **options,
         )
-        self.dead_letters = DeadLetters(
-            self.producer, self.topics.dead_letters, self.wire.codec, "projector"
+        dead_letters = DeadLetters(self.producer, self.topics.dead_letters, wire.codec, "projector")
+        self.applier = BatchApplier(
+            pool, list(projections or all_projections()), wire, dead_letters
         )
+
+    @property
+    def projected(self) -> int:
+        return self.applier.applied
 
     async def run(self, stop: asyncio.Event) -> None:
         """Project until `stop` is set."""
@@ -88,37 +97,37 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.consumer.start()
             try:
                 self.consumer.subscribe([self.topics.events], listener=self)
+                checked_at = 0.0
                 while not stop.is_set():
                     batch = await self.consumer.getmany(timeout_ms=200)
-                    for partition, records in batch.items():
-                        await self.project_partition(partition, records)
+                    for tp, records in batch.items():
+                        await self.seek_back_to(tp, await self.applier.apply(tp, records))
                     await self.measure_lag()
+                    now = asyncio.get_running_loop().time()
+                    if now - checked_at > RESET_CHECK_S:
+                        checked_at = now
+                        await self.follow_resets()
             finally:
                 await self.consumer.stop()
         finally:
             await self.producer.stop()
 
-    async def project_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        """Apply `records` of one partition to every projection that has not seen them."""
-        decoded = await self._decode(records)
-        first, last = records[0].offset, records[-1].offset
-        async with self.pool.acquire() as connection, connection.transaction():
-            stored = await lock_offsets(connection, tp.topic, [tp.partition], self.names)
-            advanced: StoredOffsets = {}
-            for projection in self.projections:
-                next_offset = stored.get((projection.name, tp.partition), 0)
-                if next_offset < first or next_offset > last:
-                    continue  # reset behind this batch (seek back below) or already past it
-                fresh = [e for e in decoded if e.offset >= next_offset]
-                writes = [write for e in fresh for write in projection.writes(e)]
-                await execute_writes(connection, writes)
-                advanced[(projection.name, tp.partition)] = last + 1
-            await save_offsets(connection, tp.topic, advanced)
-        self.projected += len(records)
-        behind = [stored.get((name, tp.partition), 0) for name in self.names]
-        if min(behind) < first:
-            logger.info("projector seeks back to {} on partition {}", min(behind), tp.partition)
-            self.consumer.seek(tp, min(behind))
+    async def seek_back_to(self, tp: TopicPartition, offset: int | None) -> None:
+        if offset is not None:
+            logger.info("projector seeks back to {} on partition {}", offset, tp.partition)
+            self.consumer.seek(tp, offset)
+
+    async def follow_resets(self) -> None:
+        """Seek back where a rebuild reset stored offsets behind our positions."""
+        assignment = list(self.consumer.assignment())
+        if not assignment:
+            return
+        wanted = await resume_positions(
+            self.pool, self.topics.events, [tp.partition for tp in assignment], self.applier.names
+        )
+        for tp in assignment:
+            if wanted[tp.partition] < await self.consumer.position(tp):
+                await self.seek_back_to(tp, wanted[tp.partition])
 
     async def measure_lag(self) -> None:
         """Events fetched-but-unprojected per partition, from the fetch high-water mark."""
@@ -126,17 +135,6 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             end = self.consumer.highwater(tp)
             if end is not None:
                 self.lag[tp.partition] = max(end - await self.consumer.position(tp), 0)
-
-    async def _decode(self, records: list[ConsumerRecord]) -> list[ProjectedEvent]:
-        decoded = []
-        for item in records:
-            try:
-                event = self.wire.decode_event(item.value or b"")
-            except InvalidRecordError as error:
-                await self.dead_letters.publish(item, error.reason, error.detail)
-                continue
-            decoded.append(ProjectedEvent(item.partition, item.offset, item.value or b"", event))
-        return decoded
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.assigned -= {tp.partition for tp in revoked}
@@ -146,7 +144,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         if not assigned:
             return
         positions = await resume_positions(
-            self.pool, self.topics.events, [tp.partition for tp in assigned], self.names
+            self.pool, self.topics.events, [tp.partition for tp in assigned], self.applier.names
         )
         for tp in assigned:
             self.consumer.seek(tp, positions[tp.partition])

@@ -6,7 +6,25 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.commands import Command, CommandBody, CommandMeta, RequestMission
+from ledger.commands import (
+    ApproveWriteback,
+    BeginReview,
+    Command,
+    CommandBody,
+    CommandMeta,
+    CompleteMission,
+    CompleteTask,
+    PlannedTask,
+    ProposeWriteback,
+    RecordArtifact,
+    RecordPlan,
+    RecordReview,
+    RecordToolDecision,
+    RecordWritebackResult,
+    RequestMission,
+    StartPlanning,
+    StartTask,
+)
 
 
 def command(
@@ -39,3 +57,58 @@ def request_body(**overrides: Any) -> RequestMission:
         "token_budget": 10_000,
     }
     return RequestMission(**(fields | overrides))
+
+
+def crm_script(mission_id: str) -> list[Command]:
+    """Every command of a CRM mission from request to completion, approval included."""
+    plan = [PlannedTask(task_id="research", kind="research", description="accounts")]
+    writeback = f"wb-{mission_id}"
+    bodies = [
+        (request_body(), "service:key1"),
+        (StartPlanning(planner="planner"), "colony:planner"),
+        (RecordPlan(tasks=plan, rationale="crm"), "colony:planner"),
+        (StartTask(task_id="research", worker="w1"), "colony:worker"),
+        (
+            RecordToolDecision(
+                task_id="research",
+                tool="crm_lookup",
+                decision="allowed",
+                rule_id="crm.read",
+                reason="read-only",
+            ),
+            "colony:policy",
+        ),
+        (
+            RecordArtifact(
+                artifact_id="crm-record",
+                kind="crm_record",
+                content_hash="c" * 64,
+                source="crm://accounts/northwind",
+                size_bytes=10,
+            ),
+            "colony:worker",
+        ),
+        (
+            CompleteTask(task_id="research", summary="found", tokens_used=50, duration_ms=20),
+            "colony:worker",
+        ),
+        (BeginReview(reviewer="reviewer"), "colony:reviewer"),
+        (RecordReview(packet_hash="b" * 64, verdict="pass", output="brief"), "colony:reviewer"),
+        (
+            ProposeWriteback(
+                writeback_id=writeback,
+                target="crm",
+                record_ref="account:northwind",
+                changes={"next_step": "call"},
+                rationale="fit",
+            ),
+            "colony:reviewer",
+        ),
+        (ApproveWriteback(writeback_id=writeback, reason="checked"), "operator:key2"),
+        (
+            RecordWritebackResult(writeback_id=writeback, succeeded=True, detail="ok"),
+            "colony:executor",
+        ),
+        (CompleteMission(output="brief"), "colony:reviewer"),
+    ]
+    return [command(mission_id, body, actor=actor) for body, actor in bodies]

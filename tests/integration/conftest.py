@@ -150,22 +150,20 @@ async def dead_letters(slice_: Isolated) -> list[dict[str, Any]]:
     return letters
 
 
-class DeciderProcess:
-    """`python -m ledger.decider` as a real process, for crash tests."""
+class ServiceProcess:
+    """A service (`python -m MODULE`) as a real process on a slice, for crash tests."""
 
-    def __init__(self, slice_: Isolated, group: str, log_path: Path) -> None:
+    def __init__(self, module: str, slice_: Isolated, log_path: Path, **env: str) -> None:
+        self.module = module
         self.env = child_environment(
-            **slice_.environment(),
-            DECIDER_GROUP_ID=group,
-            KAFKA_SESSION_TIMEOUT_MS="3000",
-            LOG_FORMAT="json",
+            **slice_.environment(), KAFKA_SESSION_TIMEOUT_MS="3000", LOG_FORMAT="json", **env
         )
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.process = spawn(
-            [sys.executable, "-m", "ledger.decider"], env=self.env, log_path=self.log_path
+            [sys.executable, "-m", self.module], env=self.env, log_path=self.log_path
         )
 
     def kill(self) -> None:
@@ -176,3 +174,7 @@ class DeciderProcess:
     def stop(self) -> None:
         if self.process is not None:
             stop(self.process)
+
+
+def decider_process(slice_: Isolated, group: str, log_path: Path) -> ServiceProcess:
+    return ServiceProcess("ledger.decider", slice_, log_path, DECIDER_GROUP_ID=group)

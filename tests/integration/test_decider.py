@@ -12,23 +12,12 @@ from aiokafka import AIOKafkaProducer
 from infra.config import CommonSettings
 from infra.topics import TopicNames
 from ledger.commands import (
-    ApproveWriteback,
-    BeginReview,
-    CompleteMission,
-    CompleteTask,
-    PlannedTask,
-    ProposeWriteback,
     RecordArtifact,
-    RecordPlan,
-    RecordReview,
-    RecordWritebackResult,
-    StartPlanning,
-    StartTask,
 )
 from ledger.operator_cli import replay, verify
 from ledger.wire import LedgerWire
 from tests.conftest import Isolated
-from tests.factories import command, request_body
+from tests.factories import command, crm_script, request_body
 from tests.integration.conftest import (
     archived,
     command_sender,
@@ -40,36 +29,6 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 OPERATOR = "operator:key2"
-
-
-def crm_mission_commands(mission_id: str) -> list:
-    plan = [PlannedTask(task_id="research", kind="research", description="accounts")]
-    bodies = [
-        (request_body(), "service:key1"),
-        (StartPlanning(planner="planner"), "colony:planner"),
-        (RecordPlan(tasks=plan, rationale="crm"), "colony:planner"),
-        (StartTask(task_id="research", worker="w1"), "colony:worker"),
-        (
-            CompleteTask(task_id="research", summary="found", tokens_used=50, duration_ms=20),
-            "colony:worker",
-        ),
-        (BeginReview(reviewer="reviewer"), "colony:reviewer"),
-        (RecordReview(packet_hash="b" * 64, verdict="pass", output="brief"), "colony:reviewer"),
-        (
-            ProposeWriteback(
-                writeback_id="w1",
-                target="crm",
-                record_ref="account:northwind",
-                changes={"next_step": "call"},
-                rationale="fit",
-            ),
-            "colony:reviewer",
-        ),
-        (ApproveWriteback(writeback_id="w1", reason="checked"), OPERATOR),
-        (RecordWritebackResult(writeback_id="w1", succeeded=True, detail="ok"), "colony:executor"),
-        (CompleteMission(output="brief"), "colony:reviewer"),
-    ]
-    return [command(mission_id, body, actor=actor) for body, actor in bodies]
 
 
 async def test_undecodable_and_invalid_commands_are_dead_lettered_and_processing_goes_on(
@@ -118,12 +77,12 @@ async def test_a_whole_crm_mission_is_archived_verified_and_replayable(
 ) -> None:
     await prepared(isolated)
     mission_id = str(uuid.uuid4())
-    commands = crm_mission_commands(mission_id)
+    commands = crm_script(mission_id)
     async with ledger_services(isolated), command_sender(isolated) as sender:
         await sender.send(*commands)
-        await sender.send(commands[8])  # a redelivered approval: nothing more
+        await sender.send(commands[10])  # a redelivered approval: nothing more
         rows = await eventually(
-            lambda: _when(archived(isolated.database_url, mission_id), lambda r: len(r) >= 12)
+            lambda: _when(archived(isolated.database_url, mission_id), lambda r: len(r) >= 14)
         )
     types = [row["event_type"] for row in rows]
     assert types == [
@@ -131,6 +90,8 @@ async def test_a_whole_crm_mission_is_archived_verified_and_replayable(
         "PlanningStarted",
         "MissionPlanned",
         "TaskStarted",
+        "ToolRequestAllowed",
+        "ArtifactRecorded",
         "TaskSucceeded",
         "ReviewStarted",
         "ReviewerPacketRecorded",
@@ -141,14 +102,14 @@ async def test_a_whole_crm_mission_is_archived_verified_and_replayable(
         "MissionCompleted",
     ]
     assert types.index("WritebackApproved") < types.index("WritebackExecuted")
-    assert rows[9]["actor"] == OPERATOR
+    assert rows[11]["actor"] == OPERATOR
 
     settings = CommonSettings(KAFKA_TOPIC_PREFIX=isolated.topic_prefix)
     code = await verify(settings, isolated.bootstrap_servers, isolated.database_url, None, False)
     assert code == 0, capsys.readouterr()
     assert "every chain intact" in capsys.readouterr().out
 
-    as_of = rows[8]["occurred_at"] + timedelta(microseconds=1)
+    as_of = rows[10]["occurred_at"] + timedelta(microseconds=1)
     assert await replay(isolated.database_url, mission_id, as_of, as_json=False) == 0
     out = capsys.readouterr().out
     assert "status=awaiting_approval" in out
@@ -161,15 +122,15 @@ async def test_verify_reports_the_first_tampered_event(
     await prepared(isolated)
     mission_id = str(uuid.uuid4())
     async with ledger_services(isolated), command_sender(isolated) as sender:
-        await sender.send(*crm_mission_commands(mission_id))
+        await sender.send(*crm_script(mission_id))
         await eventually(
-            lambda: _when(archived(isolated.database_url, mission_id), lambda r: len(r) >= 12)
+            lambda: _when(archived(isolated.database_url, mission_id), lambda r: len(r) >= 14)
         )
     wire = LedgerWire()
     connection = await asyncpg.connect(isolated.database_url)
     try:
         original = await connection.fetchval(
-            "SELECT record FROM ledger_events WHERE mission_id = $1 AND sequence = 10", mission_id
+            "SELECT record FROM ledger_events WHERE mission_id = $1 AND sequence = 12", mission_id
         )
         event = wire.decode_event(original)
         forged = event.model_copy(
@@ -179,7 +140,7 @@ async def test_verify_reports_the_first_tampered_event(
             "ALTER TABLE ledger_events DISABLE TRIGGER ledger_events_no_update_or_delete"
         )
         await connection.execute(
-            "UPDATE ledger_events SET record = $2 WHERE mission_id = $1 AND sequence = 10",
+            "UPDATE ledger_events SET record = $2 WHERE mission_id = $1 AND sequence = 12",
             mission_id,
             wire.encode_event(forged).value,
         )
@@ -189,4 +150,4 @@ async def test_verify_reports_the_first_tampered_event(
     code = await verify(settings, isolated.bootstrap_servers, isolated.database_url, None, True)
     out = capsys.readouterr().out
     assert code == 1
-    assert f"mission {mission_id} sequence 10: hash does not match" in out
+    assert f"mission {mission_id} sequence 12: hash does not match" in out

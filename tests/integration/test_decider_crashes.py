@@ -25,8 +25,8 @@ from ledger.events import GENESIS_HASH, CommandRejected, RecordedEvent
 from tests.conftest import Isolated
 from tests.factories import command, request_body
 from tests.integration.conftest import (
-    DeciderProcess,
     command_sender,
+    decider_process,
     eventually,
     log_events,
     prepared,
@@ -105,7 +105,7 @@ async def test_sigkilled_decider_restarts_without_duplicates_gaps_or_losses(
 ) -> None:
     await prepared(isolated)
     stream = interleaved([mission_script(str(uuid.uuid4())) for _ in range(MISSIONS)])
-    decider = DeciderProcess(isolated, f"crash-{uuid.uuid4().hex[:6]}", tmp_path / "d.log")
+    decider = decider_process(isolated, f"crash-{uuid.uuid4().hex[:6]}", tmp_path / "d.log")
     decider.start()
     sending = asyncio.create_task(send_in_chunks(isolated, stream, pause_s=0.15))
     try:
@@ -129,8 +129,8 @@ async def test_two_deciders_hand_partitions_over_mid_stream(
     await prepared(isolated)
     stream = interleaved([mission_script(str(uuid.uuid4())) for _ in range(MISSIONS)])
     group = f"pair-{uuid.uuid4().hex[:6]}"
-    first = DeciderProcess(isolated, group, tmp_path / "first.log")
-    second = DeciderProcess(isolated, group, tmp_path / "second.log")
+    first = decider_process(isolated, group, tmp_path / "first.log")
+    second = decider_process(isolated, group, tmp_path / "second.log")
     first.start()
     sending = asyncio.create_task(send_in_chunks(isolated, stream, pause_s=0.15))
     try:

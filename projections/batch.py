@@ -1,0 +1,67 @@
+"""Applying a batch of one partition's events to projections, exactly once.
+
+One transaction per batch: lock the projections' stored offsets, apply each
+projection's writes for the events it has not seen, store the new offsets. Used by the
+live projector (consumer group) and by rebuilds (a reader of the whole log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+from aiokafka import ConsumerRecord, TopicPartition
+
+from ledger.dead_letters import DeadLetters
+from ledger.wire import InvalidRecordError, LedgerWire
+from projections.offsets import StoredOffsets, lock_offsets, save_offsets
+from projections.projection import ProjectedEvent, Projection, execute_writes
+
+
+class BatchApplier:
+    """Applies batches to `projections`; undecodable events go to the dead letters."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        projections: Sequence[Projection],
+        wire: LedgerWire,
+        dead_letters: DeadLetters,
+    ) -> None:
+        self.pool = pool
+        self.projections = list(projections)
+        self.names = [p.name for p in self.projections]
+        self.wire = wire
+        self.dead_letters = dead_letters
+        self.applied = 0
+
+    async def apply(self, tp: TopicPartition, records: list[ConsumerRecord]) -> int | None:
+        """Apply `records`; return an earlier offset to seek back to if a projection was
+        reset behind this batch (a rebuild), else None."""
+        decoded = await self._decode(records)
+        first, last = records[0].offset, records[-1].offset
+        async with self.pool.acquire() as connection, connection.transaction():
+            stored = await lock_offsets(connection, tp.topic, [tp.partition], self.names)
+            advanced: StoredOffsets = {}
+            for projection in self.projections:
+                next_offset = stored.get((projection.name, tp.partition), 0)
+                if next_offset < first or next_offset > last:
+                    continue  # reset behind this batch, or already past it
+                fresh = [e for e in decoded if e.offset >= next_offset]
+                await execute_writes(connection, [w for e in fresh for w in projection.writes(e)])
+                advanced[(projection.name, tp.partition)] = last + 1
+            await save_offsets(connection, tp.topic, advanced)
+        self.applied += len(records)
+        behind = min(stored.get((name, tp.partition), 0) for name in self.names)
+        return behind if behind < first else None
+
+    async def _decode(self, records: list[ConsumerRecord]) -> list[ProjectedEvent]:
+        decoded = []
+        for item in records:
+            try:
+                event = self.wire.decode_event(item.value or b"")
+            except InvalidRecordError as error:
+                await self.dead_letters.publish(item, error.reason, error.detail)
+                continue
+            decoded.append(ProjectedEvent(item.partition, item.offset, item.value or b"", event))
+        return decoded
