@@ -47,9 +47,7 @@ def choose(name: str | None) -> list[Projection]:
     return chosen
 
 
-async def reset(
-    connection: Connection, topic: str, projections: Sequence[Projection]
-) -> None:
+async def reset(connection: Connection, topic: str, projections: Sequence[Projection]) -> None:
     """Empty the projections' tables and set their offsets to 0, in one transaction."""
     names = [p.name for p in projections]
     async with connection.transaction():
