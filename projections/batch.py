@@ -7,31 +7,32 @@ live projector (consumer group) and by rebuilds (a reader of the whole log).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Generic
 
 import asyncpg
 from aiokafka import ConsumerRecord, TopicPartition
 
 from ledger.dead_letters import DeadLetters
-from ledger.wire import InvalidRecordError, LedgerWire
+from ledger.wire import InvalidRecordError
 from projections.offsets import StoredOffsets, lock_offsets, save_offsets
-from projections.projection import ProjectedEvent, Projection, execute_writes
+from projections.projection import Projected, Projection, R, execute_writes
 
 
-class BatchApplier:
-    """Applies batches to `projections`; undecodable events go to the dead letters."""
+class BatchApplier(Generic[R]):
+    """Applies batches to `projections`; records `decode` refuses go to the dead letters."""
 
     def __init__(
         self,
         pool: asyncpg.Pool,
-        projections: Sequence[Projection],
-        wire: LedgerWire,
+        projections: Sequence[Projection[R]],
+        decode: Callable[[bytes], R],
         dead_letters: DeadLetters,
     ) -> None:
         self.pool = pool
         self.projections = list(projections)
         self.names = [p.name for p in self.projections]
-        self.wire = wire
+        self.decode = decode
         self.dead_letters = dead_letters
         self.applied = 0
 
@@ -55,13 +56,13 @@ class BatchApplier:
         behind = min(stored.get((name, tp.partition), 0) for name in self.names)
         return behind if behind < first else None
 
-    async def _decode(self, records: list[ConsumerRecord]) -> list[ProjectedEvent]:
+    async def _decode(self, records: list[ConsumerRecord]) -> list[Projected[R]]:
         decoded = []
         for item in records:
             try:
-                event = self.wire.decode_event(item.value or b"")
+                value = self.decode(item.value or b"")
             except InvalidRecordError as error:
                 await self.dead_letters.publish(item, error.reason, error.detail)
                 continue
-            decoded.append(ProjectedEvent(item.partition, item.offset, item.value or b"", event))
+            decoded.append(Projected(item.partition, item.offset, item.value or b"", value))
         return decoded

@@ -10,25 +10,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from infra.database import Connection
 from ledger.events import RecordedEvent
 
 Write = tuple[str, tuple[Any, ...]]
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
-class ProjectedEvent:
-    """A decoded event with its position in `mission.events` and its original bytes."""
+class Projected(Generic[R]):
+    """A decoded record with its position in its topic and its original bytes."""
 
     partition: int
     offset: int
     raw: bytes
-    event: RecordedEvent
+    event: R
 
 
-class Projection(Protocol):
+ProjectedEvent = Projected[RecordedEvent]
+
+
+class Projection(Protocol[R]):
     """A view built from the event log.
 
     `tables` are emptied by a rebuild; a projection with `rebuildable = False` (the
@@ -39,7 +43,7 @@ class Projection(Protocol):
     tables: tuple[str, ...]
     rebuildable: bool
 
-    def writes(self, item: ProjectedEvent) -> list[Write]:
+    def writes(self, item: Projected[R]) -> list[Write]:
         """The statements that apply `item` to the view, in order."""
 
 

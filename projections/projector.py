@@ -10,7 +10,9 @@ event twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -22,24 +24,27 @@ from infra.heartbeat import beat_forever
 from infra.kafka import client_options
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
-from infra.topics import TopicNames
+from infra.topics import EVENTS, METRICS, TopicNames, TopicSpec
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
+from ledger.events import RecordedEvent
+from ledger.metrics import Metric, MetricWire
 from ledger.wire import LedgerWire
 from projections.approvals import ApprovalsProjection
 from projections.archive import EventArchive
 from projections.batch import BatchApplier
 from projections.evidence import EvidenceProjection
+from projections.metric_samples import MetricSamplesProjection
 from projections.missions import MissionsProjection
 from projections.offsets import resume_positions
-from projections.projection import Projection
+from projections.projection import Projection, R
 from projections.settings import ProjectorSettings
 from projections.tasks import TasksProjection
 
 RESET_CHECK_S = 1.0
 
 
-def all_projections() -> list[Projection]:
+def all_projections() -> list[Projection[RecordedEvent]]:
     """Every view the projector maintains, in the order each batch applies them: the
     archive first, missions before the views that look missions up."""
     return [
@@ -51,7 +56,27 @@ def all_projections() -> list[Projection]:
     ]
 
 
-class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
+@dataclass(frozen=True)
+class Feed(Generic[R]):
+    """A topic, how to decode its records, and the projections fed from it."""
+
+    topic: TopicSpec
+    decode: Callable[[bytes], R]
+    projections: Sequence[Projection[R]]
+    group_suffix: str = ""
+
+
+def ledger_feed(
+    projections: Sequence[Projection[RecordedEvent]] | None = None,
+) -> Feed[RecordedEvent]:
+    return Feed(EVENTS, LedgerWire().decode_event, list(projections or all_projections()))
+
+
+def metrics_feed() -> Feed[Metric]:
+    return Feed(METRICS, MetricWire().decode, [MetricSamplesProjection()], "-metrics")
+
+
+class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
     """The live projector: a consumer-group member feeding its partitions to a BatchApplier.
 
     Every second it also re-reads the stored offsets, so a rebuild that reset them is
@@ -63,17 +88,17 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         settings: ProjectorSettings,
         bootstrap_servers: str,
         pool: asyncpg.Pool,
-        projections: Sequence[Projection] | None = None,
+        feed: Feed[R],
     ) -> None:
         self.topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
+        self.topic = self.topics.of(feed.topic)
         self.pool = pool
         self.assigned: set[int] = set()
         self.lag: dict[int, int] = {}
         options = client_options(settings, bootstrap_servers)
-        wire = LedgerWire(AvroCodec())
         self.producer = AIOKafkaProducer(acks="all", **options)
         self.consumer = AIOKafkaConsumer(
-            group_id=settings.PROJECTOR_GROUP_ID,
+            group_id=settings.PROJECTOR_GROUP_ID + feed.group_suffix,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
@@ -81,10 +106,10 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
             max_poll_records=settings.PROJECTOR_MAX_BATCH,
             **options,
         )
-        dead_letters = DeadLetters(self.producer, self.topics.dead_letters, wire.codec, "projector")
-        self.applier = BatchApplier(
-            pool, list(projections or all_projections()), wire, dead_letters
+        dead_letters = DeadLetters(
+            self.producer, self.topics.dead_letters, AvroCodec(), "projector"
         )
+        self.applier = BatchApplier(pool, feed.projections, feed.decode, dead_letters)
 
     @property
     def projected(self) -> int:
@@ -96,7 +121,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             await self.consumer.start()
             try:
-                self.consumer.subscribe([self.topics.events], listener=self)
+                self.consumer.subscribe([self.topic], listener=self)
                 checked_at = 0.0
                 while not stop.is_set():
                     batch = await self.consumer.getmany(timeout_ms=200)
@@ -123,7 +148,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         if not assignment:
             return
         wanted = await resume_positions(
-            self.pool, self.topics.events, [tp.partition for tp in assignment], self.applier.names
+            self.pool, self.topic, [tp.partition for tp in assignment], self.applier.names
         )
         for tp in assignment:
             if wanted[tp.partition] < await self.consumer.position(tp):
@@ -144,7 +169,7 @@ class Projector(ConsumerRebalanceListener):  # type: ignore[misc]
         if not assigned:
             return
         positions = await resume_positions(
-            self.pool, self.topics.events, [tp.partition for tp in assigned], self.applier.names
+            self.pool, self.topic, [tp.partition for tp in assigned], self.applier.names
         )
         for tp in assigned:
             self.consumer.seek(tp, positions[tp.partition])
@@ -155,7 +180,8 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
     """The projector with its heartbeat."""
     bootstrap, database_url = settings.require_infrastructure()
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    projector = Projector(settings, bootstrap, pool)
+    projector = Projector(settings, bootstrap, pool, ledger_feed())
+    metrics = Projector(settings, bootstrap, pool, metrics_feed())
     heartbeat = asyncio.create_task(
         beat_forever(
             pool,
@@ -168,7 +194,7 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
         )
     )
     try:
-        await projector.run(stop)
+        await asyncio.gather(projector.run(stop), metrics.run(stop))
     finally:
         heartbeat.cancel()
         await pool.close()

@@ -21,6 +21,7 @@ from infra.kafka import client_options
 from infra.progress import Progress
 from infra.topics import EVENTS, TopicNames
 from ledger.dead_letters import DeadLetters
+from ledger.events import RecordedEvent
 from ledger.log_reader import partition_ends, read_to_end
 from ledger.wire import LedgerWire
 from projections.batch import BatchApplier
@@ -33,7 +34,7 @@ class RebuildError(ValueError):
     """A projection name that cannot be rebuilt; the message says why."""
 
 
-def choose(name: str | None) -> list[Projection]:
+def choose(name: str | None) -> list[Projection[RecordedEvent]]:
     """The projections to rebuild: `name`, or every rebuildable one."""
     projections = all_projections()
     if name is None:
@@ -47,7 +48,9 @@ def choose(name: str | None) -> list[Projection]:
     return chosen
 
 
-async def reset(connection: Connection, topic: str, projections: Sequence[Projection]) -> None:
+async def reset(
+    connection: Connection, topic: str, projections: Sequence[Projection[RecordedEvent]]
+) -> None:
     """Empty the projections' tables and set their offsets to 0, in one transaction."""
     names = [p.name for p in projections]
     async with connection.transaction():
@@ -67,7 +70,7 @@ async def rebuild(
     options: dict[str, Any],
     names: TopicNames,
     pool: asyncpg.Pool,
-    projections: Sequence[Projection],
+    projections: Sequence[Projection[RecordedEvent]],
 ) -> int:
     """Reset `projections` and replay the whole events topic into them; events read."""
     async with pool.acquire() as connection:
@@ -79,7 +82,7 @@ async def rebuild(
     try:
         wire = LedgerWire()
         dead_letters = DeadLetters(producer, names.dead_letters, wire.codec, "rebuild")
-        applier = BatchApplier(pool, projections, wire, dead_letters)
+        applier = BatchApplier(pool, projections, wire.decode_event, dead_letters)
         partitions = [TopicPartition(names.events, p) for p in range(EVENTS.partitions)]
         total = sum((await partition_ends(consumer, partitions)).values())
         progress = Progress(f"rebuilding {', '.join(p.name for p in projections)}", total)
@@ -94,7 +97,10 @@ async def rebuild(
 
 
 async def rebuild_from_cli(
-    settings: CommonSettings, bootstrap: str, database_url: str, projections: list[Projection]
+    settings: CommonSettings,
+    bootstrap: str,
+    database_url: str,
+    projections: list[Projection[RecordedEvent]],
 ) -> int:
     """`velocity projections rebuild`: exit code 0 once the views are rebuilt."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)

@@ -58,6 +58,54 @@ POLICY_DECISIONS = Gauge(
     ["rule_id", "decision"],
     registry=REGISTRY,
 )
+PROVIDER_CALLS = Gauge(
+    "velocity_provider_calls_last_hour",
+    "Provider calls in the last hour",
+    ["provider"],
+    registry=REGISTRY,
+)
+PROVIDER_FAILURE_RATE = Gauge(
+    "velocity_provider_failure_rate",
+    "Share of failed provider calls in the last hour",
+    ["provider"],
+    registry=REGISTRY,
+)
+PROVIDER_LATENCY = Gauge(
+    "velocity_provider_latency_ms",
+    "Provider call latency over the last hour",
+    ["provider", "quantile"],
+    registry=REGISTRY,
+)
+STAGE_LATENCY = Gauge(
+    "velocity_stage_latency_ms",
+    "Time missions spend in each stage",
+    ["stage", "quantile"],
+    registry=REGISTRY,
+)
+MISSION_OUTCOMES = Gauge(
+    "velocity_mission_outcomes",
+    "Finished missions by type and outcome",
+    ["type", "outcome"],
+    registry=REGISTRY,
+)
+
+
+async def refresh_rollups(runtime: GatewayRuntime) -> None:
+    """Provider health, stage latency and outcomes from the rollup views."""
+    db = runtime.database
+    for gauge in (PROVIDER_CALLS, PROVIDER_FAILURE_RATE, PROVIDER_LATENCY, STAGE_LATENCY):
+        gauge.clear()
+    for row in await db.fetch("SELECT * FROM provider_health"):
+        PROVIDER_CALLS.labels(row["provider"]).set(row["calls"])
+        PROVIDER_FAILURE_RATE.labels(row["provider"]).set(float(row["failure_rate"]))
+        PROVIDER_LATENCY.labels(row["provider"], "0.5").set(row["p50_ms"])
+        PROVIDER_LATENCY.labels(row["provider"], "0.99").set(row["p99_ms"])
+    for row in await db.fetch("SELECT * FROM stage_latency"):
+        for quantile in ("p50", "p95", "p99"):
+            STAGE_LATENCY.labels(row["stage"], f"0.{quantile[1:]}").set(row[f"{quantile}_ms"])
+    MISSION_OUTCOMES.clear()
+    for row in await db.fetch("SELECT * FROM mission_outcomes"):
+        MISSION_OUTCOMES.labels(row["mission_type"], row["outcome"]).set(row["missions"])
 
 
 async def refresh(runtime: GatewayRuntime) -> None:
@@ -93,4 +141,5 @@ async def metrics(request: Request) -> Response:
     """Prometheus text format."""
     runtime: GatewayRuntime = request.app.state.runtime
     await refresh(runtime)
+    await refresh_rollups(runtime)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

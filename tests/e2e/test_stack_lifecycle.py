@@ -18,6 +18,12 @@ from tests.e2e.conftest import SERVICE_KEY
 
 pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {SERVICE_KEY}"}
+CRM = {
+    "type": "crm",
+    "mode": "assisted",
+    "objective": "Qualify Northwind Traders",
+    "lead": {"company": "Northwind Traders", "contact": "Ana Trujillo"},
+}
 
 
 def children_of(pid: int) -> set[int]:
@@ -88,7 +94,7 @@ def test_stack_runs_stops_clean_and_comes_back_with_its_history(tmp_path: Path) 
         assert wait_until_ready(root, 90), (tmp_path / "stack.err").read_text()[-3000:]
         posted = httpx.post(
             f"{root}/missions",
-            json={"type": "crm", "mode": "assisted", "objective": "Qualify Northwind Traders"},
+            json=CRM,
             headers=AUTH | {"Idempotency-Key": "lifecycle-1"},
         )
         mission_id = posted.json()["mission_id"]
@@ -106,7 +112,7 @@ def test_stack_runs_stops_clean_and_comes_back_with_its_history(tmp_path: Path) 
         assert kept.status_code == 200 and kept.json()["last_sequence"] == 1
         retried = httpx.post(
             f"{root}/missions",
-            json={"type": "crm", "mode": "assisted", "objective": "Qualify Northwind Traders"},
+            json=CRM,
             headers=AUTH | {"Idempotency-Key": "lifecycle-1"},
         )
         assert retried.json()["mission_id"] == mission_id

@@ -28,7 +28,12 @@ def test_a_posted_mission_is_projected_and_read_back_within_two_seconds(
     with stack.client() as client:
         posted = client.post(
             "/missions",
-            json={"type": "oracle", "mode": "assisted", "objective": "  Summarise atlas risks  "},
+            json={
+                "type": "oracle",
+                "mode": "assisted",
+                "objective": "  Summarise atlas risks  ",
+                "project_id": "atlas",
+            },
         )
         assert posted.status_code == 202, posted.text
         mission_id = posted.json()["mission_id"]
@@ -76,7 +81,8 @@ def test_bad_requests_get_problem_details(stack: RunningStack) -> None:
         unauthenticated = anonymous.post("/missions", json={})
     with stack.client(key=AUDITOR_KEY) as auditor:
         forbidden = auditor.post(
-            "/missions", json={"type": "oracle", "mode": "assisted", "objective": "x"}
+            "/missions",
+            json={"type": "oracle", "mode": "assisted", "objective": "x", "project_id": "p"},
         )
         missing = auditor.get("/missions/does-not-exist")
     with stack.client() as client:

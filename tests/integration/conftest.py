@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from gateway.app import create_app
+from gateway.runtime import GatewayRuntime
+from gateway.settings import RootSettings
 from infra.config import CommonSettings
 from infra.preparation import prepare_infrastructure
 from infra.processes import child_environment, spawn, stop
@@ -26,7 +30,7 @@ from ledger.events import RecordedEvent
 from ledger.log_reader import read_to_end
 from ledger.settings import DeciderSettings
 from ledger.wire import LedgerWire
-from projections.projector import Projector
+from projections.projector import Projector, ledger_feed
 from projections.settings import ProjectorSettings
 from tests.conftest import Isolated
 
@@ -80,6 +84,7 @@ async def ledger_services(slice_: Isolated) -> AsyncIterator[tuple[Decider, Proj
         ProjectorSettings(PROJECTOR_GROUP_ID=f"p-{group}", **common),
         slice_.bootstrap_servers,
         pool,
+        ledger_feed(),
     )
     stop = asyncio.Event()
     tasks = [asyncio.create_task(decider.run(stop)), asyncio.create_task(projector.run(stop))]
@@ -178,3 +183,27 @@ class ServiceProcess:
 
 def decider_process(slice_: Isolated, group: str, log_path: Path) -> ServiceProcess:
     return ServiceProcess("ledger.decider", slice_, log_path, DECIDER_GROUP_ID=group)
+
+
+SERVICE_AUTH = {"Authorization": "Bearer local-service-key"}
+
+
+@asynccontextmanager
+async def root_api(slice_: Isolated, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The root app in-process on `slice_`, reached over ASGI."""
+    config = RootSettings(
+        KAFKA_BOOTSTRAP_SERVERS=slice_.bootstrap_servers,
+        DATABASE_URL=slice_.database_url,
+        KAFKA_TOPIC_PREFIX=slice_.topic_prefix,
+        **settings,
+    )
+    app = create_app(config)
+    app.state.runtime = GatewayRuntime.build(config)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://root", headers=SERVICE_AUTH
+        ) as c:
+            yield c
+    finally:
+        await app.state.runtime.close()

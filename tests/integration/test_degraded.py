@@ -5,48 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from gateway.app import create_app
-from gateway.runtime import GatewayRuntime
-from gateway.settings import RootSettings
 from infra.broker import start_broker
 from infra.postgres import start_postgres
 from infra.processes import free_port
 from tests.conftest import Infrastructure, Isolated, create_database
 from tests.faults import TcpProxy
-from tests.integration.conftest import eventually, ledger_services, prepared
+from tests.integration.conftest import eventually, ledger_services, prepared, root_api
 
 pytestmark = pytest.mark.integration
-AUTH = {"Authorization": "Bearer local-service-key"}
 MISSION = {"type": "oracle", "mode": "assisted", "objective": "risk?", "project_id": "atlas"}
-
-
-@asynccontextmanager
-async def root_api(slice_: Isolated, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The root app in-process on `slice_`, reached over ASGI."""
-    config = RootSettings(
-        KAFKA_BOOTSTRAP_SERVERS=slice_.bootstrap_servers,
-        DATABASE_URL=slice_.database_url,
-        KAFKA_TOPIC_PREFIX=slice_.topic_prefix,
-        **settings,
-    )
-    app = create_app(config)
-    app.state.runtime = GatewayRuntime.build(config)
-    transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://root", headers=AUTH
-        ) as c:
-            yield c
-    finally:
-        await app.state.runtime.close()
 
 
 async def projected(client: httpx.AsyncClient, mission_id: str) -> bool:

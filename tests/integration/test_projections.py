@@ -15,7 +15,7 @@ from infra.topics import TopicNames
 from ledger.decider import Decider
 from ledger.settings import DeciderSettings
 from projections.migrate import apply_migrations
-from projections.projector import Projector
+from projections.projector import Projector, ledger_feed
 from projections.rebuild import choose, rebuild
 from projections.settings import ProjectorSettings
 from tests.conftest import Infrastructure, Isolated, create_database
@@ -130,6 +130,7 @@ async def test_killing_the_projector_mid_batch_leaves_views_as_an_uninterrupted_
         ),
         reference.bootstrap_servers,
         pool,
+        ledger_feed(),
     )
     stop = asyncio.Event()
     running = asyncio.create_task(uninterrupted.run(stop))

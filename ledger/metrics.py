@@ -1,0 +1,59 @@
+"""Operational measurements on `colony.metrics`: the model and its Avro encoding.
+
+The colony emits them (provider calls, stage latency, policy decisions, approval waits,
+mission outcomes); the projector stores them in `metric_samples` for the dashboards.
+They are facts about operations, not about missions' state, so they live outside the
+hash-chained ledger.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ledger.codec import AvroCodec, UndecodableRecordError
+from ledger.wire import InvalidRecordError
+
+SCHEMA = "velocity.metrics.MetricRecorded"
+MetricName = Literal[
+    "provider_call", "stage_latency", "policy_decision", "approval_wait", "mission_outcome"
+]
+
+
+class Metric(BaseModel):
+    """One measurement (schemas_avro/velocity.metrics.MetricRecorded.avsc)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    metric_id: str = Field(min_length=1)
+    name: MetricName
+    value: float
+    labels: dict[str, str]
+    mission_id: str | None = None
+    trace_id: str | None = None
+    recorded_at: datetime
+
+
+class MetricWire:
+    """Encodes and decodes metric records."""
+
+    def __init__(self, codec: AvroCodec | None = None) -> None:
+        self.codec = codec or AvroCodec()
+
+    def encode(self, metric: Metric) -> bytes:
+        return self.codec.encode(SCHEMA, metric.model_dump())
+
+    def decode(self, data: bytes) -> Metric:
+        """A validated Metric; raises InvalidRecordError with the dead-letter reason."""
+        try:
+            name, fields = self.codec.decode(data)
+        except UndecodableRecordError as error:
+            raise InvalidRecordError("undecodable", str(error)) from error
+        if name != SCHEMA:
+            raise InvalidRecordError("wrong_topic", f"{name} is not a metric")
+        try:
+            return Metric.model_validate(fields)
+        except ValidationError as error:
+            raise InvalidRecordError("invalid_metric", str(error.errors()[0]["msg"])) from error
