@@ -38,6 +38,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.ledger
+	$(BIN)/python -m bench.projections
 
 clean:
 	rm -rf $(VENV) .velocity .pytest_cache .mypy_cache .ruff_cache

@@ -90,3 +90,6 @@ class ApprovalsProjection:
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
         return approval_writes(item.event.body, item.event.meta)
+
+    def batch_writes(self, items: list[ProjectedEvent]) -> list[Write]:
+        return []

@@ -50,3 +50,6 @@ class EventArchive:
                 ),
             )
         ]
+
+    def batch_writes(self, items: list[ProjectedEvent]) -> list[Write]:
+        return []

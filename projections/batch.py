@@ -49,7 +49,8 @@ class BatchApplier(Generic[R]):
                 if next_offset < first or next_offset > last:
                     continue  # reset behind this batch, or already past it
                 fresh = [e for e in decoded if e.offset >= next_offset]
-                await execute_writes(connection, [w for e in fresh for w in projection.writes(e)])
+                writes = [w for e in fresh for w in projection.writes(e)]
+                await execute_writes(connection, writes + projection.batch_writes(fresh))
                 advanced[(projection.name, tp.partition)] = last + 1
             await save_offsets(connection, tp.topic, advanced)
         self.applied += len(records)

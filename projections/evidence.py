@@ -106,3 +106,6 @@ class EvidenceProjection:
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
         return evidence_writes(item.event.body, item.event.meta)
+
+    def batch_writes(self, items: list[ProjectedEvent]) -> list[Write]:
+        return []

@@ -32,3 +32,6 @@ class MetricSamplesProjection:
             metric.recorded_at,
         )
         return [(INSERT, args)]
+
+    def batch_writes(self, items: list[Projected[Metric]]) -> list[Write]:
+        return []

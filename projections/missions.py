@@ -36,7 +36,8 @@ INSERT INTO missions (
           $12, $13, $14, $15, $16, $17)
 """
 ADVANCE = """
-UPDATE missions SET last_sequence = $2, last_hash = $3, updated_at = $4 WHERE mission_id = $1
+UPDATE missions SET last_sequence = $2, last_hash = $3, updated_at = $4
+WHERE mission_id = $1 AND last_sequence < $2
 """
 MOVE = """
 UPDATE missions SET status = $2, stage = $3, status_since = $4,
@@ -152,6 +153,9 @@ class MissionsProjection:
             status, stage = moved
             final = status in TERMINAL_STATUSES
             writes.append((MOVE, (meta.mission_id, status, stage, meta.occurred_at, final)))
-        if not isinstance(body, MissionRequested):
-            writes.append((ADVANCE, (meta.mission_id, meta.sequence, meta.hash, meta.occurred_at)))
         return writes
+
+    def batch_writes(self, items: list[ProjectedEvent]) -> list[Write]:
+        """Each mission's position after the batch: its last event's sequence and hash."""
+        last = {item.event.meta.mission_id: item.event.meta for item in items}
+        return [(ADVANCE, (m.mission_id, m.sequence, m.hash, m.occurred_at)) for m in last.values()]

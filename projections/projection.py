@@ -46,6 +46,10 @@ class Projection(Protocol[R]):
     def writes(self, item: Projected[R]) -> list[Write]:
         """The statements that apply `item` to the view, in order."""
 
+    def batch_writes(self, items: list[Projected[R]]) -> list[Write]:
+        """Statements run once after a batch's per-item writes: last-value-wins columns
+        coalesced per row, so a batch costs one statement per row instead of per event."""
+
 
 async def execute_writes(connection: Connection, writes: list[Write]) -> None:
     """Run `writes` in order, consecutive runs of one statement as one executemany."""

@@ -96,3 +96,6 @@ class TasksProjection:
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
         return task_writes(item.event.body, item.event.meta)
+
+    def batch_writes(self, items: list[ProjectedEvent]) -> list[Write]:
+        return []

@@ -1,0 +1,223 @@
+"""bench/projections: events projected per second vs raw aiokafka consume + asyncpg COPY,
+and the root's p50/p99 latency for POST /missions and GET /missions/{id} at a fixed rate.
+
+Run with `make bench` (or `python -m bench.projections [EVENTS]`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.common import Stopwatch, embedded_infrastructure, fresh_topics
+from infra.config import CommonSettings
+from infra.preparation import prepare_infrastructure
+from infra.processes import child_environment, free_port
+from infra.stack import Supervisor, wait_until_ready
+from infra.topics import EVENTS, TopicNames
+from ledger.commands import Command, CommandMeta, RecordBudgetUse, RequestMission
+from ledger.dead_letters import DeadLetters
+from ledger.log_reader import read_to_end
+from ledger.state import MissionState
+from ledger.step import step
+from ledger.wire import LedgerWire
+from projections.batch import BatchApplier
+from projections.migrate import apply_migrations
+from projections.projector import all_projections
+
+MISSIONS = 2_000
+
+
+async def fill_events(bootstrap: str, names: TopicNames, total: int) -> int:
+    """Decide `total` commands with the pure core and produce their events."""
+    wire = LedgerWire()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    now = datetime.now(UTC)
+    sends = []
+    try:
+        for _ in range(MISSIONS):
+            mission_id = str(uuid.uuid4())
+            state = MissionState(mission_id=mission_id)
+            partition = hash(mission_id) % EVENTS.partitions
+            for i in range(total // MISSIONS):
+                body = (
+                    RequestMission(
+                        mission_type="crm",
+                        mode="assisted",
+                        objective="bench",
+                        environment="local",
+                        time_budget_ms=10**12,
+                        token_budget=10**12,
+                    )
+                    if i == 0
+                    else RecordBudgetUse(tokens=1, time_ms=1)
+                )
+                meta = CommandMeta(
+                    command_id=f"{mission_id}/{i}",
+                    mission_id=mission_id,
+                    issued_at=now,
+                    correlation_id=mission_id,
+                    trace_id="0" * 32,
+                    actor="bench",
+                )
+                state, events = step(state, Command(meta=meta, body=body), now)
+                for event in events:
+                    record = wire.encode_event(event)
+                    sends.append(
+                        await producer.send(names.events, record.value, record.key, partition)
+                    )
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+    return len(sends)
+
+
+async def new_database(admin_url: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    connection = await asyncpg.connect(admin_url)
+    await connection.execute(f'CREATE DATABASE "{name}"')
+    await connection.close()
+    url = f"{admin_url.rpartition('/')[0]}/{name}"
+    connection = await asyncpg.connect(url)
+    await apply_migrations(connection)
+    await connection.close()
+    return url
+
+
+def partitions(names: TopicNames) -> list[TopicPartition]:
+    return [TopicPartition(names.events, p) for p in range(EVENTS.partitions)]
+
+
+async def raw_path(bootstrap: str, names: TopicNames, database_url: str) -> float:
+    """Consume every event record and COPY (partition, offset, bytes) rows; seconds."""
+    connection = await asyncpg.connect(database_url)
+    await connection.execute("CREATE TABLE raw_events (p int, o bigint, v bytea)")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    clock = Stopwatch()
+    try:
+        async for tp, records in read_to_end(consumer, partitions(names)):
+            rows = [(tp.partition, r.offset, r.value) for r in records]
+            await connection.copy_records_to_table("raw_events", records=rows)
+        return clock.seconds
+    finally:
+        await consumer.stop()
+        await connection.close()
+
+
+async def projector_path(bootstrap: str, names: TopicNames, database_url: str) -> float:
+    """Every projection over the whole log, as the projector applies it; seconds."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=1_000
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await producer.start()
+    wire = LedgerWire()
+    applier = BatchApplier(
+        pool,
+        all_projections(),
+        wire.decode_event,
+        DeadLetters(producer, names.dead_letters, wire.codec, "bench"),
+    )
+    clock = Stopwatch()
+    try:
+        async for tp, records in read_to_end(consumer, partitions(names)):
+            await applier.apply(tp, records)
+        return clock.seconds
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await pool.close()
+
+
+async def measure_projections(bootstrap: str, admin_url: str, total: int) -> None:
+    names = await fresh_topics(bootstrap)
+    print(f"filling {total:,} events over {MISSIONS:,} missions …", file=sys.stderr)
+    count = await fill_events(bootstrap, names, total)
+    raw_s = await raw_path(bootstrap, names, await new_database(admin_url))
+    projected_s = await projector_path(bootstrap, names, await new_database(admin_url))
+    raw_rate, rate = count / raw_s, count / projected_s
+    print(f"raw aiokafka consume + asyncpg COPY: {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
+    print(f"projector (all views + archive):    {rate:>10,.0f} events/s ({projected_s:.1f}s)")
+    print(f"ratio projector/raw:                {rate / raw_rate:>10.2f} (aim: >= 0.5)")
+
+
+async def timed(client: httpx.AsyncClient, method: str, url: str, **kwargs: object) -> float:
+    started = time.perf_counter()
+    response = await client.request(method, url, **kwargs)  # type: ignore[arg-type]
+    assert response.status_code < 300, response.text
+    return (time.perf_counter() - started) * 1000
+
+
+async def at_rate(rate: int, seconds: int, call) -> list[float]:  # type: ignore[no-untyped-def]
+    """Start `call()` every 1/rate s for `seconds` (open loop), return latencies in ms."""
+    tasks = []
+    for _ in range(rate * seconds):
+        tasks.append(asyncio.create_task(call()))
+        await asyncio.sleep(1 / rate)
+    return list(await asyncio.gather(*tasks))
+
+
+def percentiles(name: str, latencies: list[float]) -> None:
+    cuts = statistics.quantiles(latencies, n=100)
+    print(f"{name:<24} p50 {cuts[49]:7.1f} ms   p99 {cuts[98]:7.1f} ms   (n={len(latencies)})")
+
+
+async def measure_gateway(root: str, rate: int, seconds: int) -> None:
+    auth = {"Authorization": "Bearer local-service-key"}
+    body = {"type": "oracle", "mode": "dry_run", "objective": "bench", "project_id": "atlas"}
+    async with httpx.AsyncClient(base_url=root, headers=auth, timeout=30) as client:
+        posted = await at_rate(rate, seconds, lambda: timed(client, "POST", "/missions", json=body))
+        mission_id = (await client.post("/missions", json=body)).json()["mission_id"]
+        read = await at_rate(rate, seconds, lambda: timed(client, "GET", f"/missions/{mission_id}"))
+    print(f"root API at {rate} requests/s for {seconds}s each (loopback, one process):")
+    percentiles("POST /missions", posted)
+    percentiles("GET /missions/{id}", read)
+
+
+def main() -> None:
+    total = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    with embedded_infrastructure() as infra:
+        asyncio.run(measure_projections(infra.bootstrap_servers, infra.database_url, total))
+        database_url = asyncio.run(new_database(infra.database_url))
+        prefix = f"g{uuid.uuid4().hex[:6]}."
+        settings = CommonSettings(KAFKA_TOPIC_PREFIX=prefix)
+        asyncio.run(prepare_infrastructure(settings, infra.bootstrap_servers, database_url))
+        root_port, colony_port = free_port(), free_port()
+        env = child_environment(
+            KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap_servers,
+            DATABASE_URL=database_url,
+            KAFKA_TOPIC_PREFIX=prefix,
+            ROOT_PORT=str(root_port),
+            PORT=str(colony_port),
+            COLONY_SERVICE_BASE_URL=f"http://127.0.0.1:{colony_port}",
+            LOG_LEVEL="WARNING",
+        )
+        supervisor = Supervisor.for_ports(
+            env, root_port, colony_port, Path(tempfile.mkdtemp(prefix="velocity-bench-logs-"))
+        )
+        supervisor.start_all()
+        try:
+            root = f"http://127.0.0.1:{root_port}"
+            if not wait_until_ready(root, 60):
+                raise SystemExit("stack did not become ready")
+            asyncio.run(measure_gateway(root, rate=50, seconds=10))
+        finally:
+            supervisor.stop_all()
+
+
+if __name__ == "__main__":
+    main()
