@@ -1,37 +1,39 @@
-"""The colony service process: health and readiness on PORT (reactors join in later work)."""
+"""The colony service process: the reactors, the sweeper, and /healthz, /readyz, /metrics
+on PORT, all in one asyncio process (run more copies to share the partitions)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import httpx
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from colony_consumers.colony import Colony, provider_reporter
+from colony_consumers.providers import Guarded, choose_model, choose_research
+from colony_consumers.root_client import RootClient
 from colony_consumers.settings import ColonySettings
+from colony_consumers.sweeper import sweep_forever
+from colony_consumers.task_runner import TaskRunner
 from infra.config import load_settings
+from infra.heartbeat import beat_forever
 from infra.kafka import client_options, probe_broker
 from infra.readiness import run_checks
+from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 
+SWEEP_EVERY_S = 2.0
 
-def create_app(settings: ColonySettings) -> FastAPI:
-    """The colony's HTTP face: /healthz, /readyz."""
-    bootstrap, database_url = settings.require_infrastructure()
-    options = client_options(settings, bootstrap)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = await asyncpg.create_pool(database_url, min_size=0, max_size=4)
-        try:
-            yield
-        finally:
-            await app.state.pool.close()
-
-    app = FastAPI(title="Velocity colony service", version="0.1.0", lifespan=lifespan)
+def create_app(settings: ColonySettings, pool: asyncpg.Pool, options: dict[str, Any]) -> FastAPI:
+    """The colony's HTTP face: /healthz, /readyz, /metrics."""
+    app = FastAPI(title="Velocity colony service", version="0.1.0")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -43,19 +45,100 @@ def create_app(settings: ColonySettings) -> FastAPI:
         """Broker and database reachable."""
 
         async def database() -> None:
-            await request.app.state.pool.fetchval("SELECT 1")
+            await pool.fetchval("SELECT 1")
 
         checks: dict[str, Any] = {"broker": lambda: probe_broker(options), "database": database}
         ready, body = await run_checks(checks)
         return JSONResponse(body, status_code=200 if ready else 503)
 
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Process metrics (the colony's own measurements go to colony.metrics)."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     return app
+
+
+@asynccontextmanager
+async def clients(
+    settings: ColonySettings,
+) -> AsyncIterator[tuple[asyncpg.Pool, httpx.AsyncClient, httpx.AsyncClient]]:
+    _, database_url = settings.require_infrastructure()
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=8)
+    root = httpx.AsyncClient(
+        base_url=str(settings.ROOT_API_BASE_URL),
+        headers={"Authorization": f"Bearer {settings.ROOT_API_KEY.get_secret_value()}"},
+        timeout=10,
+    )
+    providers = httpx.AsyncClient(timeout=settings.TASK_TIMEOUT_MS / 1000)
+    try:
+        yield pool, root, providers
+    finally:
+        await providers.aclose()
+        await root.aclose()
+        await pool.close()
+
+
+async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
+    bootstrap, _ = settings.require_infrastructure()
+    options = client_options(settings, bootstrap)
+    async with clients(settings) as (pool, root_http, provider_http):
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, pool, options),
+                host=settings.HOST,
+                port=settings.PORT,
+                log_config=None,
+            )
+        )
+        guarded = Guarded(
+            settings.TASK_TIMEOUT_MS / 1000 / 3,
+            report=_no_report,
+            retries=settings.PROVIDER_RETRIES,
+        )
+        runner = TaskRunner(
+            choose_research(settings.RESEARCH_PROVIDER, pool, provider_http),
+            choose_model(settings.DEFAULT_MODEL_ROUTE, provider_http),
+            RootClient(root_http),
+            guarded,
+        )
+        colony = Colony(settings, options, pool, RootClient(root_http), runner)
+        guarded.report = provider_reporter(colony)
+        background = [
+            asyncio.create_task(server.serve()),
+            asyncio.create_task(
+                beat_forever(pool, "colony", lambda: {"partitions": sorted(colony.partitions)})
+            ),
+        ]
+        if settings.COLONY_REACTORS:
+            background.append(
+                asyncio.create_task(
+                    sweep_forever(
+                        pool,
+                        colony.sweep_send,
+                        settings.MISSION_TIMEOUT_MS,
+                        settings.TASK_TIMEOUT_MS,
+                        SWEEP_EVERY_S,
+                    )
+                )
+            )
+            await colony.run(stop)
+        else:
+            await stop.wait()
+        server.should_exit = True
+        for task in background[1:]:
+            task.cancel()
+        await background[0]
+
+
+async def _no_report(provider: str, operation: str, outcome: str, latency_ms: float) -> None:
+    return None
 
 
 def main() -> None:
     settings = load_settings(ColonySettings)
     configure_logging(settings, "colony")
-    uvicorn.run(create_app(settings), host=settings.HOST, port=settings.PORT, log_config=None)
+    run_service("colony", lambda stop: serve(settings, stop))
 
 
 if __name__ == "__main__":

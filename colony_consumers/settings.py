@@ -27,6 +27,12 @@ class ColonySettings(CommonSettings):
     MAX_WORKERS_PER_MISSION: int = Field(default=4, gt=0, le=256)
     MISSION_TIMEOUT_MS: int = Field(default=600_000, gt=0)
     TASK_TIMEOUT_MS: int = Field(default=120_000, gt=0)
+    COLONY_REACTORS: bool = True
+    COLONY_GROUP_ID: str = "velocity-colony"
+    AUTONOMOUS_RESEARCH: bool = False
+    WRITEBACK_APPROVAL_GATE_PASSED: bool = False
+    PROVIDER_RETRIES: int = Field(default=2, ge=0, le=10)
+    KAFKA_SESSION_TIMEOUT_MS: int = Field(default=10_000, ge=1_000)
 
     @model_validator(mode="after")
     def _consistent(self) -> ColonySettings:

@@ -87,7 +87,9 @@ async def start_stack(
         PROJECTOR_GROUP_ID=f"projector-{groups}",
         KAFKA_SESSION_TIMEOUT_MS="6000",
         LOG_FORMAT="json",
-        **env,
+        # the root's own tests drive missions by hand (see Colony below); test_colony.py
+        # turns the real reactors on
+        **({"COLONY_REACTORS": "false"} | env),
     )
     supervisor = Supervisor.for_ports(environment, root_port, colony_port, log_dir)
     supervisor.start_all()

@@ -1,0 +1,362 @@
+"""The colony's reactor process: reads `mission.events`, does the work, sends commands.
+
+It never writes events. It consumes in a consumer group (run more copies to share
+partitions), keeps each mission's file folded from its events (rebuilt from the log up
+to the committed offset after a restart or rebalance), reacts to each new event, and
+commits an offset only after the reactions to it have been sent. A crash re-runs the
+reactions since the last commit; their command ids are derived from the events, so the
+ledger applies each step once, and the CRM guards its writebacks by writeback id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.structs import OffsetAndMetadata
+from loguru import logger
+
+from colony_consumers.crm_writeback import apply_writeback, qualify
+from colony_consumers.mission_file import MissionFile
+from colony_consumers.policy import PolicyContext, evaluate_writeback
+from colony_consumers.reactions import (
+    ApplyWriteback,
+    ProposeWritebacks,
+    Reaction,
+    Review,
+    RunTask,
+    Send,
+    policy_context,
+    react,
+    reaction_id,
+    tool_decision,
+)
+from colony_consumers.reviewer import Source, check_lines, review
+from colony_consumers.root_client import RootClient
+from colony_consumers.settings import ColonySettings
+from colony_consumers.task_runner import TaskRunner
+from infra.topics import TopicNames
+from ledger.commands import (
+    Command,
+    CommandBody,
+    CommandMeta,
+    CompleteMission,
+    ProposeWriteback,
+    RecordReview,
+    RecordWritebackResult,
+)
+from ledger.events import EventMeta, RecordedEvent
+from ledger.metrics import Metric, MetricWire
+from ledger.state import TERMINAL_STATUSES, status_change
+from ledger.wire import InvalidRecordError, LedgerWire
+
+
+class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(
+        self,
+        settings: ColonySettings,
+        options: dict[str, Any],
+        pool: asyncpg.Pool,
+        root: RootClient,
+        runner: TaskRunner,
+    ) -> None:
+        self.settings = settings
+        self.options = options
+        self.topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
+        self.pool = pool
+        self.root = root
+        self.runner = runner
+        self.wire = LedgerWire()
+        self.metric_wire = MetricWire(self.wire.codec)
+        self.files: dict[str, MissionFile] = {}
+        self.partitions: set[int] = set()
+        self.slots = asyncio.Semaphore(settings.MAX_CONCURRENT_MISSIONS)
+        self.producer = AIOKafkaProducer(acks="all", linger_ms=2, **options)
+        self.consumer = AIOKafkaConsumer(
+            group_id=settings.COLONY_GROUP_ID,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=max(settings.KAFKA_SESSION_TIMEOUT_MS // 5, 300),
+            fetch_max_wait_ms=25,
+            max_poll_records=200,
+            **options,
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.producer.start()
+        try:
+            await self.consumer.start()
+            try:
+                self.consumer.subscribe([self.topics.events], listener=self)
+                while not stop.is_set():
+                    batch = await self.consumer.getmany(timeout_ms=200)
+                    if batch:
+                        await self.handle(batch)
+            finally:
+                await self.consumer.stop()
+        finally:
+            await self.producer.stop()
+
+    async def handle(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Fold every event, run the reactions (missions in parallel), then commit."""
+        work = []
+        for records in batch.values():
+            for record in records:
+                event = self._decode(record)
+                if event is not None:
+                    work.append(self._react_to(event))
+        await asyncio.gather(*work)
+        await self.consumer.commit(
+            {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
+        )
+
+    def _decode(self, record: ConsumerRecord) -> RecordedEvent | None:
+        try:
+            return self.wire.decode_event(record.value or b"")
+        except InvalidRecordError as error:
+            logger.error("colony skips an undecodable event at {}: {}", record.offset, error)
+            return None
+
+    def fold(self, event: RecordedEvent) -> MissionFile:
+        file = self.files.setdefault(event.meta.mission_id, MissionFile.new(event.meta.mission_id))
+        if event.meta.sequence > file.state.sequence:
+            file.record(event)
+        return file
+
+    def context(self, file: MissionFile) -> PolicyContext | None:
+        if file.request is None:
+            return None
+        return policy_context(
+            file,
+            self.settings.VELOCITY_ENV,
+            self.settings.AUTONOMOUS_RESEARCH,
+            self.settings.WRITEBACK_APPROVAL_GATE_PASSED,
+        )
+
+    async def _react_to(self, event: RecordedEvent) -> None:
+        before = self.files.get(event.meta.mission_id)
+        since, stage = (before.state.status_since, before.state.stage) if before else (None, "")
+        file = self.fold(event)
+        await self.observe(file, event, since, stage)
+        reaction = react(file, event.body, self.context(file))
+        if reaction is None:
+            return
+        log = logger.bind(mission_id=file.mission_id, trace_id=event.meta.trace_id)
+        async with self.slots:
+            try:
+                await self.perform(file, event.meta, reaction)
+            except Exception as error:  # a reaction must never stop the colony
+                log.exception("reaction to {} failed: {}", event.event_type, error)
+
+    async def perform(self, file: MissionFile, meta: EventMeta, reaction: Reaction) -> None:
+        if isinstance(reaction, Send):
+            for step, body in reaction.commands:
+                await self.send(meta, step, body)
+        elif isinstance(reaction, RunTask):
+            result = await asyncio.wait_for(
+                self.runner.run(file, reaction.task_id, reaction.tool),
+                self.settings.TASK_TIMEOUT_MS / 1000,
+            )
+            await self.send(meta, f"result/{reaction.task_id}", result)
+        elif isinstance(reaction, Review):
+            await self.send(meta, "review", await self.review(file))
+        elif isinstance(reaction, ProposeWritebacks):
+            await self.propose(file, meta)
+        elif isinstance(reaction, ApplyWriteback):
+            await self.send(meta, "writeback", await self.execute(file, reaction.writeback_id))
+
+    async def review(self, file: MissionFile) -> RecordReview:
+        sources = [
+            Source(number=i, title=s.artifact_id, source=s.source, content_hash=s.content_hash)
+            for i, s in enumerate(file.sources, 1)
+        ]
+        draft = next((v for k, v in file.outputs.items() if k.startswith("draft_")), "")
+        packet = review(draft, sources, file.denials, file.failures)
+        packet_hash = await self.root.store(
+            packet.model_dump_json(indent=2),
+            mission_id=file.mission_id,
+            artifact_id="reviewer-packet",
+            kind="reviewer_packet",
+            source="colony:reviewer",
+            media_type="application/json",
+        )
+        return RecordReview(
+            packet_hash=packet_hash,
+            verdict=packet.verdict,
+            output=draft,
+            checks=check_lines(packet),
+        )
+
+    async def propose(self, file: MissionFile, meta: EventMeta) -> None:
+        context = self.context(file)
+        assert context is not None and file.request is not None
+        decision = evaluate_writeback(context)
+        await self.send(
+            meta, "policy/writeback", tool_decision("writeback", "crm_writeback", decision)
+        )
+        account = await self.pool.fetchrow(
+            "SELECT account_id, employees, notes FROM crm_accounts"
+            " WHERE lower(company) = lower($1)",
+            file.request.lead_company or "",
+        )
+        if not decision.allowed or account is None:
+            await self.send(
+                meta, "complete", CompleteMission(output=file.outputs.get("review", ""))
+            )
+            return
+        proposal = ProposeWriteback(
+            writeback_id=reaction_id(meta.event_id, "writeback"),
+            target="crm",
+            record_ref=account["account_id"],
+            changes=qualify(account["employees"], account["notes"]),
+            rationale=f"from the reviewed brief of mission {file.mission_id}",
+        )
+        await self.send(meta, "propose", proposal)
+
+    async def execute(self, file: MissionFile, writeback_id: str) -> RecordWritebackResult:
+        proposed = file.writebacks[writeback_id]
+        try:
+            detail = await apply_writeback(
+                self.pool, writeback_id, proposed.record_ref, proposed.changes
+            )
+        except (asyncpg.PostgresError, OSError, ValueError) as error:
+            return RecordWritebackResult(
+                writeback_id=writeback_id, succeeded=False, detail=str(error)
+            )
+        return RecordWritebackResult(writeback_id=writeback_id, succeeded=True, detail=detail)
+
+    async def send(self, cause: EventMeta, step: str, body: CommandBody) -> None:
+        """Send `body` as the reaction `step` to the event `cause` (its id derived from both)."""
+        await self.send_command(
+            cause.mission_id,
+            reaction_id(cause.event_id, step),
+            body,
+            step.split("/")[0],
+            cause.correlation_id,
+            cause.trace_id,
+        )
+
+    async def sweep_send(self, mission_id: str, step: str, body: CommandBody) -> None:
+        """The sweeper's commands: ids derived from what was stuck since when."""
+        command_id = reaction_id(mission_id, step)
+        await self.send_command(
+            mission_id, command_id, body, "sweeper", mission_id, uuid.uuid4().hex
+        )
+
+    async def send_command(
+        self,
+        mission_id: str,
+        command_id: str,
+        body: CommandBody,
+        role: str,
+        correlation_id: str,
+        trace_id: str,
+    ) -> None:
+        command = Command(
+            meta=CommandMeta(
+                command_id=command_id,
+                mission_id=mission_id,
+                issued_at=datetime.now(UTC),
+                correlation_id=correlation_id,
+                trace_id=trace_id,
+                actor=f"colony:{role}",
+            ),
+            body=body,
+        )
+        record = self.wire.encode_command(command)
+        await self.producer.send_and_wait(
+            self.topics.commands, record.value, record.key, headers=record.headers
+        )
+
+    async def observe(
+        self, file: MissionFile, event: RecordedEvent, since: datetime | None, stage: str
+    ) -> None:
+        """Metrics about the event: stage latency, policy decisions, waits, outcomes."""
+        meta, body = event.meta, event.body
+        labels: dict[str, str] = {
+            "mission_type": file.request.mission_type if file.request else "unknown"
+        }
+        metrics: list[tuple[str, float, dict[str, str]]] = []
+        moved = status_change(body)
+        if moved is not None and since is not None:
+            spent = (meta.occurred_at - since).total_seconds() * 1000
+            metrics.append(("stage_latency", spent, labels | {"stage": stage}))
+            if moved[0] in TERMINAL_STATUSES:
+                metrics.append(("mission_outcome", 1.0, labels | {"outcome": moved[0]}))
+        if event.event_type in ("ToolRequestAllowed", "ToolRequestDenied"):
+            decision = "allowed" if event.event_type == "ToolRequestAllowed" else "denied"
+            rule = str(getattr(body, "rule_id", ""))
+            metrics.append(
+                ("policy_decision", 1.0, labels | {"decision": decision, "rule_id": rule})
+            )
+        writeback_id = str(getattr(body, "writeback_id", ""))
+        if (
+            event.event_type in ("WritebackApproved", "WritebackRejected")
+            and writeback_id in file.asked_at
+        ):
+            wait = (meta.occurred_at - file.asked_at[writeback_id]).total_seconds() * 1000
+            metrics.append(("approval_wait", wait, labels))
+        for index, (name, value, tags) in enumerate(metrics):
+            await self.emit(name, value, tags, meta, f"{meta.event_id}/{index}")
+
+    async def emit(
+        self,
+        name: str,
+        value: float,
+        labels: dict[str, str],
+        meta: EventMeta | None,
+        metric_id: str,
+    ) -> None:
+        metric = Metric(
+            metric_id=metric_id,
+            name=name,
+            value=value,
+            labels=labels,
+            mission_id=meta.mission_id if meta else None,
+            trace_id=meta.trace_id if meta else None,
+            recorded_at=datetime.now(UTC),
+        )
+        await self.producer.send(self.topics.metrics, self.metric_wire.encode(metric))
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.partitions -= {tp.partition for tp in revoked}
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Fold each assigned partition's events up to the committed offset (no reactions)."""
+        self.partitions |= {tp.partition for tp in assigned}
+        reader = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=25, **self.options)
+        await reader.start()
+        try:
+            for tp in assigned:
+                committed = await self.consumer.committed(tp) or 0
+                if committed:
+                    await self._fold_until(reader, tp, committed)
+        finally:
+            await reader.stop()
+
+    async def _fold_until(self, reader: AIOKafkaConsumer, tp: TopicPartition, end: int) -> None:
+        reader.assign([tp])
+        await reader.seek_to_beginning(tp)
+        while await reader.position(tp) < end:
+            batch = await reader.getmany(tp, timeout_ms=200)
+            for record in batch.get(tp, []):
+                event = self._decode(record) if record.offset < end else None
+                if event is not None:
+                    self.fold(event)
+
+
+def provider_reporter(colony: Colony) -> Callable[[str, str, str, float], Awaitable[None]]:
+    """The Guarded callback: one provider_call metric per attempt."""
+
+    async def report(provider: str, operation: str, outcome: str, latency_ms: float) -> None:
+        labels = {"provider": provider, "operation": operation, "outcome": outcome}
+        await colony.emit("provider_call", latency_ms, labels, None, str(uuid.uuid4()))
+
+    return report

@@ -1,0 +1,63 @@
+"""What the colony knows about a mission: folded from its events, nothing else. Pure.
+
+Rebuilt from the events topic after a restart, so reactors never depend on memory that
+a crash would lose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ledger.events import (
+    ArtifactRecorded,
+    EventMeta,
+    MissionRequested,
+    RecordedEvent,
+    ReviewerPacketRecorded,
+    TaskFailed,
+    TaskSucceeded,
+    TaskTimedOut,
+    ToolRequestDenied,
+    WritebackProposed,
+)
+from ledger.state import MissionState, evolve
+
+
+@dataclass
+class MissionFile:
+    mission_id: str
+    state: MissionState
+    request: MissionRequested | None = None
+    sources: list[ArtifactRecorded] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+    denials: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    writebacks: dict[str, WritebackProposed] = field(default_factory=dict)
+    asked_at: dict[str, datetime] = field(default_factory=dict)
+    last: EventMeta | None = None
+
+    @classmethod
+    def new(cls, mission_id: str) -> MissionFile:
+        return cls(mission_id=mission_id, state=MissionState(mission_id=mission_id))
+
+    def record(self, event: RecordedEvent) -> None:
+        """Fold one event in (in sequence order)."""
+        self.state = evolve(self.state, event)
+        self.last = event.meta
+        body = event.body
+        if isinstance(body, MissionRequested):
+            self.request = body
+        elif isinstance(body, ArtifactRecorded) and body.kind == "source":
+            self.sources.append(body)
+        elif isinstance(body, TaskSucceeded):
+            self.outputs[body.task_id] = body.summary
+        elif isinstance(body, ToolRequestDenied):
+            self.denials.append(f"{body.tool}: {body.rule_id}")
+        elif isinstance(body, TaskFailed | TaskTimedOut):
+            self.failures.append(f"{body.task_id}: {getattr(body, 'error', 'timed out')}")
+        elif isinstance(body, WritebackProposed):
+            self.writebacks[body.writeback_id] = body
+            self.asked_at[body.writeback_id] = event.meta.occurred_at
+        elif isinstance(body, ReviewerPacketRecorded):
+            self.outputs["review"] = body.output

@@ -1,0 +1,82 @@
+"""The policy guard: tool permissions and writeback rules per mission type, mode and
+environment. Pure; every decision carries the rule that made it, and the colony records
+each one as an event (the policy-block dashboard counts them by rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Decision = Literal["allowed", "denied"]
+EXTERNAL_TOOLS = frozenset({"web_research", "browser"})
+TOOLS_BY_TYPE: dict[str, frozenset[str]] = {
+    "oracle": frozenset({"project_search", "draft_answer"}),
+    "crm": frozenset({"crm_lookup", "web_research", "browser", "draft_brief", "crm_writeback"}),
+    "catalyst": frozenset({"project_search", "crm_lookup", "draft_strategy"}),
+}
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What the guard knows about the mission and where it runs."""
+
+    environment: str
+    mission_type: str
+    mode: str
+    autonomous_research: bool = False
+    writeback_gate_passed: bool = False
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    decision: Decision
+    rule_id: str
+    reason: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "allowed"
+
+
+def allow(rule_id: str, reason: str) -> PolicyDecision:
+    return PolicyDecision("allowed", rule_id, reason)
+
+
+def deny(rule_id: str, reason: str) -> PolicyDecision:
+    return PolicyDecision("denied", rule_id, reason)
+
+
+def evaluate_tool(context: PolicyContext, tool: str) -> PolicyDecision:
+    """May a task of this mission use `tool`?"""
+    permitted = TOOLS_BY_TYPE.get(context.mission_type, frozenset())
+    if tool not in permitted:
+        return deny("tool.not_permitted", f"{tool} is not a {context.mission_type} tool")
+    if context.environment == "production" and context.mode == "autonomous":
+        return deny("prod.assisted_only", "production runs assisted-mode missions only")
+    if (
+        tool in EXTERNAL_TOOLS
+        and context.environment == "production"
+        and not context.autonomous_research
+    ):
+        return deny(
+            "prod.no_autonomous_research",
+            "external research is off by default in production",
+        )
+    if tool == "crm_writeback":
+        return evaluate_writeback(context)
+    return allow(f"{context.mission_type}.tools", f"{tool} is a {context.mission_type} tool")
+
+
+def evaluate_writeback(context: PolicyContext) -> PolicyDecision:
+    """May this mission propose a CRM writeback (which still needs an operator)?"""
+    if context.mode == "dry_run":
+        return deny("writeback.dry_run", "dry-run missions never write")
+    if context.mission_type != "crm":
+        return deny("writeback.crm_only", "only CRM missions write back")
+    if context.environment == "production" and not context.writeback_gate_passed:
+        return deny(
+            "prod.writeback_gate",
+            "production writebacks wait until the approval route passed its gate in staging",
+        )
+    return allow("writeback.approval_required", "proposed; an operator must approve it")

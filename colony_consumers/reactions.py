@@ -1,0 +1,181 @@
+"""What the colony does next, given a mission's file and the event it just saw. Pure.
+
+Each reaction is either commands to send now, or work to do first (a task to run, a
+packet to review, a writeback to apply) whose result becomes commands. Command ids are
+derived from the event reacted to, so a re-run reaction sends the same ids and the
+ledger applies them once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from colony_consumers.mission_file import MissionFile
+from colony_consumers.planner import next_task, plan, tool_of
+from colony_consumers.policy import PolicyContext, PolicyDecision, evaluate_tool
+from ledger.commands import (
+    BeginReview,
+    CommandBody,
+    CompleteMission,
+    CompleteTask,
+    FailMission,
+    RecordPlan,
+    RecordToolDecision,
+    RetryTask,
+    StartPlanning,
+    StartTask,
+)
+from ledger.events import (
+    EventBody,
+    MissionPlanned,
+    MissionRequested,
+    PlanningStarted,
+    ReviewerPacketRecorded,
+    ReviewStarted,
+    TaskFailed,
+    TaskRetried,
+    TaskStarted,
+    TaskSucceeded,
+    TaskTimedOut,
+    WritebackApproved,
+    WritebackExecuted,
+    WritebackFailed,
+    WritebackRejected,
+)
+
+ID_NAMESPACE = uuid.UUID("9d3f0a51-7c2e-4b8a-a1d4-5e6f7a8b9c0d")
+MAX_ATTEMPTS = 3
+SKIPPABLE_TOOLS = frozenset({"web_research", "browser"})
+
+
+def reaction_id(event_id: str, step: str) -> str:
+    """The command id of `step` taken in reaction to `event_id`: stable across re-runs."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{event_id}/{step}"))
+
+
+@dataclass(frozen=True)
+class Send:
+    """Commands to send now, each with its step name (for its derived id)."""
+
+    commands: list[tuple[str, CommandBody]]
+
+
+@dataclass(frozen=True)
+class RunTask:
+    task_id: str
+    tool: str
+
+
+@dataclass(frozen=True)
+class Review:
+    pass
+
+
+@dataclass(frozen=True)
+class ApplyWriteback:
+    writeback_id: str
+
+
+@dataclass(frozen=True)
+class ProposeWritebacks:
+    """A reviewed CRM mission: propose its writebacks (the executor computes them)."""
+
+
+Reaction = Send | RunTask | Review | ApplyWriteback | ProposeWritebacks
+
+
+def policy_context(
+    file: MissionFile, environment: str, research: bool, gate: bool
+) -> PolicyContext:
+    request = file.request
+    assert request is not None
+    return PolicyContext(
+        environment=environment,
+        mission_type=request.mission_type,
+        mode=request.mode,
+        autonomous_research=research,
+        writeback_gate_passed=gate,
+    )
+
+
+def tool_decision(task_id: str, tool: str, decision: PolicyDecision) -> RecordToolDecision:
+    return RecordToolDecision(
+        task_id=task_id,
+        tool=tool,
+        decision=decision.decision,
+        rule_id=decision.rule_id,
+        reason=decision.reason,
+    )
+
+
+def start_next(file: MissionFile, context: PolicyContext) -> Send:
+    """Start the next task (its tool checked by policy), or begin review when all are done."""
+    assert file.request is not None
+    done = {t for t, s in file.state.tasks.items() if s.status == "succeeded"}
+    task_id = next_task(file.request.mission_type, done)
+    if task_id is None:
+        return Send([("begin_review", BeginReview(reviewer="colony:reviewer"))])
+    tool = tool_of(file.request.mission_type, task_id)
+    decision = evaluate_tool(context, tool)
+    commands: list[tuple[str, CommandBody]] = [
+        (f"policy/{task_id}", tool_decision(task_id, tool, decision))
+    ]
+    if decision.allowed or tool in SKIPPABLE_TOOLS:
+        commands.append((f"start/{task_id}", StartTask(task_id=task_id, worker="colony:worker")))
+    else:
+        reason = f"policy denied {tool} ({decision.rule_id}): {decision.reason}"
+        commands.append(("fail/policy", FailMission(reason=reason)))
+    return Send(commands)
+
+
+def react(file: MissionFile, body: EventBody, context: PolicyContext | None) -> Reaction | None:
+    """The colony's next move after `body` (None: nothing to do)."""
+    if file.state.terminal:
+        return None
+    if isinstance(body, MissionRequested):
+        return Send([("plan/start", StartPlanning(planner="colony:planner"))])
+    if isinstance(body, PlanningStarted) and file.request is not None:
+        tasks = plan(file.request.mission_type)
+        return Send([("plan/record", RecordPlan(tasks=tasks, rationale="standard plan"))])
+    if context is not None and isinstance(body, MissionPlanned | TaskSucceeded | TaskRetried):
+        if isinstance(body, TaskRetried):
+            return Send([("restart", StartTask(task_id=body.task_id, worker="colony:worker"))])
+        return start_next(file, context)
+    if isinstance(body, TaskStarted) and file.request is not None:
+        tool = tool_of(file.request.mission_type, body.task_id)
+        if any(d.startswith(f"{tool}:") for d in file.denials) and tool in SKIPPABLE_TOOLS:
+            skipped = CompleteTask(
+                task_id=body.task_id,
+                summary=f"skipped: {tool} denied by policy",
+                tokens_used=0,
+                duration_ms=0,
+            )
+            return Send([("skip", skipped)])
+        return RunTask(body.task_id, tool)
+    if isinstance(body, TaskFailed | TaskTimedOut):
+        retryable = getattr(body, "retryable", True)
+        if retryable and body.attempt < MAX_ATTEMPTS:
+            return Send([("retry", RetryTask(task_id=body.task_id))])
+        failure = file.failures[-1] if file.failures else body.task_id
+        return Send([("fail/task", FailMission(reason=f"task failed: {failure}"))])
+    if isinstance(body, ReviewStarted):
+        return Review()
+    if isinstance(body, ReviewerPacketRecorded):
+        return after_review(file, body)
+    if isinstance(body, WritebackApproved):
+        return ApplyWriteback(body.writeback_id)
+    if isinstance(body, WritebackExecuted | WritebackRejected | WritebackFailed):
+        return Send([("complete", CompleteMission(output=file.outputs.get("review", "")))])
+    return None
+
+
+def after_review(file: MissionFile, body: ReviewerPacketRecorded) -> Reaction:
+    assert file.request is not None
+    if body.verdict == "fail":
+        return Send(
+            [("fail/review", FailMission(reason="review failed: output not supported by evidence"))]
+        )
+    if file.request.mission_type == "crm":
+        return ProposeWritebacks()  # the policy guard records a denial for dry runs
+    return Send([("complete", CompleteMission(output=body.output))])

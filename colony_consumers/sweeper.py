@@ -1,0 +1,60 @@
+"""The sweeper: missions and tasks stuck past their timeouts get timed-out events naming
+the stage they were stuck in. Operators can then replay them (POST /missions/{id}/replay).
+
+Missions waiting for an operator (awaiting_approval) are not swept: that is the approval
+backlog, with its own runbook and dashboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from loguru import logger
+
+from ledger.commands import CommandBody, TimeOutMission, TimeOutTask
+
+STUCK_MISSIONS = """
+SELECT mission_id, status, stage, status_since FROM missions
+WHERE status IN ('requested', 'planning', 'running', 'in_review')
+  AND status_since < now() - make_interval(secs => $1)
+"""
+STUCK_TASKS = """
+SELECT t.mission_id, t.task_id, t.attempt FROM tasks t JOIN missions m USING (mission_id)
+WHERE t.status = 'running' AND m.status = 'running'
+  AND t.started_at < now() - make_interval(secs => $1)
+"""
+Sender = Callable[[str, str, CommandBody], Awaitable[None]]
+
+
+async def sweep_once(
+    pool: asyncpg.Pool, send: Sender, mission_timeout_ms: int, task_timeout_ms: int
+) -> int:
+    """Send the timeouts due now; `send(mission_id, step, body)` derives stable ids."""
+    swept = 0
+    for row in await pool.fetch(STUCK_TASKS, task_timeout_ms / 1000):
+        step = f"timeout/{row['task_id']}/{row['attempt']}"
+        await send(
+            row["mission_id"], step, TimeOutTask(task_id=row["task_id"], timeout_ms=task_timeout_ms)
+        )
+        swept += 1
+    for row in await pool.fetch(STUCK_MISSIONS, mission_timeout_ms / 1000):
+        step = f"timeout/{row['status']}/{row['status_since'].isoformat()}"
+        await send(row["mission_id"], step, TimeOutMission(timeout_ms=mission_timeout_ms))
+        logger.bind(mission_id=row["mission_id"]).warning(
+            "mission stuck in {} since {}: timed out", row["stage"], row["status_since"]
+        )
+        swept += 1
+    return swept
+
+
+async def sweep_forever(
+    pool: asyncpg.Pool, send: Sender, mission_timeout_ms: int, task_timeout_ms: int, every_s: float
+) -> None:
+    while True:
+        try:
+            await sweep_once(pool, send, mission_timeout_ms, task_timeout_ms)
+        except (OSError, asyncpg.PostgresError) as error:
+            logger.warning("sweep skipped: {}", error)
+        await asyncio.sleep(every_s)

@@ -1,0 +1,139 @@
+"""The colony on the real stack: Oracle and CRM missions worked end to end with local
+providers, approvals gating the CRM writeback, and the policy guard's denials."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.conftest import Infrastructure
+from tests.e2e.conftest import AUDITOR_KEY, OPERATOR_KEY, RunningStack, start_stack
+
+pytestmark = pytest.mark.e2e
+CRM = {
+    "type": "crm",
+    "mode": "assisted",
+    "objective": "Qualify Northwind Traders and propose a next step",
+    "lead": {"company": "Northwind Traders", "contact": "Ana Trujillo"},
+}
+ORACLE = {
+    "type": "oracle",
+    "mode": "assisted",
+    "objective": "What is the main delivery risk of atlas?",
+    "project_id": "atlas",
+}
+
+
+@pytest.fixture(scope="module")
+async def colony_stack(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningStack]:
+    running = await start_stack(
+        infrastructure, tmp_path_factory.mktemp("colony-stack"), COLONY_REACTORS="true"
+    )
+    try:
+        yield running
+    finally:
+        running.supervisor.stop_all()
+
+
+async def until(probe: Callable[[], Any], timeout_s: float = 30) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.2)
+
+
+def status_is(client: httpx.Client, mission_id: str, *wanted: str) -> dict[str, Any] | None:
+    mission = client.get(f"/missions/{mission_id}").json()
+    return mission if mission.get("status") in wanted else None
+
+
+async def test_an_oracle_mission_about_atlas_completes_with_a_reviewed_cited_answer(
+    colony_stack: RunningStack,
+) -> None:
+    with colony_stack.client() as client:
+        mission_id = client.post("/missions", json=ORACLE).json()["mission_id"]
+        done = await until(lambda: status_is(client, mission_id, "completed", "failed"))
+        evidence = client.get(f"/missions/{mission_id}/evidence").json()
+    assert done["status"] == "completed", done
+    assert "billing" in done["output"].lower() and "[1]" in done["output"]
+    packet = evidence["reviewer_packet"]
+    assert packet["verdict"] in ("pass", "pass_with_warnings")
+    cited = [c for c in packet["packet"]["claims"] if c["evidence"]]
+    assert cited, packet
+    hashes = {a["content_hash"] for a in evidence["artifacts"]}
+    assert all(e["content_hash"] in hashes for c in cited for e in c["evidence"])
+    assert any(a["source"].startswith("kb://atlas") for a in evidence["artifacts"])
+
+
+async def crm_account(stack: RunningStack) -> dict[str, Any]:
+    connection = await asyncpg.connect(stack.slice.database_url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT qualification_score, next_step,"
+            " (SELECT count(*) FROM crm_writebacks) AS applied"
+            " FROM crm_accounts WHERE account_id = 'acct-northwind'"
+        )
+        return dict(row)
+    finally:
+        await connection.close()
+
+
+async def test_a_crm_mission_stops_at_approval_and_writes_once_when_approved(
+    colony_stack: RunningStack,
+) -> None:
+    before = await crm_account(colony_stack)
+    with colony_stack.client() as client, colony_stack.client(OPERATOR_KEY) as operator:
+        mission_id = client.post("/missions", json=CRM).json()["mission_id"]
+        waiting = await until(lambda: status_is(client, mission_id, "awaiting_approval", "failed"))
+        assert waiting["status"] == "awaiting_approval", waiting
+        assert (await crm_account(colony_stack)) == before, "nothing written before approval"
+        approval = next(
+            a for a in operator.get("/approvals").json()["pending"] if a["mission_id"] == mission_id
+        )
+        assert int(approval["changes"]["qualification_score"]) >= 60
+        evidence = client.get(f"/missions/{mission_id}/evidence").json()
+        assert any(a["source"] == "crm://accounts/acct-northwind" for a in evidence["artifacts"])
+        operator.post(f"/approvals/{approval['approval_id']}/approve", json={"reason": "checked"})
+        done = await until(lambda: status_is(client, mission_id, "completed", "failed"))
+    after = await crm_account(colony_stack)
+    assert done["status"] == "completed", done
+    assert after["qualification_score"] == approval["changes"]["qualification_score"]
+    assert after["applied"] == before["applied"] + 1
+
+
+async def test_a_rejected_writeback_leaves_the_crm_untouched(colony_stack: RunningStack) -> None:
+    with colony_stack.client() as client, colony_stack.client(OPERATOR_KEY) as operator:
+        mission_id = client.post("/missions", json=CRM).json()["mission_id"]
+        await until(lambda: status_is(client, mission_id, "awaiting_approval"))
+        before = await crm_account(colony_stack)
+        approval = next(
+            a for a in operator.get("/approvals").json()["pending"] if a["mission_id"] == mission_id
+        )
+        operator.post(f"/approvals/{approval['approval_id']}/reject", json={"reason": "wrong"})
+        done = await until(lambda: status_is(client, mission_id, "completed", "failed"))
+    assert done["status"] == "completed"
+    assert await crm_account(colony_stack) == before
+
+
+async def test_dry_run_missions_never_propose_writebacks(colony_stack: RunningStack) -> None:
+    with colony_stack.client() as client, colony_stack.client(AUDITOR_KEY) as auditor:
+        mission_id = client.post("/missions", json={**CRM, "mode": "dry_run"}).json()["mission_id"]
+        done = await until(lambda: status_is(client, mission_id, "completed", "failed"))
+        events = auditor.get(f"/missions/{mission_id}/events", params={"limit": 500}).json()
+    types = [e["event_type"] for e in events["events"]]
+    assert done["status"] == "completed"
+    assert "WritebackProposed" not in types
+    denied = [e for e in events["events"] if e["event_type"] == "ToolRequestDenied"]
+    assert denied and denied[0]["data"]["rule_id"] == "writeback.dry_run"
