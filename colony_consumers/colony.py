@@ -47,6 +47,7 @@ from ledger.commands import (
     CommandBody,
     CommandMeta,
     CompleteMission,
+    FailTask,
     ProposeWriteback,
     RecordReview,
     RecordWritebackResult,
@@ -160,17 +161,22 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
             for step, body in reaction.commands:
                 await self.send(meta, step, body)
         elif isinstance(reaction, RunTask):
-            result = await asyncio.wait_for(
-                self.runner.run(file, reaction.task_id, reaction.tool),
-                self.settings.TASK_TIMEOUT_MS / 1000,
-            )
-            await self.send(meta, f"result/{reaction.task_id}", result)
+            await self.send(meta, f"result/{reaction.task_id}", await self.run_task(file, reaction))
         elif isinstance(reaction, Review):
             await self.send(meta, "review", await self.review(file))
         elif isinstance(reaction, ProposeWritebacks):
             await self.propose(file, meta)
         elif isinstance(reaction, ApplyWriteback):
             await self.send(meta, "writeback", await self.execute(file, reaction.writeback_id))
+
+    async def run_task(self, file: MissionFile, task: RunTask) -> CommandBody:
+        """The task's outcome; past TASK_TIMEOUT_MS a retryable failure, never a hang."""
+        limit_s = self.settings.TASK_TIMEOUT_MS / 1000
+        try:
+            return await asyncio.wait_for(self.runner.run(file, task.task_id, task.tool), limit_s)
+        except TimeoutError:
+            error = f"{task.tool} gave no result within {self.settings.TASK_TIMEOUT_MS} ms"
+            return FailTask(task_id=task.task_id, error=error, retryable=True)
 
     async def review(self, file: MissionFile) -> RecordReview:
         sources = [

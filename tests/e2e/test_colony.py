@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import Infrastructure
 from tests.e2e.conftest import AUDITOR_KEY, OPERATOR_KEY, RunningStack, start_stack
+from tests.fake_services import FakeModel
 
 pytestmark = pytest.mark.e2e
 CRM = {
@@ -137,3 +138,38 @@ async def test_dry_run_missions_never_propose_writebacks(colony_stack: RunningSt
     assert "WritebackProposed" not in types
     denied = [e for e in events["events"] if e["event_type"] == "ToolRequestDenied"]
     assert denied and denied[0]["data"]["rule_id"] == "writeback.dry_run"
+
+
+async def test_the_model_endpoint_down_fails_the_mission_legibly_and_counts_failures(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    model = FakeModel()
+    await model.start()
+    stack = await start_stack(
+        infrastructure,
+        tmp_path_factory.mktemp("model-down"),
+        COLONY_REACTORS="true",
+        DEFAULT_MODEL_ROUTE=model.url,
+        PROVIDER_RETRIES="1",
+    )
+    try:
+        with stack.client() as client:
+            working = client.post("/missions", json=ORACLE).json()["mission_id"]
+            assert (await until(lambda: status_is(client, working, "completed", "failed")))[
+                "status"
+            ] == "completed"
+            assert model.calls >= 1
+            await model.stop()
+            broken = client.post("/missions", json=ORACLE).json()["mission_id"]
+            failed = await until(lambda: status_is(client, broken, "completed", "failed"), 60)
+            metrics = client.get("/metrics").text
+    finally:
+        stack.supervisor.stop_all()
+        await model.stop()
+    assert failed["status"] == "failed"
+    assert "draft_answer" in failed["failure_reason"]
+    assert "http-model" in failed["failure_reason"]
+    failure_rate = [
+        line for line in metrics.splitlines() if line.startswith("velocity_provider_failure_rate{")
+    ]
+    assert any("http-model" in line and not line.endswith(" 0.0") for line in failure_rate)

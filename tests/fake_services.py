@@ -1,0 +1,60 @@
+"""Fakes of outside services that cannot exist here, as real HTTP servers on 127.0.0.1:
+an OpenAI-compatible model endpoint whose outages and slow answers tests control."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from infra.processes import free_port
+
+
+@dataclass
+class FakeModel:
+    """POST /v1/chat/completions answering from the prompt's first source, citing [1]."""
+
+    port: int = field(default_factory=free_port)
+    delay_s: float = 0.0
+    calls: int = 0
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def complete(request: Request) -> JSONResponse:
+            self.calls += 1
+            await asyncio.sleep(self.delay_s)
+            prompt = (await request.json())["messages"][-1]["content"]
+            first = prompt.split("[1]", 1)[-1].split("\n")[0].strip()
+            answer = f"{first[:200]} [1]."
+            return JSONResponse(
+                {"choices": [{"message": {"role": "assistant", "content": answer}}]}
+            )
+
+        return app
+
+    async def start(self) -> None:
+        config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_config=None)
+        self._server = uvicorn.Server(config)
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        """Take the endpoint down (connections refused from now on)."""
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+            self._server = None
