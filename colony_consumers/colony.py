@@ -77,6 +77,7 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         self.metric_wire = MetricWire(self.wire.codec)
         self.files: dict[str, MissionFile] = {}
         self.partitions: set[int] = set()
+        self.unfolded: set[int] = set()
         self.slots = asyncio.Semaphore(settings.MAX_CONCURRENT_MISSIONS)
         self.producer = AIOKafkaProducer(acks="all", linger_ms=2, **options)
         self.consumer = AIOKafkaConsumer(
@@ -107,6 +108,10 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def handle(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Fold every event, run the reactions (missions in parallel), then commit."""
+        for tp, records in batch.items():
+            if tp.partition in self.unfolded:
+                await self.fold_history(tp, records[0].offset)
+                self.unfolded.discard(tp.partition)
         work = []
         for records in batch.values():
             for record in records:
@@ -333,29 +338,32 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.partitions -= {tp.partition for tp in revoked}
+        self.unfolded -= {tp.partition for tp in revoked}
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Fold each assigned partition's events up to the committed offset (no reactions)."""
+        """Newly owned partitions get their history folded before their first reaction."""
         self.partitions |= {tp.partition for tp in assigned}
+        self.unfolded |= {tp.partition for tp in assigned}
+        logger.info("colony owns partitions {}", sorted(self.partitions))
+
+    async def fold_history(self, tp: TopicPartition, end: int) -> None:
+        """Fold the partition's events before `end` (the committed offset) without reacting:
+        the first record a new owner receives sits at the committed offset."""
+        if end == 0:
+            return
         reader = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=25, **self.options)
         await reader.start()
         try:
-            for tp in assigned:
-                committed = await self.consumer.committed(tp) or 0
-                if committed:
-                    await self._fold_until(reader, tp, committed)
+            reader.assign([tp])
+            await reader.seek_to_beginning(tp)
+            while await reader.position(tp) < end:
+                batch = await reader.getmany(tp, timeout_ms=200)
+                for record in batch.get(tp, []):
+                    event = self._decode(record) if record.offset < end else None
+                    if event is not None:
+                        self.fold(event)
         finally:
             await reader.stop()
-
-    async def _fold_until(self, reader: AIOKafkaConsumer, tp: TopicPartition, end: int) -> None:
-        reader.assign([tp])
-        await reader.seek_to_beginning(tp)
-        while await reader.position(tp) < end:
-            batch = await reader.getmany(tp, timeout_ms=200)
-            for record in batch.get(tp, []):
-                event = self._decode(record) if record.offset < end else None
-                if event is not None:
-                    self.fold(event)
 
 
 def provider_reporter(colony: Colony) -> Callable[[str, str, str, float], Awaitable[None]]:

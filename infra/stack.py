@@ -124,6 +124,14 @@ def wait_until_ready(url: str, timeout_s: float = 60) -> bool:
     return False
 
 
+def _url(settings: RootSettings | ColonySettings, name: str, port: int) -> str:
+    """The variable as set, or the local service on `port` (so ports chosen by ROOT_PORT
+    and PORT are the ones the services call)."""
+    if name in settings.model_fields_set:
+        return str(getattr(settings, name)).rstrip("/")
+    return f"http://127.0.0.1:{port}"
+
+
 def run_stack() -> None:
     """The body of `velocity stack run`."""
     root = load_settings(RootSettings)
@@ -153,8 +161,8 @@ def run_stack() -> None:
             DATABASE_URL=database_url,
             ROOT_PORT=str(root.ROOT_PORT),
             PORT=str(colony.PORT),
-            COLONY_SERVICE_BASE_URL=str(root.COLONY_SERVICE_BASE_URL).rstrip("/"),
-            ROOT_API_BASE_URL=str(colony.ROOT_API_BASE_URL).rstrip("/"),
+            COLONY_SERVICE_BASE_URL=_url(root, "COLONY_SERVICE_BASE_URL", colony.PORT),
+            ROOT_API_BASE_URL=_url(colony, "ROOT_API_BASE_URL", root.ROOT_PORT),
         )
         if broker or database:
             stack_file = write_stack_file(data_dir, bootstrap, database_url)

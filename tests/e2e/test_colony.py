@@ -4,6 +4,7 @@ providers, approvals gating the CRM writeback, and the policy guard's denials.""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -173,3 +174,45 @@ async def test_the_model_endpoint_down_fails_the_mission_legibly_and_counts_fail
         line for line in metrics.splitlines() if line.startswith("velocity_provider_failure_rate{")
     ]
     assert any("http-model" in line and not line.endswith(" 0.0") for line in failure_rate)
+
+
+async def test_a_colony_killed_mid_task_still_completes_the_mission_without_repeating_a_step(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    model = FakeModel(delay_s=2.0)
+    await model.start()
+    stack = await start_stack(
+        infrastructure,
+        tmp_path_factory.mktemp("colony-kill"),
+        COLONY_REACTORS="true",
+        DEFAULT_MODEL_ROUTE=model.url,
+    )
+    colony = next(s for s in stack.supervisor.services if s.name == "colony")
+    try:
+        with stack.client(AUDITOR_KEY) as auditor, stack.client() as client:
+            mission_id = client.post("/missions", json=ORACLE).json()["mission_id"]
+
+            def drafting() -> bool:
+                events = auditor.get(f"/missions/{mission_id}/events").json()["events"]
+                return any(
+                    e["event_type"] == "TaskStarted" and e["data"]["task_id"] == "draft_answer"
+                    for e in events
+                )
+
+            await until(drafting)
+            await asyncio.sleep(0.5)  # the model call is in flight
+            assert colony.process is not None
+            colony.process.send_signal(signal.SIGKILL)
+            colony.process.wait()
+            colony.start(stack.supervisor.env, stack.log_dir)
+            done = await until(lambda: status_is(client, mission_id, "completed", "failed"), 90)
+            events = auditor.get(f"/missions/{mission_id}/events", params={"limit": 500}).json()
+    finally:
+        stack.supervisor.stop_all()
+        await model.stop()
+    types = [e["event_type"] for e in events["events"]]
+    assert done["status"] == "completed", done
+    assert "CommandRejected" not in types, types
+    assert types.count("TaskSucceeded") == 2
+    assert types.count("MissionCompleted") == 1
+    assert model.calls >= 2, "the restarted colony re-ran the interrupted draft"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -85,7 +86,28 @@ def interrupt(stack: subprocess.Popen[bytes]) -> set[int]:
     return descendants
 
 
+def wait_for(probe, timeout_s: float = 60):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError("condition not met in time")
+
+
+def mission(root: str, mission_id: str, key: str = SERVICE_KEY) -> dict:
+    return dict(
+        httpx.get(
+            f"{root}/missions/{mission_id}", headers={"Authorization": f"Bearer {key}"}
+        ).json()
+    )
+
+
 def test_stack_runs_stops_clean_and_comes_back_with_its_history(tmp_path: Path) -> None:
+    """A CRM mission stops at approval; the stack is stopped and started again (the
+    embedded broker comes back empty and is restored from the archive); the approval
+    then appends the mission's next events after its old ones, on an unbroken chain."""
     data_dir = tmp_path / "data"
     root_port = free_port()
     root = f"http://127.0.0.1:{root_port}"
@@ -93,12 +115,12 @@ def test_stack_runs_stops_clean_and_comes_back_with_its_history(tmp_path: Path) 
     try:
         assert wait_until_ready(root, 90), (tmp_path / "stack.err").read_text()[-3000:]
         posted = httpx.post(
-            f"{root}/missions",
-            json=CRM,
-            headers=AUTH | {"Idempotency-Key": "lifecycle-1"},
+            f"{root}/missions", json=CRM, headers=AUTH | {"Idempotency-Key": "lifecycle-1"}
         )
         mission_id = posted.json()["mission_id"]
-        assert posted.json()["status"] == "requested"
+        before = wait_for(
+            lambda: (m := mission(root, mission_id))["status"] == "awaiting_approval" and m
+        )
     finally:
         descendants = interrupt(first)
     assert len(descendants) >= 6  # broker, postgres, four services
@@ -108,16 +130,26 @@ def test_stack_runs_stops_clean_and_comes_back_with_its_history(tmp_path: Path) 
     second = run_stack(data_dir, root_port)
     try:
         assert wait_until_ready(root, 90), (tmp_path / "stack.err").read_text()[-3000:]
-        kept = httpx.get(f"{root}/missions/{mission_id}", headers=AUTH)
-        assert kept.status_code == 200 and kept.json()["last_sequence"] == 1
+        assert mission(root, mission_id)["last_sequence"] == before["last_sequence"]
         retried = httpx.post(
-            f"{root}/missions",
-            json=CRM,
-            headers=AUTH | {"Idempotency-Key": "lifecycle-1"},
+            f"{root}/missions", json=CRM, headers=AUTH | {"Idempotency-Key": "lifecycle-1"}
         )
         assert retried.json()["mission_id"] == mission_id
-        time.sleep(1)
-        again = httpx.get(f"{root}/missions/{mission_id}", headers=AUTH).json()
-        assert again["last_sequence"] == 1, "the restored log must let the decider dedupe"
+        operator = {"Authorization": "Bearer local-operator-key"}
+        pending = httpx.get(f"{root}/approvals", headers=operator).json()["pending"]
+        approval = next(a for a in pending if a["mission_id"] == mission_id)
+        httpx.post(
+            f"{root}/approvals/{approval['approval_id']}/approve",
+            json={"reason": "after restart"},
+            headers=operator,
+        )
+        done = wait_for(lambda: (m := mission(root, mission_id))["status"] == "completed" and m)
+        events = httpx.get(
+            f"{root}/missions/{mission_id}/events", params={"limit": 500}, headers=AUTH
+        ).json()["events"]
     finally:
         interrupt(second)
+    assert done["last_sequence"] > before["last_sequence"]
+    assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
+    assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(events))
+    assert "CommandRejected" not in [e["event_type"] for e in events]
