@@ -1,0 +1,76 @@
+"""What the colony does next, event by event (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from colony_consumers.mission_file import MissionFile
+from colony_consumers.planner import plan
+from colony_consumers.policy import PolicyContext
+from colony_consumers.reactions import ProposeWritebacks, RunTask, Send, react, reaction_id
+from ledger.commands import FailMission, RecordPlan, RecordToolDecision, StartPlanning, StartTask
+from ledger.events import MissionPlanned, ReviewerPacketRecorded, TaskStarted
+from ledger.step import step
+from tests.factories import command, request_body
+
+PACKET = ReviewerPacketRecorded(packet_hash="a" * 64, verdict="pass", output="o", checks=[])
+
+
+def planned_file(**request: Any) -> MissionFile:
+    """A mission file after request, planning and its plan, as the colony folds them."""
+    file = MissionFile.new("m-1")
+    mission_type = request.get("mission_type", "crm")
+    bodies = [
+        request_body(**request),
+        StartPlanning(planner="p"),
+        RecordPlan(tasks=plan(mission_type), rationale="r"),
+    ]
+    for body in bodies:
+        _, events = step(file.state, command("m-1", body), datetime.now(UTC))
+        for event in events:
+            file.record(event)
+    return file
+
+
+def planned(mission_type: str) -> MissionPlanned:
+    return MissionPlanned(tasks=plan(mission_type), rationale="r")
+
+
+def production(**overrides: Any) -> PolicyContext:
+    fields = {"environment": "production", "mission_type": "crm", "mode": "assisted"}
+    return PolicyContext(**(fields | overrides))
+
+
+def test_reaction_ids_are_stable_per_event_and_step() -> None:
+    assert reaction_id("e1", "start") == reaction_id("e1", "start")
+    assert reaction_id("e1", "start") != reaction_id("e2", "start")
+
+
+def test_a_planned_mission_records_the_policy_decision_then_starts_its_first_task() -> None:
+    reaction = react(planned_file(), planned("crm"), production())
+    assert isinstance(reaction, Send)
+    decision, start = (body for _, body in reaction.commands)
+    assert isinstance(decision, RecordToolDecision) and decision.decision == "allowed"
+    assert isinstance(start, StartTask) and start.task_id == "gather_account"
+
+
+def test_a_blocked_tool_is_denied_and_fails_the_mission_naming_the_rule() -> None:
+    file = planned_file(mission_type="oracle", project_id="atlas")
+    reaction = react(file, planned("oracle"), production(mission_type="oracle", mode="autonomous"))
+    assert isinstance(reaction, Send)
+    denial, failure = (body for _, body in reaction.commands)
+    assert isinstance(denial, RecordToolDecision) and denial.decision == "denied"
+    assert denial.rule_id == "prod.assisted_only"
+    assert isinstance(failure, FailMission) and "prod.assisted_only" in failure.reason
+
+
+def test_a_reviewed_crm_mission_goes_to_the_writeback_guard_and_an_oracle_one_completes() -> None:
+    assert isinstance(react(planned_file(), PACKET, production()), ProposeWritebacks)
+    oracle = planned_file(mission_type="oracle", project_id="atlas")
+    assert isinstance(react(oracle, PACKET, production(mission_type="oracle")), Send)
+
+
+def test_a_started_task_runs_with_its_tool() -> None:
+    started = TaskStarted(task_id="gather_account", worker="w", attempt=1)
+    assert react(planned_file(), started, None) == RunTask("gather_account", "crm_lookup")
