@@ -39,6 +39,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.ledger
 	$(BIN)/python -m bench.projections
+	$(BIN)/python -m bench.colony
 
 clean:
 	rm -rf $(VENV) .velocity .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,120 @@
+"""bench/colony: Oracle missions completed per second with local providers, and p50/p99
+mission latency (request to completed), at 1, 10 and 100 concurrent missions, with the
+time spent in each stage (from the ledger). Run with `make bench` or `python -m bench.colony`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.common import embedded_infrastructure
+from bench.projections import new_database
+from infra.config import CommonSettings
+from infra.preparation import prepare_infrastructure
+from infra.processes import child_environment, free_port
+from infra.stack import Supervisor, wait_until_ready
+
+ORACLE = {
+    "type": "oracle",
+    "mode": "assisted",
+    "objective": "Atlas delivery risk?",
+    "project_id": "atlas",
+}
+
+
+async def one_mission(client: httpx.AsyncClient) -> float:
+    started = time.perf_counter()
+    mission_id = (await client.post("/missions", json=ORACLE)).json()["mission_id"]
+    while True:
+        status = (await client.get(f"/missions/{mission_id}")).json().get("status")
+        if status in ("completed", "failed"):
+            if status == "failed":
+                raise RuntimeError(f"mission {mission_id} failed")
+            return (time.perf_counter() - started) * 1000
+        await asyncio.sleep(0.02)
+
+
+async def level(client: httpx.AsyncClient, concurrency: int, missions: int) -> None:
+    queue = list(range(missions))
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        while queue:
+            queue.pop()
+            latencies.append(await one_mission(client))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    print(
+        f"{concurrency:>4} concurrent: {missions / elapsed:6.1f} missions/s"
+        f"   p50 {cuts[49]:7.0f} ms   p99 {cuts[98]:7.0f} ms   (n={missions})"
+    )
+
+
+async def stages(database_url: str) -> None:
+    connection = await asyncpg.connect(database_url)
+    rows = await connection.fetch("SELECT * FROM stage_latency ORDER BY stage")
+    await connection.close()
+    for row in rows:
+        print(
+            f"  stage {row['stage']:<8} p50 {row['p50_ms']:7.0f} ms   p99 {row['p99_ms']:7.0f} ms"
+        )
+
+
+async def measure(root: str, database_url: str, sizes: list[tuple[int, int]]) -> None:
+    auth = {"Authorization": "Bearer local-service-key"}
+    async with httpx.AsyncClient(base_url=root, headers=auth, timeout=60) as client:
+        for concurrency, missions in sizes:
+            await level(client, concurrency, missions)
+    print("time in each stage (all runs):")
+    await stages(database_url)
+
+
+def main() -> None:
+    scale = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+    sizes = [(1, max(int(10 * scale), 2)), (10, int(50 * scale)), (100, int(200 * scale))]
+    with embedded_infrastructure() as infra:
+        database_url = asyncio.run(new_database(infra.database_url))
+        prefix = f"c{uuid.uuid4().hex[:6]}."
+        asyncio.run(
+            prepare_infrastructure(
+                CommonSettings(KAFKA_TOPIC_PREFIX=prefix), infra.bootstrap_servers, database_url
+            )
+        )
+        root_port, colony_port = free_port(), free_port()
+        env = child_environment(
+            KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap_servers,
+            DATABASE_URL=database_url,
+            KAFKA_TOPIC_PREFIX=prefix,
+            ROOT_PORT=str(root_port),
+            PORT=str(colony_port),
+            COLONY_SERVICE_BASE_URL=f"http://127.0.0.1:{colony_port}",
+            ROOT_API_BASE_URL=f"http://127.0.0.1:{root_port}",
+            MAX_CONCURRENT_MISSIONS="100",
+            LOG_LEVEL="WARNING",
+        )
+        logs = Path(tempfile.mkdtemp(prefix="velocity-bench-logs-"))
+        supervisor = Supervisor.for_ports(env, root_port, colony_port, logs)
+        supervisor.start_all()
+        try:
+            root = f"http://127.0.0.1:{root_port}"
+            if not wait_until_ready(root, 60):
+                raise SystemExit(f"stack did not become ready; logs in {logs}")
+            asyncio.run(measure(root, database_url, sizes))
+        finally:
+            supervisor.stop_all()
+
+
+if __name__ == "__main__":
+    main()
