@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -18,6 +19,7 @@ from infra.config import CommonSettings
 from infra.postgres import start_postgres
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames, provision_topics
+from ledger.commands import Command, CommandBody, CommandMeta, RecordBudgetUse, RequestMission
 
 
 @dataclass(frozen=True)
@@ -69,3 +71,31 @@ async def wait_until(predicate, timeout_s: float = 600) -> None:  # type: ignore
         if time.monotonic() > deadline:
             raise TimeoutError("benchmark did not finish in time")
         await asyncio.sleep(0.05)
+
+
+def mission_commands(mission_id: str, count: int, now: datetime) -> list[Command]:
+    """A mission's benchmark commands: its request, then budget-use records (all accepted)."""
+    out = []
+    for i in range(count):
+        body: CommandBody = (
+            RequestMission(
+                mission_type="oracle",
+                mode="assisted",
+                objective="bench",
+                environment="local",
+                time_budget_ms=10**12,
+                token_budget=10**12,
+            )
+            if i == 0
+            else RecordBudgetUse(tokens=1, time_ms=1)
+        )
+        meta = CommandMeta(
+            command_id=f"{mission_id}/{i}",
+            mission_id=mission_id,
+            issued_at=now,
+            correlation_id=mission_id,
+            trace_id="0" * 32,
+            actor="bench",
+        )
+        out.append(Command(meta=meta, body=body))
+    return out

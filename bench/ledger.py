@@ -15,9 +15,15 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.common import Stopwatch, embedded_infrastructure, fresh_topics, wait_until
+from bench.common import (
+    Stopwatch,
+    embedded_infrastructure,
+    fresh_topics,
+    mission_commands,
+    wait_until,
+)
 from infra.topics import COMMANDS, TopicNames
-from ledger.commands import Command, CommandMeta, RecordBudgetUse, RequestMission
+from ledger.commands import Command
 from ledger.decider import Decider, rebuild_states
 from ledger.settings import DeciderSettings
 from ledger.wire import LedgerWire
@@ -26,34 +32,12 @@ MISSIONS = 1_000
 
 
 def commands(total: int) -> list[Command]:
-    per_mission = total // MISSIONS
     now = datetime.now(UTC)
-    out = []
-    for _ in range(MISSIONS):
-        mission_id = str(uuid.uuid4())
-        for i in range(per_mission):
-            body = (
-                RequestMission(
-                    mission_type="oracle",
-                    mode="assisted",
-                    objective="bench",
-                    environment="local",
-                    time_budget_ms=10**12,
-                    token_budget=10**12,
-                )
-                if i == 0
-                else RecordBudgetUse(tokens=1, time_ms=1)
-            )
-            meta = CommandMeta(
-                command_id=f"{mission_id}/{i}",
-                mission_id=mission_id,
-                issued_at=now,
-                correlation_id=mission_id,
-                trace_id="0" * 32,
-                actor="bench",
-            )
-            out.append(Command(meta=meta, body=body))
-    return out
+    return [
+        item
+        for _ in range(MISSIONS)
+        for item in mission_commands(str(uuid.uuid4()), total // MISSIONS, now)
+    ]
 
 
 async def fill(bootstrap: str, names: TopicNames, stream: list[Command]) -> None:

@@ -19,13 +19,12 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.common import Stopwatch, embedded_infrastructure, fresh_topics
+from bench.common import Stopwatch, embedded_infrastructure, fresh_topics, mission_commands
 from infra.config import CommonSettings
 from infra.preparation import prepare_infrastructure
 from infra.processes import child_environment, free_port
 from infra.stack import Supervisor, wait_until_ready
 from infra.topics import EVENTS, TopicNames
-from ledger.commands import Command, CommandMeta, RecordBudgetUse, RequestMission
 from ledger.dead_letters import DeadLetters
 from ledger.log_reader import read_to_end
 from ledger.state import MissionState
@@ -50,28 +49,8 @@ async def fill_events(bootstrap: str, names: TopicNames, total: int) -> int:
             mission_id = str(uuid.uuid4())
             state = MissionState(mission_id=mission_id)
             partition = hash(mission_id) % EVENTS.partitions
-            for i in range(total // MISSIONS):
-                body = (
-                    RequestMission(
-                        mission_type="crm",
-                        mode="assisted",
-                        objective="bench",
-                        environment="local",
-                        time_budget_ms=10**12,
-                        token_budget=10**12,
-                    )
-                    if i == 0
-                    else RecordBudgetUse(tokens=1, time_ms=1)
-                )
-                meta = CommandMeta(
-                    command_id=f"{mission_id}/{i}",
-                    mission_id=mission_id,
-                    issued_at=now,
-                    correlation_id=mission_id,
-                    trace_id="0" * 32,
-                    actor="bench",
-                )
-                state, events = step(state, Command(meta=meta, body=body), now)
+            for item in mission_commands(mission_id, total // MISSIONS, now):
+                state, events = step(state, item, now)
                 for event in events:
                     record = wire.encode_event(event)
                     sends.append(

@@ -7,10 +7,12 @@ broker and PostgreSQL, and is stopped (no process left) when its fixture ends.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -85,6 +87,7 @@ async def start_stack(
         ROOT_API_BASE_URL=f"http://127.0.0.1:{root_port}",
         DECIDER_GROUP_ID=f"decider-{groups}",
         PROJECTOR_GROUP_ID=f"projector-{groups}",
+        COLONY_GROUP_ID=f"colony-{groups}",
         KAFKA_SESSION_TIMEOUT_MS="6000",
         LOG_FORMAT="json",
         # the root's own tests drive missions by hand (see Colony below); test_colony.py
@@ -118,6 +121,18 @@ async def stack(
 
 
 OPERATOR = "operator:key2"
+
+
+async def until(probe: Callable[[], Any], timeout_s: float = 30) -> Any:
+    """Poll `probe()` until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
 
 
 class Colony:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -14,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import Infrastructure
-from tests.e2e.conftest import AUDITOR_KEY, OPERATOR_KEY, RunningStack, start_stack
+from tests.e2e.conftest import AUDITOR_KEY, OPERATOR_KEY, RunningStack, start_stack, until
 from tests.fake_services import FakeModel
 
 pytestmark = pytest.mark.e2e
@@ -43,17 +42,6 @@ async def colony_stack(
         yield running
     finally:
         running.supervisor.stop_all()
-
-
-async def until(probe: Callable[[], Any], timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.2)
 
 
 def status_is(client: httpx.Client, mission_id: str, *wanted: str) -> dict[str, Any] | None:

@@ -3,17 +3,14 @@ its bad inputs (401, 403, 404, 409, 413, 422 naming the field)."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import AUDITOR_KEY, OPERATOR_KEY, Colony, RunningStack
+from tests.e2e.conftest import AUDITOR_KEY, OPERATOR_KEY, Colony, RunningStack, until
 
 pytestmark = pytest.mark.e2e
 ORACLE = {"type": "oracle", "mode": "assisted", "objective": "Atlas risks?", "project_id": "atlas"}
@@ -23,17 +20,6 @@ CRM = {
     "objective": "Qualify Northwind Traders",
     "lead": {"company": "Northwind Traders", "contact": "Ana Trujillo"},
 }
-
-
-async def until(probe: Callable[[], Any], timeout_s: float = 10) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.1)
 
 
 def open_mission(client: httpx.Client, body: dict[str, Any]) -> str:
