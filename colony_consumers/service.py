@@ -4,7 +4,8 @@ on PORT, all in one asyncio process (run more copies to share the partitions).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import hmac
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,9 +32,29 @@ from infra.structured_logs import configure_logging
 SWEEP_EVERY_S = 2.0
 
 
-def create_app(settings: ColonySettings, pool: asyncpg.Pool, options: dict[str, Any]) -> FastAPI:
-    """The colony's HTTP face: /healthz, /readyz, /metrics."""
+def create_app(
+    settings: ColonySettings,
+    pool: asyncpg.Pool | None,
+    options: dict[str, Any],
+    status: Callable[[], dict[str, Any]],
+) -> FastAPI:
+    """The colony's HTTP face: /healthz, /readyz, /metrics, and /status for the root."""
     app = FastAPI(title="Velocity colony service", version="0.1.0")
+    expected = f"Bearer {settings.COLONY_SERVICE_API_KEY.get_secret_value()}".encode()
+
+    @app.get("/status")
+    async def colony_status(request: Request) -> JSONResponse:
+        """What the colony is doing; only for the root (COLONY_SERVICE_API_KEY)."""
+        presented = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(expected, presented):
+            problem = {
+                "type": "urn:velocity:problem:unauthenticated",
+                "title": "Unauthorized",
+                "status": 401,
+                "detail": "send Authorization: Bearer <COLONY_SERVICE_API_KEY>",
+            }
+            return JSONResponse(problem, status_code=401, media_type="application/problem+json")
+        return JSONResponse(status())
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -45,6 +66,8 @@ def create_app(settings: ColonySettings, pool: asyncpg.Pool, options: dict[str, 
         """Broker and database reachable."""
 
         async def database() -> None:
+            if pool is None:
+                raise RuntimeError("no database pool")
             await pool.fetchval("SELECT 1")
 
         checks: dict[str, Any] = {"broker": lambda: probe_broker(options), "database": database}
@@ -83,13 +106,20 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
     bootstrap, _ = settings.require_infrastructure()
     options = client_options(settings, bootstrap)
     async with clients(settings) as (pool, root_http, provider_http):
+        colony_ref: list[Colony] = []
+
+        def status() -> dict[str, Any]:
+            colony = colony_ref[0]
+            return {
+                "reactors": settings.COLONY_REACTORS,
+                "partitions": sorted(colony.partitions),
+                "missions_known": len(colony.files),
+                "missions_open": sum(1 for f in colony.files.values() if not f.state.terminal),
+            }
+
+        app = create_app(settings, pool, options, status)
         server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings, pool, options),
-                host=settings.HOST,
-                port=settings.PORT,
-                log_config=None,
-            )
+            uvicorn.Config(app, host=settings.HOST, port=settings.PORT, log_config=None)
         )
         guarded = Guarded(
             settings.TASK_TIMEOUT_MS / 1000 / 3,
@@ -103,6 +133,7 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
             guarded,
         )
         colony = Colony(settings, options, pool, RootClient(root_http), runner)
+        colony_ref.append(colony)
         guarded.report = provider_reporter(colony)
         background = [
             asyncio.create_task(server.serve()),

@@ -204,3 +204,28 @@ async def test_a_colony_killed_mid_task_still_completes_the_mission_without_repe
     assert types.count("TaskSucceeded") == 2
     assert types.count("MissionCompleted") == 1
     assert model.calls >= 2, "the restarted colony re-ran the interrupted draft"
+
+
+async def test_a_catalyst_strategy_mission_draws_on_project_and_account_context(
+    colony_stack: RunningStack,
+) -> None:
+    body = {
+        "type": "catalyst",
+        "mode": "assisted",
+        "objective": "Strategy to sell atlas order automation to Northwind Traders",
+        "project_id": "atlas",
+        "lead": {"company": "Northwind Traders", "contact": "Ana Trujillo"},
+    }
+    with colony_stack.client() as client:
+        mission_id = client.post("/missions", json=body).json()["mission_id"]
+        done = await until(lambda: status_is(client, mission_id, "completed", "failed"))
+        evidence = client.get(f"/missions/{mission_id}/evidence").json()
+    sources = {a["source"] for a in evidence["artifacts"]}
+    assert done["status"] == "completed", done
+    assert any(s.startswith("kb://atlas") for s in sources)
+    assert "crm://accounts/acct-northwind" in sources
+    assert [t["task_id"] for t in evidence["tasks"]] == [
+        "draft_strategy",
+        "gather_account",
+        "gather_context",
+    ]
