@@ -22,6 +22,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 from loguru import logger
 
+from colony_consumers.admission import WORKING, is_waiting, next_waiting, working_count
 from colony_consumers.crm_writeback import apply_writeback, qualify
 from colony_consumers.mission_file import MissionFile
 from colony_consumers.policy import PolicyContext, evaluate_writeback
@@ -49,10 +50,12 @@ from ledger.commands import (
     CompleteMission,
     FailTask,
     ProposeWriteback,
+    QueueMission,
     RecordReview,
     RecordWritebackResult,
+    StartPlanning,
 )
-from ledger.events import EventMeta, RecordedEvent
+from ledger.events import EventMeta, MissionRequested, PlanningStarted, RecordedEvent
 from ledger.metrics import Metric, MetricWire
 from ledger.state import TERMINAL_STATUSES, status_change
 from ledger.wire import InvalidRecordError, LedgerWire
@@ -78,6 +81,7 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         self.files: dict[str, MissionFile] = {}
         self.partitions: set[int] = set()
         self.unfolded: set[int] = set()
+        self.starting: set[str] = set()
         self.slots = asyncio.Semaphore(settings.MAX_CONCURRENT_MISSIONS)
         self.producer = AIOKafkaProducer(acks="all", linger_ms=2, **options)
         self.consumer = AIOKafkaConsumer(
@@ -112,6 +116,7 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
             if tp.partition in self.unfolded:
                 await self.fold_history(tp, records[0].offset)
                 self.unfolded.discard(tp.partition)
+                await self.release()  # missions that waited while no one owned them
         work = []
         for records in batch.values():
             for record in records:
@@ -146,12 +151,37 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
             self.settings.WRITEBACK_APPROVAL_GATE_PASSED,
         )
 
+    def admit(self, file: MissionFile, event: RecordedEvent) -> Reaction | None:
+        """Queue a new mission when every slot is taken; None lets `react` start it."""
+        limit = self.settings.MAX_CONCURRENT_MISSIONS
+        others = [f for f in self.files.values() if f.mission_id != file.mission_id]
+        if working_count(others, self.starting) < limit:
+            return None
+        position = sum(1 for f in others if is_waiting(f)) + 1
+        return Send([("queue", QueueMission(position=position, limit=limit))])
+
+    async def release(self) -> None:
+        """Start waiting missions while slots are free (oldest first)."""
+        limit = self.settings.MAX_CONCURRENT_MISSIONS
+        free = limit - working_count(self.files.values(), self.starting)
+        for waiting in next_waiting(self.files.values(), self.starting, free):
+            assert waiting.last is not None
+            self.starting.add(waiting.mission_id)
+            await self.send(waiting.last, "plan/start", StartPlanning(planner="colony:planner"))
+
     async def _react_to(self, event: RecordedEvent) -> None:
         before = self.files.get(event.meta.mission_id)
         since, stage = (before.state.status_since, before.state.stage) if before else (None, "")
+        was_working = before is not None and before.state.status in WORKING
         file = self.fold(event)
+        if isinstance(event.body, PlanningStarted):
+            self.starting.discard(file.mission_id)
+        queued = self.admit(file, event) if isinstance(event.body, MissionRequested) else None
+        freed = was_working and file.state.status not in WORKING
         await self.observe(file, event, since, stage)
-        reaction = react(file, event.body, self.context(file))
+        if freed:
+            await self.release()
+        reaction = queued or react(file, event.body, self.context(file))
         if reaction is None:
             return
         log = logger.bind(mission_id=file.mission_id, trace_id=event.meta.trace_id)

@@ -63,6 +63,13 @@ class RequestMission(CommandBody):
     replay_of: str | None = None
 
 
+class QueueMission(CommandBody):
+    """The colony is at MAX_CONCURRENT_MISSIONS: the mission waits, visibly, in line."""
+
+    position: int = Field(ge=1)
+    limit: int = Field(ge=1)
+
+
 class StartPlanning(CommandBody):
     """The planner took the mission."""
 
@@ -206,6 +213,7 @@ COMMAND_TYPES: dict[str, type[CommandBody]] = {
     cls.__name__: cls
     for cls in (
         RequestMission,
+        QueueMission,
         StartPlanning,
         RecordPlan,
         StartTask,

@@ -20,6 +20,7 @@ from ledger.commands import (
     FailMission,
     FailTask,
     ProposeWriteback,
+    QueueMission,
     RecordArtifact,
     RecordBudgetUse,
     RecordPlan,
@@ -46,6 +47,7 @@ from ledger.events import (
     MissionCompleted,
     MissionFailed,
     MissionPlanned,
+    MissionQueued,
     MissionReplayRequested,
     MissionRequested,
     MissionTimedOut,
@@ -111,6 +113,13 @@ def _request(body: RequestMission, state: MissionState, command: Command) -> Dec
     if state.exists:
         return [reject(command, "mission_exists", "the mission was already requested")]
     return [MissionRequested(**body.model_dump())]
+
+
+@handle.register
+def _queue(body: QueueMission, state: MissionState, command: Command) -> Decision:
+    if state.status != "requested":
+        return _wrong_status(command, state, "requested")
+    return [MissionQueued(position=body.position, limit=body.limit)]
 
 
 @handle.register

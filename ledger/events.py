@@ -52,6 +52,11 @@ class MissionRequested(EventBody):
     replay_of: str | None = None
 
 
+class MissionQueued(EventBody):
+    position: int
+    limit: int
+
+
 class PlanningStarted(EventBody):
     planner: str
 
@@ -226,6 +231,7 @@ EVENT_TYPES: dict[str, type[EventBody]] = {
     cls.__name__: cls
     for cls in (
         MissionRequested,
+        MissionQueued,
         PlanningStarted,
         MissionPlanned,
         TaskStarted,

@@ -23,6 +23,7 @@ from ledger.events import (
     MissionCompleted,
     MissionFailed,
     MissionPlanned,
+    MissionQueued,
     MissionReplayRequested,
     MissionRequested,
     MissionTimedOut,
@@ -137,6 +138,7 @@ def evolve(state: MissionState, event: RecordedEvent) -> MissionState:
 
 STATUS_AFTER: dict[type[EventBody], tuple[MissionStatus, str]] = {
     MissionRequested: ("requested", "intake"),
+    MissionQueued: ("requested", "queued"),
     PlanningStarted: ("planning", "planning"),
     MissionPlanned: ("running", "tasks"),
     ReviewStarted: ("in_review", "review"),

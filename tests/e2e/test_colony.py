@@ -229,3 +229,36 @@ async def test_a_catalyst_strategy_mission_draws_on_project_and_account_context(
         "gather_account",
         "gather_context",
     ]
+
+
+async def test_missions_beyond_the_concurrency_limit_wait_visibly_then_all_complete(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    model = FakeModel(delay_s=1.0)
+    await model.start()
+    stack = await start_stack(
+        infrastructure,
+        tmp_path_factory.mktemp("queued"),
+        COLONY_REACTORS="true",
+        DEFAULT_MODEL_ROUTE=model.url,
+        MAX_CONCURRENT_MISSIONS="1",
+    )
+    try:
+        with stack.client() as client:
+            missions = [
+                client.post("/missions", json=ORACLE).json()["mission_id"] for _ in range(3)
+            ]
+            queued = await until(
+                lambda: [
+                    m for m in missions if client.get(f"/missions/{m}").json()["stage"] == "queued"
+                ]
+            )
+            finished = [
+                await until(lambda m=m: status_is(client, m, "completed", "failed"), 60)
+                for m in missions
+            ]
+    finally:
+        stack.supervisor.stop_all()
+        await model.stop()
+    assert queued, "a mission beyond the limit shows stage queued"
+    assert [f["status"] for f in finished] == ["completed"] * 3
