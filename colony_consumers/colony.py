@@ -178,10 +178,13 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
             self.starting.discard(file.mission_id)
         queued = self.admit(file, event) if isinstance(event.body, MissionRequested) else None
         freed = was_working and file.state.status not in WORKING
+        # decided before the first await: a concurrent reaction must not fold events
+        # this one has not seen yet
+        workers = self.settings.MAX_WORKERS_PER_MISSION
+        reaction = queued or react(file, event.body, self.context(file), workers)
         await self.observe(file, event, since, stage)
         if freed:
             await self.release()
-        reaction = queued or react(file, event.body, self.context(file))
         if reaction is None:
             return
         log = logger.bind(mission_id=file.mission_id, trace_id=event.meta.trace_id)

@@ -1,49 +1,59 @@
-"""The planner: which tasks a mission runs, in order. Pure."""
+"""The planner: which tasks a mission runs and what each waits for. Pure.
+
+Tasks whose dependencies have succeeded may run in parallel, up to
+MAX_WORKERS_PER_MISSION at once.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ledger.commands import PlannedTask
 
-# (task id, tool, what it does)
-PLANS: dict[str, list[tuple[str, str, str]]] = {
-    "oracle": [
-        ("gather_context", "project_search", "search the project's knowledge base"),
-        ("draft_answer", "draft_answer", "draft an answer citing the gathered sources"),
-    ],
-    "crm": [
-        ("gather_account", "crm_lookup", "read the account's CRM record"),
-        ("research", "web_research", "research the company"),
-        ("draft_brief", "draft_brief", "write the lead-intelligence brief"),
-    ],
-    "catalyst": [
-        ("gather_context", "project_search", "search project context"),
-        ("gather_account", "crm_lookup", "read account context"),
-        ("draft_strategy", "draft_strategy", "write the strategy brief"),
-    ],
+# task id -> (tool, what it does, tasks it waits for)
+PLANS: dict[str, dict[str, tuple[str, str, tuple[str, ...]]]] = {
+    "oracle": {
+        "gather_context": ("project_search", "search the project's knowledge base", ()),
+        "draft_answer": ("draft_answer", "draft an answer citing the sources", ("gather_context",)),
+    },
+    "crm": {
+        "gather_account": ("crm_lookup", "read the account's CRM record", ()),
+        "research": ("web_research", "research the company", ()),
+        "draft_brief": (
+            "draft_brief",
+            "write the lead-intelligence brief",
+            ("gather_account", "research"),
+        ),
+    },
+    "catalyst": {
+        "gather_context": ("project_search", "search project context", ()),
+        "gather_account": ("crm_lookup", "read account context", ()),
+        "draft_strategy": (
+            "draft_strategy",
+            "write the strategy brief",
+            ("gather_context", "gather_account"),
+        ),
+    },
 }
 
 
 def plan(mission_type: str) -> list[PlannedTask]:
-    """The mission's tasks; each depends on the one before (kind = the tool it uses)."""
-    steps = PLANS[mission_type]
+    """The mission's tasks (kind = the tool each uses), with their dependencies."""
     return [
-        PlannedTask(
-            task_id=task_id,
-            kind=tool,
-            description=what,
-            depends_on=[steps[i - 1][0]] if i else [],
-        )
-        for i, (task_id, tool, what) in enumerate(steps)
+        PlannedTask(task_id=task_id, kind=tool, description=what, depends_on=list(deps))
+        for task_id, (tool, what, deps) in PLANS[mission_type].items()
     ]
 
 
-def next_task(mission_type: str, done: set[str]) -> str | None:
-    """The first planned task not yet done, or None when all are."""
-    for task_id, _, _ in PLANS[mission_type]:
-        if task_id not in done:
-            return task_id
-    return None
+def ready_tasks(mission_type: str, statuses: Mapping[str, str]) -> list[str]:
+    """Planned tasks whose dependencies have all succeeded, in plan order."""
+    return [
+        task_id
+        for task_id, (_, _, deps) in PLANS[mission_type].items()
+        if statuses.get(task_id) == "planned"
+        and all(statuses.get(dep) == "succeeded" for dep in deps)
+    ]
 
 
 def tool_of(mission_type: str, task_id: str) -> str:
-    return next(tool for t, tool, _ in PLANS[mission_type] if t == task_id)
+    return PLANS[mission_type][task_id][0]

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 from colony_consumers.mission_file import MissionFile
-from colony_consumers.planner import next_task, plan, tool_of
+from colony_consumers.planner import plan, ready_tasks, tool_of
 from colony_consumers.policy import PolicyContext, PolicyDecision, evaluate_tool
 from ledger.commands import (
     BeginReview,
@@ -109,28 +109,36 @@ def tool_decision(task_id: str, tool: str, decision: PolicyDecision) -> RecordTo
     )
 
 
-def start_next(file: MissionFile, context: PolicyContext) -> Send:
-    """Start the next task (its tool checked by policy), or begin review when all are done."""
+def start_ready(file: MissionFile, context: PolicyContext, workers: int) -> Send | None:
+    """Start the tasks that are ready, up to `workers` running at once (each tool checked
+    by policy), or begin review when every task has succeeded."""
     assert file.request is not None
-    done = {t for t, s in file.state.tasks.items() if s.status == "succeeded"}
-    task_id = next_task(file.request.mission_type, done)
-    if task_id is None:
+    statuses = {task_id: task.status for task_id, task in file.state.tasks.items()}
+    if statuses and all(status == "succeeded" for status in statuses.values()):
         return Send([("begin_review", BeginReview(reviewer="colony:reviewer"))])
-    tool = tool_of(file.request.mission_type, task_id)
-    decision = evaluate_tool(context, tool)
-    commands: list[tuple[str, CommandBody]] = [
-        (f"policy/{task_id}", tool_decision(task_id, tool, decision))
-    ]
-    if decision.allowed or tool in SKIPPABLE_TOOLS:
-        commands.append((f"start/{task_id}", StartTask(task_id=task_id, worker="colony:worker")))
-    else:
-        reason = f"policy denied {tool} ({decision.rule_id}): {decision.reason}"
-        commands.append(("fail/policy", FailMission(reason=reason)))
-    return Send(commands)
+    running = sum(1 for status in statuses.values() if status == "running")
+    ready = ready_tasks(file.request.mission_type, statuses)[: max(workers - running, 0)]
+    commands: list[tuple[str, CommandBody]] = []
+    for task_id in ready:
+        tool = tool_of(file.request.mission_type, task_id)
+        decision = evaluate_tool(context, tool)
+        commands.append((f"policy/{task_id}", tool_decision(task_id, tool, decision)))
+        if decision.allowed or tool in SKIPPABLE_TOOLS:
+            commands.append(
+                (f"start/{task_id}", StartTask(task_id=task_id, worker="colony:worker"))
+            )
+        else:
+            reason = f"policy denied {tool} ({decision.rule_id}): {decision.reason}"
+            commands.append(("fail/policy", FailMission(reason=reason)))
+            break
+    return Send(commands) if commands else None
 
 
-def react(file: MissionFile, body: EventBody, context: PolicyContext | None) -> Reaction | None:
-    """The colony's next move after `body` (None: nothing to do)."""
+def react(
+    file: MissionFile, body: EventBody, context: PolicyContext | None, workers: int = 1
+) -> Reaction | None:
+    """The colony's next move after `body` (None: nothing to do); `workers` is
+    MAX_WORKERS_PER_MISSION."""
     if file.state.terminal:
         return None
     if isinstance(body, MissionRequested):
@@ -141,7 +149,7 @@ def react(file: MissionFile, body: EventBody, context: PolicyContext | None) -> 
     if context is not None and isinstance(body, MissionPlanned | TaskSucceeded | TaskRetried):
         if isinstance(body, TaskRetried):
             return Send([("restart", StartTask(task_id=body.task_id, worker="colony:worker"))])
-        return start_next(file, context)
+        return start_ready(file, context, workers)
     if isinstance(body, TaskStarted) and file.request is not None:
         tool = tool_of(file.request.mission_type, body.task_id)
         if any(d.startswith(f"{tool}:") for d in file.denials) and tool in SKIPPABLE_TOOLS:

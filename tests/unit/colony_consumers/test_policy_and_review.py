@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from colony_consumers.crm_writeback import qualify
-from colony_consumers.planner import next_task, plan
+from colony_consumers.planner import plan, ready_tasks
 from colony_consumers.policy import PolicyContext, evaluate_tool, evaluate_writeback
 from colony_consumers.providers import CircuitBreaker, Document, LocalModel
 from colony_consumers.reviewer import Source, review
@@ -63,12 +63,16 @@ def test_production_writebacks_need_the_staging_gate_then_still_an_operator() ->
     assert result.allowed and result.rule_id == "writeback.approval_required"
 
 
-def test_plans_are_ordered_and_finish() -> None:
+def test_independent_tasks_are_ready_together_and_the_draft_waits_for_both() -> None:
     tasks = plan("crm")
     assert [t.task_id for t in tasks] == ["gather_account", "research", "draft_brief"]
-    assert tasks[2].depends_on == ["research"]
-    assert next_task("crm", {"gather_account"}) == "research"
-    assert next_task("crm", {t.task_id for t in tasks}) is None
+    assert tasks[2].depends_on == ["gather_account", "research"]
+    fresh = {t.task_id: "planned" for t in tasks}
+    assert ready_tasks("crm", fresh) == ["gather_account", "research"]
+    half = fresh | {"gather_account": "succeeded", "research": "running"}
+    assert ready_tasks("crm", half) == []
+    both = half | {"research": "succeeded"}
+    assert ready_tasks("crm", both) == ["draft_brief"]
 
 
 async def test_the_local_model_cites_the_sources_it_drafts_from() -> None:

@@ -48,7 +48,7 @@ def test_reaction_ids_are_stable_per_event_and_step() -> None:
 
 
 def test_a_planned_mission_records_the_policy_decision_then_starts_its_first_task() -> None:
-    reaction = react(planned_file(), planned("crm"), production())
+    reaction = react(planned_file(), planned("crm"), production(), workers=1)
     assert isinstance(reaction, Send)
     decision, start = (body for _, body in reaction.commands)
     assert isinstance(decision, RecordToolDecision) and decision.decision == "allowed"
@@ -74,3 +74,13 @@ def test_a_reviewed_crm_mission_goes_to_the_writeback_guard_and_an_oracle_one_co
 def test_a_started_task_runs_with_its_tool() -> None:
     started = TaskStarted(task_id="gather_account", worker="w", attempt=1)
     assert react(planned_file(), started, None) == RunTask("gather_account", "crm_lookup")
+
+
+def test_ready_tasks_start_in_parallel_up_to_max_workers_per_mission() -> None:
+    def started(workers: int) -> list[str]:
+        reaction = react(planned_file(), planned("crm"), production(), workers)
+        assert isinstance(reaction, Send)
+        return [body.task_id for _, body in reaction.commands if isinstance(body, StartTask)]
+
+    assert started(1) == ["gather_account"]
+    assert started(4) == ["gather_account", "research"]
