@@ -147,6 +147,21 @@ class HttpResearch:
         return await self._search(query, "web")
 
 
+class HttpBrowser:
+    """POST {url}/browse {"query"} -> {"documents": [{"title", "source", "text"}]}: pages a
+    browsing service read for the query (BROWSER_PROVIDER = its base URL)."""
+
+    def __init__(self, url: str, client: httpx.AsyncClient) -> None:
+        self.name = f"http-browser:{httpx.URL(url).host}"
+        self.url = url.rstrip("/")
+        self.client = client
+
+    async def browse(self, query: str) -> list[Document]:
+        response = await self.client.post(f"{self.url}/browse", json={"query": query})
+        response.raise_for_status()
+        return [Document(d["title"], d["source"], d["text"]) for d in response.json()["documents"]]
+
+
 def terms(text: str) -> set[str]:
     return {w for w in WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 2}
 
@@ -261,6 +276,10 @@ def _ms(started: float) -> float:
 
 def choose_research(setting: str, pool: asyncpg.Pool, client: httpx.AsyncClient) -> Research:
     return LocalResearch(pool) if setting == "local" else HttpResearch(setting, client)
+
+
+def choose_browser(setting: str, client: httpx.AsyncClient) -> HttpBrowser | None:
+    return None if setting == "none" else HttpBrowser(setting, client)
 
 
 def choose_model(setting: str, client: httpx.AsyncClient) -> Model:

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from colony_consumers.colony import Colony, provider_reporter
-from colony_consumers.providers import Guarded, choose_model, choose_research
+from colony_consumers.providers import Guarded, choose_browser, choose_model, choose_research
 from colony_consumers.root_client import RootClient
 from colony_consumers.settings import ColonySettings
 from colony_consumers.sweeper import sweep_forever
@@ -131,6 +131,7 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
             choose_model(settings.DEFAULT_MODEL_ROUTE, provider_http),
             RootClient(root_http),
             guarded,
+            choose_browser(settings.BROWSER_PROVIDER, provider_http),
         )
         colony = Colony(settings, options, pool, RootClient(root_http), runner)
         colony_ref.append(colony)

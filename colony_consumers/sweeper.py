@@ -1,5 +1,6 @@
 """The sweeper: missions and tasks stuck past their timeouts get timed-out events naming
-the stage they were stuck in. Operators can then replay them (POST /missions/{id}/replay).
+the stage they were stuck in, and missions past their time budget are failed by the
+ledger with that reason. Operators can then replay them (POST /missions/{id}/replay).
 
 Missions waiting for an operator (awaiting_approval) are not swept: that is the approval
 backlog, with its own runbook and dashboard.
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from loguru import logger
 
-from ledger.commands import CommandBody, TimeOutMission, TimeOutTask
+from ledger.commands import CommandBody, RecordBudgetUse, TimeOutMission, TimeOutTask
 
 STUCK_MISSIONS = """
 SELECT mission_id, status, stage, status_since FROM missions
@@ -24,6 +25,13 @@ STUCK_TASKS = """
 SELECT t.mission_id, t.task_id, t.attempt FROM tasks t JOIN missions m USING (mission_id)
 WHERE t.status = 'running' AND m.status = 'running'
   AND t.started_at < now() - make_interval(secs => $1)
+"""
+OVER_TIME_BUDGET = """
+SELECT mission_id, time_budget_ms, time_used_ms,
+       (extract(epoch FROM now() - created_at) * 1000)::bigint AS elapsed_ms
+FROM missions
+WHERE status IN ('requested', 'planning', 'running', 'in_review')
+  AND created_at < now() - make_interval(secs => time_budget_ms / 1000.0)
 """
 Sender = Callable[[str, str, CommandBody], Awaitable[None]]
 
@@ -38,6 +46,13 @@ async def sweep_once(
         await send(
             row["mission_id"], step, TimeOutTask(task_id=row["task_id"], timeout_ms=task_timeout_ms)
         )
+        swept += 1
+    for row in await pool.fetch(OVER_TIME_BUDGET):
+        # the wall-clock time not yet accounted by tasks: the ledger then sees the budget
+        # exceeded and fails the mission with that reason
+        unaccounted = max(row["elapsed_ms"] - row["time_used_ms"], 0)
+        body = RecordBudgetUse(tokens=0, time_ms=unaccounted)
+        await send(row["mission_id"], "time-budget", body)
         swept += 1
     for row in await pool.fetch(STUCK_MISSIONS, mission_timeout_ms / 1000):
         step = f"timeout/{row['status']}/{row['status_since'].isoformat()}"

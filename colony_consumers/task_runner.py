@@ -8,15 +8,28 @@ import time
 import httpx
 
 from colony_consumers.mission_file import MissionFile
-from colony_consumers.providers import Document, Guarded, Model, ProviderError, Research
+from colony_consumers.providers import (
+    Document,
+    Guarded,
+    HttpBrowser,
+    Model,
+    ProviderError,
+    Research,
+)
 from colony_consumers.root_client import RootClient, RootUnavailableError
 from ledger.commands import CommandBody, CompleteTask, FailTask
 
 
 class TaskRunner:
     def __init__(
-        self, research: Research, model: Model, root: RootClient, guarded: Guarded
+        self,
+        research: Research,
+        model: Model,
+        root: RootClient,
+        guarded: Guarded,
+        browser: HttpBrowser | None = None,
     ) -> None:
+        self.browser = browser
         self.research = research
         self.model = model
         self.root = root
@@ -56,6 +69,11 @@ class TaskRunner:
         else:
             topic = request.lead_company or request.objective
             documents = await self.guarded.call(research.name, tool, lambda: research.web(topic))
+            browser = self.browser
+            if browser is not None:  # external, so under the same policy decision
+                documents += await self.guarded.call(
+                    browser.name, "browse", lambda: browser.browse(topic)
+                )
         hashes = [
             await self.root.store(
                 f"{doc.title}\n\n{doc.text}",

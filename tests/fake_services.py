@@ -16,7 +16,8 @@ from infra.processes import free_port
 
 @dataclass
 class FakeModel:
-    """POST /v1/chat/completions answering from the prompt's first source, citing [1]."""
+    """POST /v1/chat/completions answering from the prompt's first source, citing [1];
+    POST /v1/browse answering one page about the query (a browsing service)."""
 
     port: int = field(default_factory=free_port)
     delay_s: float = 0.0
@@ -41,6 +42,16 @@ class FakeModel:
             return JSONResponse(
                 {"choices": [{"message": {"role": "assistant", "content": answer}}]}
             )
+
+        @app.post("/v1/browse")
+        async def browse(request: Request) -> JSONResponse:
+            query = (await request.json())["query"]
+            page = {
+                "title": f"{query} newsroom",
+                "source": f"https://example.test/{query.replace(' ', '-').lower()}/news",
+                "text": f"{query} opened three new warehouses and is hiring an automation lead.",
+            }
+            return JSONResponse({"documents": [page]})
 
         return app
 

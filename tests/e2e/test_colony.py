@@ -56,7 +56,7 @@ async def test_an_oracle_mission_about_atlas_completes_with_a_reviewed_cited_ans
         mission_id = client.post("/missions", json=ORACLE).json()["mission_id"]
         done = await until(lambda: status_is(client, mission_id, "completed", "failed"))
         evidence = client.get(f"/missions/{mission_id}/evidence").json()
-    assert done["status"] == "completed", done
+    assert done["status"] == "completed", done["failure_reason"]
     assert "billing" in done["output"].lower() and "[1]" in done["output"]
     packet = evidence["reviewer_packet"]
     assert packet["verdict"] in ("pass", "pass_with_warnings")
@@ -98,7 +98,7 @@ async def test_a_crm_mission_stops_at_approval_and_writes_once_when_approved(
         operator.post(f"/approvals/{approval['approval_id']}/approve", json={"reason": "checked"})
         done = await until(lambda: status_is(client, mission_id, "completed", "failed"))
     after = await crm_account(colony_stack)
-    assert done["status"] == "completed", done
+    assert done["status"] == "completed", done["failure_reason"]
     assert after["qualification_score"] == approval["changes"]["qualification_score"]
     assert after["applied"] == before["applied"] + 1
 
@@ -199,7 +199,7 @@ async def test_a_colony_killed_mid_task_still_completes_the_mission_without_repe
         stack.supervisor.stop_all()
         await model.stop()
     types = [e["event_type"] for e in events["events"]]
-    assert done["status"] == "completed", done
+    assert done["status"] == "completed", done["failure_reason"]
     assert "CommandRejected" not in types, types
     assert types.count("TaskSucceeded") == 2
     assert types.count("MissionCompleted") == 1
@@ -221,7 +221,7 @@ async def test_a_catalyst_strategy_mission_draws_on_project_and_account_context(
         done = await until(lambda: status_is(client, mission_id, "completed", "failed"))
         evidence = client.get(f"/missions/{mission_id}/evidence").json()
     sources = {a["source"] for a in evidence["artifacts"]}
-    assert done["status"] == "completed", done
+    assert done["status"] == "completed", done["failure_reason"]
     assert any(s.startswith("kb://atlas") for s in sources)
     assert "crm://accounts/acct-northwind" in sources
     assert [t["task_id"] for t in evidence["tasks"]] == [
@@ -262,3 +262,29 @@ async def test_missions_beyond_the_concurrency_limit_wait_visibly_then_all_compl
         await model.stop()
     assert queued, "a mission beyond the limit shows stage queued"
     assert [f["status"] for f in finished] == ["completed"] * 3
+
+
+async def test_a_configured_browser_provider_adds_pages_to_the_crm_evidence(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    fake = FakeModel()
+    await fake.start()
+    stack = await start_stack(
+        infrastructure,
+        tmp_path_factory.mktemp("browser"),
+        COLONY_REACTORS="true",
+        BROWSER_PROVIDER=fake.url,
+    )
+    try:
+        with stack.client() as client:
+            mission_id = client.post("/missions", json={**CRM, "mode": "dry_run"}).json()[
+                "mission_id"
+            ]
+            done = await until(lambda: status_is(client, mission_id, "completed", "failed"))
+            evidence = client.get(f"/missions/{mission_id}/evidence").json()
+    finally:
+        stack.supervisor.stop_all()
+        await fake.stop()
+    assert done["status"] == "completed", done["failure_reason"]
+    sources = {a["source"] for a in evidence["artifacts"]}
+    assert "https://example.test/northwind-traders/news" in sources

@@ -49,3 +49,27 @@ async def test_a_stuck_mission_is_timed_out_with_its_stage_once(isolated: Isolat
             await pool.close()
     assert row["failure_reason"] == "timed out in stage intake"
     assert [e["event_type"] for e in events].count("MissionTimedOut") == 1
+
+
+async def test_a_mission_past_its_time_budget_fails_with_that_reason(isolated: Isolated) -> None:
+    await prepared(isolated)
+    mission_id = str(uuid.uuid4())
+    async with ledger_services(isolated), command_sender(isolated) as sender:
+        await sender.send(command(mission_id, request_body(time_budget_ms=200)))
+        pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
+
+        async def send(target: str, step: str, body: CommandBody) -> None:
+            await sender.send(
+                command(target, body, command_id=f"{target}/{step}", actor="colony:sweeper")
+            )
+
+        try:
+            await eventually(lambda: pool.fetchval("SELECT count(*) FROM missions"))
+            await asyncio.sleep(0.3)
+            await sweep_once(pool, send, mission_timeout_ms=600_000, task_timeout_ms=600_000)
+            row = await eventually(
+                lambda: pool.fetchrow("SELECT failure_reason FROM missions WHERE status = 'failed'")
+            )
+        finally:
+            await pool.close()
+    assert row["failure_reason"] == "budget_exceeded: time_ms"
