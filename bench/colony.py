@@ -8,20 +8,12 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import asyncpg
 import httpx
 
-from bench.common import embedded_infrastructure
-from bench.projections import new_database
-from infra.config import CommonSettings
-from infra.preparation import prepare_infrastructure
-from infra.processes import child_environment, free_port
-from infra.stack import Supervisor, wait_until_ready
+from bench.common import embedded_infrastructure, running_stack
 
 ORACLE = {
     "type": "oracle",
@@ -84,36 +76,11 @@ async def measure(root: str, database_url: str, sizes: list[tuple[int, int]]) ->
 def main() -> None:
     scale = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
     sizes = [(1, max(int(10 * scale), 2)), (10, int(50 * scale)), (100, int(200 * scale))]
-    with embedded_infrastructure() as infra:
-        database_url = asyncio.run(new_database(infra.database_url))
-        prefix = f"c{uuid.uuid4().hex[:6]}."
-        asyncio.run(
-            prepare_infrastructure(
-                CommonSettings(KAFKA_TOPIC_PREFIX=prefix), infra.bootstrap_servers, database_url
-            )
-        )
-        root_port, colony_port = free_port(), free_port()
-        env = child_environment(
-            KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap_servers,
-            DATABASE_URL=database_url,
-            KAFKA_TOPIC_PREFIX=prefix,
-            ROOT_PORT=str(root_port),
-            PORT=str(colony_port),
-            COLONY_SERVICE_BASE_URL=f"http://127.0.0.1:{colony_port}",
-            ROOT_API_BASE_URL=f"http://127.0.0.1:{root_port}",
-            MAX_CONCURRENT_MISSIONS="100",
-            LOG_LEVEL="WARNING",
-        )
-        logs = Path(tempfile.mkdtemp(prefix="velocity-bench-logs-"))
-        supervisor = Supervisor.for_ports(env, root_port, colony_port, logs)
-        supervisor.start_all()
-        try:
-            root = f"http://127.0.0.1:{root_port}"
-            if not wait_until_ready(root, 60):
-                raise SystemExit(f"stack did not become ready; logs in {logs}")
-            asyncio.run(measure(root, database_url, sizes))
-        finally:
-            supervisor.stop_all()
+    with (
+        embedded_infrastructure() as infra,
+        running_stack(infra, MAX_CONCURRENT_MISSIONS="100") as (root, database_url),
+    ):
+        asyncio.run(measure(root, database_url, sizes))
 
 
 if __name__ == "__main__":

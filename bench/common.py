@@ -12,14 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.broker import start_broker
 from infra.config import CommonSettings
 from infra.postgres import start_postgres
+from infra.preparation import prepare_infrastructure
+from infra.processes import child_environment, free_port
+from infra.stack import Supervisor, wait_until_ready
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames, provision_topics
 from ledger.commands import Command, CommandBody, CommandMeta, RecordBudgetUse, RequestMission
+from projections.migrate import apply_migrations
 
 
 @dataclass(frozen=True)
@@ -99,3 +104,48 @@ def mission_commands(mission_id: str, count: int, now: datetime) -> list[Command
         )
         out.append(Command(meta=meta, body=body))
     return out
+
+
+@contextmanager
+def running_stack(infra: BenchInfra, **env: str) -> Iterator[tuple[str, str]]:
+    """Decider, projector, colony and root on a fresh database and topic prefix;
+    yields (root URL, database URL) and stops them afterwards."""
+    database_url = asyncio.run(new_database(infra.database_url))
+    prefix = f"s{uuid.uuid4().hex[:6]}."
+    settings = CommonSettings(KAFKA_TOPIC_PREFIX=prefix)
+    asyncio.run(prepare_infrastructure(settings, infra.bootstrap_servers, database_url))
+    root_port, colony_port = free_port(), free_port()
+    environment = child_environment(
+        KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap_servers,
+        DATABASE_URL=database_url,
+        KAFKA_TOPIC_PREFIX=prefix,
+        ROOT_PORT=str(root_port),
+        PORT=str(colony_port),
+        COLONY_SERVICE_BASE_URL=f"http://127.0.0.1:{colony_port}",
+        ROOT_API_BASE_URL=f"http://127.0.0.1:{root_port}",
+        LOG_LEVEL="WARNING",
+        **env,
+    )
+    logs = Path(tempfile.mkdtemp(prefix="velocity-bench-logs-"))
+    supervisor = Supervisor.for_ports(environment, root_port, colony_port, logs)
+    supervisor.start_all()
+    try:
+        root = f"http://127.0.0.1:{root_port}"
+        if not wait_until_ready(root, 60):
+            raise SystemExit(f"stack did not become ready; logs in {logs}")
+        yield root, database_url
+    finally:
+        supervisor.stop_all()
+
+
+async def new_database(admin_url: str) -> str:
+    """A fresh, migrated database on the server of `admin_url`."""
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    connection = await asyncpg.connect(admin_url)
+    await connection.execute(f'CREATE DATABASE "{name}"')
+    await connection.close()
+    url = f"{admin_url.rpartition('/')[0]}/{name}"
+    connection = await asyncpg.connect(url)
+    await apply_migrations(connection)
+    await connection.close()
+    return url

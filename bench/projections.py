@@ -9,21 +9,22 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.common import Stopwatch, embedded_infrastructure, fresh_topics, mission_commands
-from infra.config import CommonSettings
-from infra.preparation import prepare_infrastructure
-from infra.processes import child_environment, free_port
-from infra.stack import Supervisor, wait_until_ready
+from bench.common import (
+    Stopwatch,
+    embedded_infrastructure,
+    fresh_topics,
+    mission_commands,
+    new_database,
+    running_stack,
+)
 from infra.topics import EVENTS, TopicNames
 from ledger.dead_letters import DeadLetters
 from ledger.log_reader import read_to_end
@@ -31,7 +32,6 @@ from ledger.state import MissionState
 from ledger.step import step
 from ledger.wire import LedgerWire
 from projections.batch import BatchApplier
-from projections.migrate import apply_migrations
 from projections.projector import all_projections
 
 MISSIONS = 2_000
@@ -60,18 +60,6 @@ async def fill_events(bootstrap: str, names: TopicNames, total: int) -> int:
     finally:
         await producer.stop()
     return len(sends)
-
-
-async def new_database(admin_url: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    connection = await asyncpg.connect(admin_url)
-    await connection.execute(f'CREATE DATABASE "{name}"')
-    await connection.close()
-    url = f"{admin_url.rpartition('/')[0]}/{name}"
-    connection = await asyncpg.connect(url)
-    await apply_migrations(connection)
-    await connection.close()
-    return url
 
 
 def partitions(names: TopicNames) -> list[TopicPartition]:
@@ -171,31 +159,8 @@ def main() -> None:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     with embedded_infrastructure() as infra:
         asyncio.run(measure_projections(infra.bootstrap_servers, infra.database_url, total))
-        database_url = asyncio.run(new_database(infra.database_url))
-        prefix = f"g{uuid.uuid4().hex[:6]}."
-        settings = CommonSettings(KAFKA_TOPIC_PREFIX=prefix)
-        asyncio.run(prepare_infrastructure(settings, infra.bootstrap_servers, database_url))
-        root_port, colony_port = free_port(), free_port()
-        env = child_environment(
-            KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap_servers,
-            DATABASE_URL=database_url,
-            KAFKA_TOPIC_PREFIX=prefix,
-            ROOT_PORT=str(root_port),
-            PORT=str(colony_port),
-            COLONY_SERVICE_BASE_URL=f"http://127.0.0.1:{colony_port}",
-            LOG_LEVEL="WARNING",
-        )
-        supervisor = Supervisor.for_ports(
-            env, root_port, colony_port, Path(tempfile.mkdtemp(prefix="velocity-bench-logs-"))
-        )
-        supervisor.start_all()
-        try:
-            root = f"http://127.0.0.1:{root_port}"
-            if not wait_until_ready(root, 60):
-                raise SystemExit("stack did not become ready")
+        with running_stack(infra) as (root, _):
             asyncio.run(measure_gateway(root, rate=50, seconds=10))
-        finally:
-            supervisor.stop_all()
 
 
 if __name__ == "__main__":

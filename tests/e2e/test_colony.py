@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -42,6 +43,32 @@ async def colony_stack(
         yield running
     finally:
         running.supervisor.stop_all()
+
+
+@asynccontextmanager
+async def stack_with_fake(
+    infrastructure: Infrastructure,
+    tmp_path_factory: pytest.TempPathFactory,
+    pointed_at_fake: tuple[str, ...],
+    delay_s: float = 0.0,
+    **env: str,
+) -> AsyncIterator[tuple[RunningStack, FakeModel]]:
+    """A stack with the reactors on whose `pointed_at_fake` variables name a fake
+    OpenAI-compatible/browsing server on 127.0.0.1; both stopped afterwards."""
+    fake = FakeModel(delay_s=delay_s)
+    await fake.start()
+    stack = await start_stack(
+        infrastructure,
+        tmp_path_factory.mktemp("fake"),
+        COLONY_REACTORS="true",
+        **env,
+        **dict.fromkeys(pointed_at_fake, fake.url),
+    )
+    try:
+        yield stack, fake
+    finally:
+        stack.supervisor.stop_all()
+        await fake.stop()
 
 
 def status_is(client: httpx.Client, mission_id: str, *wanted: str) -> dict[str, Any] | None:
@@ -132,16 +159,12 @@ async def test_dry_run_missions_never_propose_writebacks(colony_stack: RunningSt
 async def test_the_model_endpoint_down_fails_the_mission_legibly_and_counts_failures(
     infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    model = FakeModel()
-    await model.start()
-    stack = await start_stack(
+    async with stack_with_fake(
         infrastructure,
-        tmp_path_factory.mktemp("model-down"),
-        COLONY_REACTORS="true",
-        DEFAULT_MODEL_ROUTE=model.url,
+        tmp_path_factory,
+        ("DEFAULT_MODEL_ROUTE",),
         PROVIDER_RETRIES="1",
-    )
-    try:
+    ) as (stack, model):
         with stack.client() as client:
             working = client.post("/missions", json=ORACLE).json()["mission_id"]
             assert (await until(lambda: status_is(client, working, "completed", "failed")))[
@@ -152,9 +175,6 @@ async def test_the_model_endpoint_down_fails_the_mission_legibly_and_counts_fail
             broken = client.post("/missions", json=ORACLE).json()["mission_id"]
             failed = await until(lambda: status_is(client, broken, "completed", "failed"), 60)
             metrics = client.get("/metrics").text
-    finally:
-        stack.supervisor.stop_all()
-        await model.stop()
     assert failed["status"] == "failed"
     assert "draft_answer" in failed["failure_reason"]
     assert "http-model" in failed["failure_reason"]
@@ -167,16 +187,13 @@ async def test_the_model_endpoint_down_fails_the_mission_legibly_and_counts_fail
 async def test_a_colony_killed_mid_task_still_completes_the_mission_without_repeating_a_step(
     infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    model = FakeModel(delay_s=2.0)
-    await model.start()
-    stack = await start_stack(
+    async with stack_with_fake(
         infrastructure,
-        tmp_path_factory.mktemp("colony-kill"),
-        COLONY_REACTORS="true",
-        DEFAULT_MODEL_ROUTE=model.url,
-    )
-    colony = next(s for s in stack.supervisor.services if s.name == "colony")
-    try:
+        tmp_path_factory,
+        ("DEFAULT_MODEL_ROUTE",),
+        delay_s=2.0,
+    ) as (stack, model):
+        colony = next(s for s in stack.supervisor.services if s.name == "colony")
         with stack.client(AUDITOR_KEY) as auditor, stack.client() as client:
             mission_id = client.post("/missions", json=ORACLE).json()["mission_id"]
 
@@ -195,9 +212,6 @@ async def test_a_colony_killed_mid_task_still_completes_the_mission_without_repe
             colony.start(stack.supervisor.env, stack.log_dir)
             done = await until(lambda: status_is(client, mission_id, "completed", "failed"), 90)
             events = auditor.get(f"/missions/{mission_id}/events", params={"limit": 500}).json()
-    finally:
-        stack.supervisor.stop_all()
-        await model.stop()
     types = [e["event_type"] for e in events["events"]]
     assert done["status"] == "completed", done["failure_reason"]
     assert "CommandRejected" not in types, types
@@ -234,16 +248,13 @@ async def test_a_catalyst_strategy_mission_draws_on_project_and_account_context(
 async def test_missions_beyond_the_concurrency_limit_wait_visibly_then_all_complete(
     infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    model = FakeModel(delay_s=1.0)
-    await model.start()
-    stack = await start_stack(
+    async with stack_with_fake(
         infrastructure,
-        tmp_path_factory.mktemp("queued"),
-        COLONY_REACTORS="true",
-        DEFAULT_MODEL_ROUTE=model.url,
+        tmp_path_factory,
+        ("DEFAULT_MODEL_ROUTE",),
+        delay_s=1.0,
         MAX_CONCURRENT_MISSIONS="1",
-    )
-    try:
+    ) as (stack, _model):
         with stack.client() as client:
             missions = [
                 client.post("/missions", json=ORACLE).json()["mission_id"] for _ in range(3)
@@ -257,9 +268,6 @@ async def test_missions_beyond_the_concurrency_limit_wait_visibly_then_all_compl
                 await until(lambda m=m: status_is(client, m, "completed", "failed"), 60)
                 for m in missions
             ]
-    finally:
-        stack.supervisor.stop_all()
-        await model.stop()
     assert queued, "a mission beyond the limit shows stage queued"
     assert [f["status"] for f in finished] == ["completed"] * 3
 
@@ -267,24 +275,17 @@ async def test_missions_beyond_the_concurrency_limit_wait_visibly_then_all_compl
 async def test_a_configured_browser_provider_adds_pages_to_the_crm_evidence(
     infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    fake = FakeModel()
-    await fake.start()
-    stack = await start_stack(
+    async with stack_with_fake(
         infrastructure,
-        tmp_path_factory.mktemp("browser"),
-        COLONY_REACTORS="true",
-        BROWSER_PROVIDER=fake.url,
-    )
-    try:
+        tmp_path_factory,
+        ("BROWSER_PROVIDER",),
+    ) as (stack, _fake):
         with stack.client() as client:
             mission_id = client.post("/missions", json={**CRM, "mode": "dry_run"}).json()[
                 "mission_id"
             ]
             done = await until(lambda: status_is(client, mission_id, "completed", "failed"))
             evidence = client.get(f"/missions/{mission_id}/evidence").json()
-    finally:
-        stack.supervisor.stop_all()
-        await fake.stop()
     assert done["status"] == "completed", done["failure_reason"]
     sources = {a["source"] for a in evidence["artifacts"]}
     assert "https://example.test/northwind-traders/news" in sources
