@@ -270,9 +270,13 @@ async def fail_mission(
     row = await existing(runtime, mission_id)
     if row["status"] in TERMINAL_STATUSES:
         raise ProblemError(409, "mission_terminal", f"mission is already {row['status']}")
-    command_id = derived_id("fail", mission_id, idempotency_key or trace_id_from(None))
+    command_id = derived_id("fail", mission_id, idempotency_key or uuid.uuid4().hex)
     command = make_command(
-        mission_id, FailMission(reason=body.reason), caller, command_id, trace_id_from(None)
+        mission_id,
+        FailMission(reason=body.reason),
+        caller,
+        command_id,
+        trace_id_from(request.headers.get("traceparent")),
     )
 
     async def failed() -> bool:
@@ -307,9 +311,9 @@ async def replay_mission(
         raise ProblemError(
             409, "mission_not_terminal", f"mission is {row['status']}; fail or cancel it first"
         )
-    key = idempotency_key or trace_id_from(None)
+    key = idempotency_key or uuid.uuid4().hex
     new_id = derived_id("replay", mission_id, key)
-    trace = trace_id_from(None)
+    trace = trace_id_from(request.headers.get("traceparent"))
     replay = make_command(
         mission_id,
         ReplayMission(new_mission_id=new_id, reason=body.reason),
