@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +23,7 @@ from loguru import logger
 
 from colony_consumers.admission import WORKING, is_waiting, next_waiting, working_count
 from colony_consumers.crm_writeback import apply_writeback, qualify
+from colony_consumers.metric_emitter import MetricEmitter
 from colony_consumers.mission_file import MissionFile
 from colony_consumers.policy import PolicyContext, evaluate_writeback
 from colony_consumers.reactions import (
@@ -56,7 +56,7 @@ from ledger.commands import (
     StartPlanning,
 )
 from ledger.events import EventMeta, MissionRequested, PlanningStarted, RecordedEvent
-from ledger.metrics import Metric, MetricWire
+from ledger.metrics import MetricName
 from ledger.state import TERMINAL_STATUSES, status_change
 from ledger.wire import InvalidRecordError, LedgerWire
 
@@ -69,6 +69,8 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         pool: asyncpg.Pool,
         root: RootClient,
         runner: TaskRunner,
+        producer: AIOKafkaProducer,
+        metrics: MetricEmitter,
     ) -> None:
         self.settings = settings
         self.options = options
@@ -77,13 +79,13 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         self.root = root
         self.runner = runner
         self.wire = LedgerWire()
-        self.metric_wire = MetricWire(self.wire.codec)
+        self.metrics = metrics
         self.files: dict[str, MissionFile] = {}
         self.partitions: set[int] = set()
         self.unfolded: set[int] = set()
         self.starting: set[str] = set()
         self.slots = asyncio.Semaphore(settings.MAX_CONCURRENT_MISSIONS)
-        self.producer = AIOKafkaProducer(acks="all", linger_ms=2, **options)
+        self.producer = producer
         self.consumer = AIOKafkaConsumer(
             group_id=settings.COLONY_GROUP_ID,
             enable_auto_commit=False,
@@ -327,7 +329,7 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         labels: dict[str, str] = {
             "mission_type": file.request.mission_type if file.request else "unknown"
         }
-        metrics: list[tuple[str, float, dict[str, str]]] = []
+        metrics: list[tuple[MetricName, float, dict[str, str]]] = []
         moved = status_change(body)
         if moved is not None and since is not None:
             spent = (meta.occurred_at - since).total_seconds() * 1000
@@ -348,26 +350,9 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
             wait = (meta.occurred_at - file.asked_at[writeback_id]).total_seconds() * 1000
             metrics.append(("approval_wait", wait, labels))
         for index, (name, value, tags) in enumerate(metrics):
-            await self.emit(name, value, tags, meta, f"{meta.event_id}/{index}")
-
-    async def emit(
-        self,
-        name: str,
-        value: float,
-        labels: dict[str, str],
-        meta: EventMeta | None,
-        metric_id: str,
-    ) -> None:
-        metric = Metric(
-            metric_id=metric_id,
-            name=name,
-            value=value,
-            labels=labels,
-            mission_id=meta.mission_id if meta else None,
-            trace_id=meta.trace_id if meta else None,
-            recorded_at=datetime.now(UTC),
-        )
-        await self.producer.send(self.topics.metrics, self.metric_wire.encode(metric))
+            await self.metrics.emit(
+                name, value, tags, f"{meta.event_id}/{index}", meta.mission_id, meta.trace_id
+            )
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         self.partitions -= {tp.partition for tp in revoked}
@@ -397,13 +382,3 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
                         self.fold(event)
         finally:
             await reader.stop()
-
-
-def provider_reporter(colony: Colony) -> Callable[[str, str, str, float], Awaitable[None]]:
-    """The Guarded callback: one provider_call metric per attempt."""
-
-    async def report(provider: str, operation: str, outcome: str, latency_ms: float) -> None:
-        labels = {"provider": provider, "operation": operation, "outcome": outcome}
-        await colony.emit("provider_call", latency_ms, labels, None, str(uuid.uuid4()))
-
-    return report

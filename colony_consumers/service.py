@@ -12,11 +12,13 @@ from typing import Any
 import asyncpg
 import httpx
 import uvicorn
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from colony_consumers.colony import Colony, provider_reporter
+from colony_consumers.colony import Colony
+from colony_consumers.metric_emitter import MetricEmitter
 from colony_consumers.providers import Guarded, choose_browser, choose_model, choose_research
 from colony_consumers.root_client import RootClient
 from colony_consumers.settings import ColonySettings
@@ -28,6 +30,8 @@ from infra.kafka import client_options, probe_broker
 from infra.readiness import run_checks
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
+from infra.topics import TopicNames
+from ledger.metrics import MetricWire
 
 SWEEP_EVERY_S = 2.0
 
@@ -106,10 +110,24 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
     bootstrap, _ = settings.require_infrastructure()
     options = client_options(settings, bootstrap)
     async with clients(settings) as (pool, root_http, provider_http):
-        colony_ref: list[Colony] = []
+        producer = AIOKafkaProducer(acks="all", linger_ms=2, **options)
+        topic = TopicNames(settings.KAFKA_TOPIC_PREFIX).metrics
+        metrics = MetricEmitter(producer, topic, MetricWire())
+        guarded = Guarded(
+            settings.TASK_TIMEOUT_MS / 1000 / 3,
+            report=metrics.provider_call,
+            retries=settings.PROVIDER_RETRIES,
+        )
+        runner = TaskRunner(
+            choose_research(settings.RESEARCH_PROVIDER, pool, provider_http),
+            choose_model(settings.DEFAULT_MODEL_ROUTE, provider_http),
+            RootClient(root_http),
+            guarded,
+            choose_browser(settings.BROWSER_PROVIDER, provider_http),
+        )
+        colony = Colony(settings, options, pool, RootClient(root_http), runner, producer, metrics)
 
         def status() -> dict[str, Any]:
-            colony = colony_ref[0]
             return {
                 "reactors": settings.COLONY_REACTORS,
                 "partitions": sorted(colony.partitions),
@@ -121,21 +139,6 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
         server = uvicorn.Server(
             uvicorn.Config(app, host=settings.HOST, port=settings.PORT, log_config=None)
         )
-        guarded = Guarded(
-            settings.TASK_TIMEOUT_MS / 1000 / 3,
-            report=_no_report,
-            retries=settings.PROVIDER_RETRIES,
-        )
-        runner = TaskRunner(
-            choose_research(settings.RESEARCH_PROVIDER, pool, provider_http),
-            choose_model(settings.DEFAULT_MODEL_ROUTE, provider_http),
-            RootClient(root_http),
-            guarded,
-            choose_browser(settings.BROWSER_PROVIDER, provider_http),
-        )
-        colony = Colony(settings, options, pool, RootClient(root_http), runner)
-        colony_ref.append(colony)
-        guarded.report = provider_reporter(colony)
         background = [
             asyncio.create_task(server.serve()),
             asyncio.create_task(
@@ -161,10 +164,6 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
         for task in background[1:]:
             task.cancel()
         await background[0]
-
-
-async def _no_report(provider: str, operation: str, outcome: str, latency_ms: float) -> None:
-    return None
 
 
 def main() -> None:

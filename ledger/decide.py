@@ -285,27 +285,17 @@ def _decision_check(state: MissionState, command: Command, writeback_id: str) ->
     return None
 
 
-@handle.register
-def _approve(body: ApproveWriteback, state: MissionState, command: Command) -> Decision:
+@handle.register(ApproveWriteback)
+@handle.register(RejectWriteback)
+def _operator_decision(
+    body: ApproveWriteback | RejectWriteback, state: MissionState, command: Command
+) -> Decision:
     refused = _decision_check(state, command, body.writeback_id)
     if refused:
         return refused
+    event = WritebackApproved if isinstance(body, ApproveWriteback) else WritebackRejected
     return [
-        WritebackApproved(
-            writeback_id=body.writeback_id, decided_by=command.meta.actor, reason=body.reason
-        )
-    ]
-
-
-@handle.register
-def _reject(body: RejectWriteback, state: MissionState, command: Command) -> Decision:
-    refused = _decision_check(state, command, body.writeback_id)
-    if refused:
-        return refused
-    return [
-        WritebackRejected(
-            writeback_id=body.writeback_id, decided_by=command.meta.actor, reason=body.reason
-        )
+        event(writeback_id=body.writeback_id, decided_by=command.meta.actor, reason=body.reason)
     ]
 
 
