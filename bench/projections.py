@@ -26,6 +26,7 @@ from bench.common import (
     running_stack,
 )
 from infra.topics import EVENTS, TopicNames
+from ledger.authority import LOCAL_VERIFY_KEYS, OperatorAuthority
 from ledger.dead_letters import DeadLetters
 from ledger.log_reader import read_to_end
 from ledger.state import MissionState
@@ -43,6 +44,7 @@ async def fill_events(bootstrap: str, names: TopicNames, total: int) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     now = datetime.now(UTC)
+    authority = OperatorAuthority.parse(LOCAL_VERIFY_KEYS)
     sends = []
     try:
         for _ in range(MISSIONS):
@@ -50,7 +52,7 @@ async def fill_events(bootstrap: str, names: TopicNames, total: int) -> int:
             state = MissionState(mission_id=mission_id)
             partition = hash(mission_id) % EVENTS.partitions
             for item in mission_commands(mission_id, total // MISSIONS, now):
-                state, events = step(state, item, now)
+                state, events = step(state, item, now, authority)
                 for event in events:
                     record = wire.encode_event(event)
                     sends.append(

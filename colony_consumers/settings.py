@@ -8,7 +8,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, model_validator
 
 from infra.config import CommonSettings, ConfigurationError
 
-LOCAL_ROOT_KEY = "local-service-key"
+LOCAL_ROOT_KEY = "local-colony-root-key"
 LOCAL_COLONY_KEY = "local-colony-key"
 
 

@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from loguru import logger
 
-from gateway.problems import install_problem_handlers
-from gateway.routers import approvals, artifacts, health, metrics, missions
+from gateway.guard import BodyLimits, RequestGuard
+from gateway.problems import install_openapi, install_problem_handlers
+from gateway.routers import approvals, artifacts, health, identity, metrics, missions
 from gateway.runtime import GatewayRuntime
 from gateway.settings import RootSettings
 
@@ -19,8 +20,10 @@ Mission intake, the audit trail and operator actions over the colony ledger.
 
 Every write becomes a command on Kafka and is answered once the broker has it (202);
 every read comes from PostgreSQL projections. Errors are RFC 9457 problem details.
-Authenticate with `Authorization: Bearer <key>`; keys carry the role `service`,
-`operator` or `auditor`.
+Authenticate with `Authorization: Bearer <key>`; keys carry the role `service`
+(mission intake), `colony` (the colony's artifact bridge), `operator` or `auditor`.
+A request without a known key is refused before its body is read; bodies are limited
+(413) while they stream.
 """
 
 
@@ -43,8 +46,14 @@ def create_app(settings: RootSettings) -> FastAPI:
     )
     install_problem_handlers(app)
     app.middleware("http")(observe)
-    for module in (health, metrics, missions, approvals, artifacts):
+    limits = BodyLimits(
+        default=settings.MAX_REQUEST_BYTES,
+        by_prefix=(("/internal/artifacts", settings.MAX_ARTIFACT_BYTES * 2 + 4_096),),
+    )
+    app.add_middleware(RequestGuard, keys=settings.api_keys, limits=limits)
+    for module in (health, metrics, identity, missions, approvals, artifacts):
         app.include_router(module.router)
+    install_openapi(app)
     return app
 
 

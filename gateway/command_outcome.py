@@ -9,17 +9,17 @@ look again at the link).
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from gateway.auth import Caller
 from gateway.problems import ProblemError
 from gateway.runtime import GatewayRuntime
-from ledger.commands import Command, CommandBody, CommandMeta
+from ledger.commands import Command
 from projections.queries import rejection_of
 
+TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 ID_NAMESPACE = uuid.UUID("0b7c2f8e-51a4-4d8e-9a61-2f3d5c7e9b14")
 
 
@@ -31,30 +31,9 @@ def derived_id(*parts: str) -> str:
 def trace_id_from(traceparent: str | None) -> str:
     """The W3C trace id of the caller's traceparent, or a new one."""
     parts = (traceparent or "").split("-")
-    if len(parts) == 4 and len(parts[1]) == 32:
+    if len(parts) == 4 and TRACE_ID.match(parts[1]):
         return parts[1]
     return uuid.uuid4().hex
-
-
-def make_command(
-    mission_id: str,
-    body: CommandBody,
-    caller: Caller,
-    command_id: str,
-    trace_id: str,
-    correlation_id: str | None = None,
-) -> Command:
-    return Command(
-        meta=CommandMeta(
-            command_id=command_id,
-            mission_id=mission_id,
-            issued_at=datetime.now(UTC),
-            correlation_id=correlation_id or mission_id,
-            trace_id=trace_id,
-            actor=caller.label,
-        ),
-        body=body,
-    )
 
 
 @dataclass(frozen=True)

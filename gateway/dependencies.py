@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from loguru import logger
 
-from gateway.problems import DependencyDownError
+from gateway.problems import DependencyDownError, ProblemError
 from infra.topics import TopicNames
 from ledger.commands import Command
 from ledger.wire import LedgerWire
@@ -38,9 +38,12 @@ class Outages:
         self.since: dict[str, datetime] = {}
 
     def failed(self, dependency: str, error: BaseException) -> DependencyDownError:
+        """The 503 to answer; the driver's message is logged, never sent to the caller."""
         first = self.since.setdefault(dependency, datetime.now(UTC))
-        logger.warning("{} unavailable since {}: {}", dependency, first.isoformat(), error)
-        return DependencyDownError(dependency, f"{dependency} unavailable: {error}", first)
+        logger.warning(
+            "{} unavailable since {}: {}", dependency, first.isoformat(), type(error).__name__
+        )
+        return DependencyDownError(dependency, first)
 
     def recovered(self, dependency: str) -> None:
         if self.since.pop(dependency, None) is not None:
@@ -78,6 +81,14 @@ class Database:
             result = await getattr(pool, method)(query, *args)
         except DATABASE_ERRORS as error:
             raise self.outages.failed("database", error) from error
+        except asyncpg.PostgresError as error:
+            logger.warning("database refused a query: {} (SQLSTATE {})", error, error.sqlstate)
+            raise ProblemError(
+                503,
+                "database_error",
+                "the database could not answer this request; retry later",
+                headers={"Retry-After": "5"},
+            ) from error
         self.outages.recovered("database")
         return result
 

@@ -2,16 +2,50 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from ledger.commands import MissionMode, MissionType
+from gateway.problems import UNION_TAGS
+from ledger.commands import ID_PATTERN, MissionMode, MissionType
+from ledger.text import storable
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4_000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1_000)]
+
+def _utc(moment: datetime) -> datetime:
+    """A time the database can compare: with a zone (UTC if none given), years 1-9999."""
+    try:
+        return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError("out of range once converted to UTC") from error
+
+
+# Text PostgreSQL can store: no NUL, no lone surrogate (422 naming the field).
+Storable = AfterValidator(storable)
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4_000), Storable
+]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1_000), Storable
+]
+SourceRef = Annotated[str, StringConstraints(max_length=2_000), Storable]
+Moment = Annotated[datetime, AfterValidator(_utc)]
+MissionId = Annotated[
+    str, Path(pattern=ID_PATTERN, description="A mission id (as POST /missions answered it)")
+]
+ApprovalId = Annotated[
+    str, Path(pattern=ID_PATTERN, description="An approval's id (its writeback id)")
+]
+ContentHash = Annotated[
+    str, Path(pattern=r"^[0-9a-f]{64}$", description="sha256 of the content, lowercase hex")
+]
+MediaType = Literal["text/plain", "text/markdown", "text/csv", "application/json"]
+MEDIA_TYPES: frozenset[str] = frozenset(get_args(MediaType))
+UNION_TAGS.update(get_args(MissionType))  # a mission's `type` picks its model below
 
 
 class Lead(BaseModel):
@@ -23,28 +57,10 @@ class Lead(BaseModel):
     contact: Name
 
 
-class MissionCreate(BaseModel):
-    """A mission request. Oracle missions need `project_id`, CRM missions a `lead`."""
+class MissionCreateBase(BaseModel):
+    """What every mission request carries; budgets default to the root's settings."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": "oracle",
-                    "mode": "assisted",
-                    "objective": "What is the delivery risk of project atlas this quarter?",
-                    "project_id": "atlas",
-                },
-                {
-                    "type": "crm",
-                    "mode": "assisted",
-                    "objective": "Qualify Northwind Traders and propose a next step",
-                    "lead": {"company": "Northwind Traders", "contact": "Ana Trujillo"},
-                },
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid")
 
     type: MissionType
     mode: MissionMode
@@ -53,6 +69,57 @@ class MissionCreate(BaseModel):
     lead: Lead | None = None
     time_budget_ms: int | None = Field(default=None, gt=0, le=86_400_000)
     token_budget: int | None = Field(default=None, gt=0, le=10_000_000)
+
+
+class OracleMissionCreate(MissionCreateBase):
+    """An Oracle mission: a reviewed answer about a project (`project_id` required)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "oracle",
+                    "mode": "assisted",
+                    "objective": "What is the delivery risk of project atlas this quarter?",
+                    "project_id": "atlas",
+                }
+            ]
+        }
+    )
+
+    type: Literal["oracle"]
+    project_id: Name
+
+
+class CrmMissionCreate(MissionCreateBase):
+    """A CRM mission: lead intelligence and a writeback proposal (`lead` required)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "crm",
+                    "mode": "assisted",
+                    "objective": "Qualify Northwind Traders and propose a next step",
+                    "lead": {"company": "Northwind Traders", "contact": "Ana Trujillo"},
+                }
+            ]
+        }
+    )
+
+    type: Literal["crm"]
+    lead: Lead
+
+
+class CatalystMissionCreate(MissionCreateBase):
+    """A Catalyst strategy mission (staging only at first)."""
+
+    type: Literal["catalyst"]
+
+
+MissionCreate = Annotated[
+    OracleMissionCreate | CrmMissionCreate | CatalystMissionCreate, Field(discriminator="type")
+]
 
 
 class MissionLinks(BaseModel):
@@ -219,12 +286,14 @@ class ArtifactCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mission_id: str | None = Field(default=None, description="Also record it in this mission")
+    mission_id: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="Also record it in this mission"
+    )
     artifact_id: Name | None = None
     kind: Name = "document"
-    source: Annotated[str, StringConstraints(max_length=2_000)] = ""
-    media_type: Name = "text/plain"
-    content: str = Field(description="The artifact's text (UTF-8)")
+    source: SourceRef = ""
+    media_type: MediaType = "text/plain"
+    content: Annotated[str, Storable] = Field(description="The artifact's text (UTF-8)")
 
 
 class ArtifactStored(BaseModel):

@@ -8,9 +8,12 @@ from datetime import UTC, datetime
 import httpx
 
 from gateway.dependencies import CommandBus, Database, Outages
-from gateway.settings import Role, RootSettings
+from gateway.keys import Caller
+from gateway.settings import RootSettings
 from infra.kafka import client_options
 from infra.topics import TopicNames
+from ledger.authority import OperatorSigner
+from ledger.commands import Command, CommandBody, CommandMeta
 
 
 @dataclass
@@ -18,7 +21,7 @@ class GatewayRuntime:
     """The root's settings, keys, database, command bus and colony client."""
 
     settings: RootSettings
-    api_keys: dict[str, Role]
+    signer: OperatorSigner
     database: Database
     commands: CommandBus
     colony: httpx.AsyncClient
@@ -32,7 +35,7 @@ class GatewayRuntime:
         topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
         return cls(
             settings=settings,
-            api_keys=settings.api_keys,
+            signer=settings.signer,
             database=Database(database_url, outages),
             commands=CommandBus(client_options(settings, bootstrap), topics, outages),
             colony=httpx.AsyncClient(
@@ -44,6 +47,29 @@ class GatewayRuntime:
             ),
             outages=outages,
         )
+
+    def command(
+        self,
+        mission_id: str,
+        body: CommandBody,
+        caller: Caller,
+        command_id: str,
+        trace_id: str,
+        correlation_id: str | None = None,
+    ) -> Command:
+        """The command `caller` issues; an operator's carries this root's signature."""
+        command = Command(
+            meta=CommandMeta(
+                command_id=command_id,
+                mission_id=mission_id,
+                issued_at=datetime.now(UTC),
+                correlation_id=correlation_id or mission_id,
+                trace_id=trace_id,
+                actor=caller.label,
+            ),
+            body=body,
+        )
+        return self.signer.sign(command) if caller.role == "operator" else command
 
     async def close(self) -> None:
         await self.commands.close()

@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import hmac
-from typing import Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 
+from gateway.keys import LOCAL_API_KEYS, Caller, parse_api_keys
 from infra.config import CommonSettings, ConfigurationError
+from ledger.authority import LOCAL_KEY_ID, LOCAL_SIGNING_KEY, NAME_PATTERN, OperatorSigner
 
-Role = Literal["service", "operator", "auditor"]
-ROLES: tuple[Role, ...] = ("service", "operator", "auditor")
-
-# Documented, well-known keys for a laptop; refused outside VELOCITY_ENV=local.
-LOCAL_API_KEYS = "service:local-service-key,operator:local-operator-key,auditor:local-auditor-key"
 LOCAL_COLONY_KEY = "local-colony-key"
-
-
-def parse_api_keys(raw: str) -> dict[str, Role]:
-    """Turn `role:key,role:key` into key -> role, refusing unknown roles and blank keys."""
-    keys: dict[str, Role] = {}
-    for position, pair in enumerate(filter(None, (p.strip() for p in raw.split(","))), 1):
-        role, sep, key = pair.partition(":")
-        if not sep or not key.strip():
-            raise ValueError(f"entry {position} is not role:key")
-        if role.strip() not in ROLES:
-            raise ValueError(f"entry {position} has unknown role {role.strip()!r} (use {ROLES})")
-        keys[key.strip()] = role.strip()  # type: ignore[assignment]
-    if not keys:
-        raise ValueError("no role:key pairs")
-    return keys
 
 
 class RootSettings(CommonSettings):
@@ -44,9 +25,12 @@ class RootSettings(CommonSettings):
     ROOT_PORT: int = Field(default=8000, ge=1, le=65535)
     ROOT_HOST: str = "127.0.0.1"
     VELOCITY_API_KEYS: SecretStr = SecretStr(LOCAL_API_KEYS)
+    OPERATOR_SIGNING_KEY: SecretStr = SecretStr(LOCAL_SIGNING_KEY)
+    OPERATOR_SIGNING_KEY_ID: str = Field(default=LOCAL_KEY_ID, pattern=NAME_PATTERN)
     SYNC_WAIT_MS: int = Field(default=1_500, ge=0, le=30_000)
     VELOCITY_ROLLOUT_STEP: int = Field(default=6, ge=1, le=6)
     MAX_ARTIFACT_BYTES: int = Field(default=1_048_576, gt=0, le=64 * 1_048_576)
+    MAX_REQUEST_BYTES: int = Field(default=65_536, ge=1_024, le=16 * 1_048_576)
 
     @field_validator("VELOCITY_API_KEYS")
     @classmethod
@@ -54,10 +38,20 @@ class RootSettings(CommonSettings):
         parse_api_keys(value.get_secret_value())
         return value
 
+    @field_validator("OPERATOR_SIGNING_KEY")
+    @classmethod
+    def _signing_key_parses(cls, value: SecretStr) -> SecretStr:
+        OperatorSigner(LOCAL_KEY_ID, value.get_secret_value())
+        return value
+
     @model_validator(mode="after")
     def _no_local_secrets_outside_local(self) -> RootSettings:
         self.require_explicit_outside_local(
-            "COLONY_SERVICE_BASE_URL", "COLONY_SERVICE_API_KEY", "VELOCITY_API_KEYS"
+            "COLONY_SERVICE_BASE_URL",
+            "COLONY_SERVICE_API_KEY",
+            "VELOCITY_API_KEYS",
+            "OPERATOR_SIGNING_KEY",
+            "OPERATOR_SIGNING_KEY_ID",
         )
         if self.VELOCITY_ENV == "local":
             return self
@@ -66,14 +60,24 @@ class RootSettings(CommonSettings):
             raise ConfigurationError(
                 f"VELOCITY_API_KEYS: uses a documented local key in {self.VELOCITY_ENV}"
             )
-        if hmac.compare_digest(self.COLONY_SERVICE_API_KEY.get_secret_value(), LOCAL_COLONY_KEY):
-            raise ConfigurationError(
-                f"COLONY_SERVICE_API_KEY: must be set in {self.VELOCITY_ENV}"
-                " (the local default is public)"
-            )
+        for name, local in (
+            ("COLONY_SERVICE_API_KEY", LOCAL_COLONY_KEY),
+            ("OPERATOR_SIGNING_KEY", LOCAL_SIGNING_KEY),
+        ):
+            secret: SecretStr = getattr(self, name)
+            if hmac.compare_digest(secret.get_secret_value(), local):
+                raise ConfigurationError(
+                    f"{name}: must be set in {self.VELOCITY_ENV} (the local default is public)"
+                )
         return self
 
     @property
-    def api_keys(self) -> dict[str, Role]:
-        """Key -> role, as configured."""
+    def api_keys(self) -> dict[str, Caller]:
+        """Key -> caller (role and name), as configured."""
         return parse_api_keys(self.VELOCITY_API_KEYS.get_secret_value())
+
+    @property
+    def signer(self) -> OperatorSigner:
+        return OperatorSigner(
+            self.OPERATOR_SIGNING_KEY_ID, self.OPERATOR_SIGNING_KEY.get_secret_value()
+        )

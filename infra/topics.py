@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import murmur2
 from loguru import logger
 
 PARTITIONS = 6
@@ -60,6 +61,12 @@ class TopicNames:
     @property
     def metrics(self) -> str:
         return self.of(METRICS)
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner gives `key`: Java clients and
+    aiokafka agree on it; librdkafka's default (CRC32) does not, hence the decider's check."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class TopicMismatchError(RuntimeError):

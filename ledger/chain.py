@@ -20,13 +20,16 @@ from ledger.state import MissionState
 EVENT_ID_NAMESPACE = uuid.UUID("6f1d9c3e-8a57-4c1b-9e0a-3d5b7f2c4a10")
 
 
-def event_id_for(command_id: str, index: int) -> str:
-    """Deterministic event id: the same command always yields the same event ids.
+def event_id_for(mission_id: str, sequence: int, command_id: str) -> str:
+    """Deterministic event id: a command re-decided in the same state yields the same ids,
+    and no two events of the ledger share one (the position is part of it, so a command id
+    refused once as unproven and later applied for real gets new ids).
 
-    A UUID (version 5 layout) from sha1 of namespace + "command_id/index", built by
-    hand because uuid.uuid5 is a measurable share of the decider's hot path.
+    A UUID (version 5 layout) from sha1 of namespace + "mission/sequence/command", built
+    by hand because uuid.uuid5 is a measurable share of the decider's hot path.
     """
-    digest = bytearray(hashlib.sha1(_NAMESPACE + f"{command_id}/{index}".encode()).digest()[:16])
+    name = f"{mission_id}/{sequence}/{command_id}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE + name).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     h = digest.hex()
@@ -63,10 +66,11 @@ def record(
     prev_hash = state.last_hash
     occurred_at = now.isoformat().replace("+00:00", "Z")
     for index, body in enumerate(bodies):
+        sequence = state.sequence + 1 + index
         fields: dict[str, object] = {
-            "event_id": event_id_for(command.meta.command_id, index),
+            "event_id": event_id_for(state.mission_id, sequence, command.meta.command_id),
             "mission_id": state.mission_id,
-            "sequence": state.sequence + 1 + index,
+            "sequence": sequence,
             "event_type": type(body).__name__,
             "occurred_at": occurred_at,
             "causation_id": command.meta.command_id,

@@ -5,8 +5,8 @@ Avro single-object encoding: 0xC3 0x01, the 8-byte little-endian CRC-64-AVRO
 fingerprint of the writer schema's canonical form, then the binary body. Any Avro
 library holding schemas_avro/ can therefore decode any record on its own.
 
-Schema evolution: before changing a schema, its previous version is kept, in parsing
-canonical form, in schemas_avro/history/ (docs/ledger.md shows the one-liner). Old
+Schema evolution: before changing a schema, its previous version is kept, self-contained
+(`history_text`), in schemas_avro/history/ (docs/ledger.md shows the one-liner). Old
 records are then read with their writer schema and resolved to the current one, the
 Avro way; a change the current schema cannot resolve fails the golden-record test.
 """
@@ -31,6 +31,22 @@ HEADER_SIZE = len(MAGIC) + 8
 def schema_fingerprint(schema: Any) -> bytes:
     """CRC-64-AVRO of the canonical form; fastavro's hex is already little-endian order."""
     return bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
+
+
+def history_text(path: Path) -> str:
+    """The schema at `path` as it goes into schemas_avro/history/: named types inlined,
+    docs dropped, logical types kept (its fingerprint is still that of its canonical form,
+    but reading old records with it still yields datetimes)."""
+
+    def without_docs(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: without_docs(v) for k, v in node.items() if k != "doc"}
+        if isinstance(node, list):
+            return [without_docs(v) for v in node]
+        return node
+
+    schema = load_schema(str(path), _write_hint=False)
+    return json.dumps(without_docs(schema), separators=(",", ":")) + "\n"
 
 
 class UndecodableRecordError(ValueError):

@@ -10,28 +10,53 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ledger.text import refuse_unstorable
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$"
+"""Mission and writeback ids: what the root can put in a URL path (uuids in practice)."""
 MissionType = Literal["oracle", "crm", "catalyst"]
 MissionMode = Literal["dry_run", "assisted", "autonomous"]
 ToolDecision = Literal["allowed", "denied"]
 Verdict = Literal["pass", "pass_with_warnings", "fail"]
 
 
-class CommandMeta(BaseModel):
-    """Identity and provenance of a command (schemas_avro/velocity.CommandMeta.avsc)."""
+class StorableModel(BaseModel):
+    """A record whose text can be stored anywhere downstream (see ledger/text.py): a
+    command carrying NUL or a lone surrogate is refused when it is built or decoded."""
 
     model_config = ConfigDict(frozen=True)
 
+    @model_validator(mode="after")
+    def _storable_text(self) -> StorableModel:
+        refuse_unstorable(self.__dict__)
+        return self
+
+
+class OperatorProof(BaseModel):
+    """The root's Ed25519 signature over a command's canonical bytes (ledger/authority.py):
+    proof that the root authenticated the operator named in `actor`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_id: str = Field(min_length=1)
+    signature: bytes = Field(min_length=64, max_length=64)
+
+
+class CommandMeta(StorableModel):
+    """Identity and provenance of a command (schemas_avro/velocity.CommandMeta.avsc)."""
+
     command_id: str = Field(min_length=1)
-    mission_id: str = Field(min_length=1)
+    mission_id: str = Field(pattern=ID_PATTERN)
     issued_at: datetime
     correlation_id: str
     trace_id: str
     actor: str = Field(min_length=1)
+    proof: OperatorProof | None = None
 
 
-class CommandBody(BaseModel):
+class CommandBody(StorableModel):
     """Base of every command's own fields; the class name is the command type."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -150,7 +175,7 @@ class RecordReview(CommandBody):
 class ProposeWriteback(CommandBody):
     """A CRM change the colony wants made; it waits for an operator."""
 
-    writeback_id: str
+    writeback_id: str = Field(pattern=ID_PATTERN)
     target: str
     record_ref: str
     changes: dict[str, str] = Field(min_length=1)

@@ -2,13 +2,16 @@
 
 Returns the event bodies that follow from the command: [] for a command already
 applied (idempotency), a CommandRejected with a machine-readable reason for an illegal
-one (docs/ledger.md lists the reasons). Nothing is ever silently dropped.
+one (docs/ledger.md lists the reasons). Nothing is ever silently dropped. A command that
+claims an operator must carry the root's signature (ledger/authority.py), checked here
+before anything else, so an unproven approval is a rejection in the mission's stream.
 """
 
 from __future__ import annotations
 
 from functools import singledispatch
 
+from ledger.authority import OperatorAuthority, claims_operator
 from ledger.commands import (
     ApproveWriteback,
     BeginReview,
@@ -67,16 +70,18 @@ from ledger.events import (
     WritebackProposed,
     WritebackRejected,
 )
-from ledger.state import MissionState
+from ledger.state import WORKING_STATUSES, MissionState
 
 Decision = list[EventBody]
-WORKING = frozenset({"planning", "running", "in_review", "awaiting_approval"})
 
 
-def decide(state: MissionState, command: Command) -> Decision:
-    """The events `command` produces against `state`."""
+def decide(state: MissionState, command: Command, authority: OperatorAuthority) -> Decision:
+    """The events `command` produces against `state`; `authority` checks operator proofs."""
     if command.meta.command_id in state.applied_commands:
         return []
+    unproven = authority.refusal(command)
+    if unproven is not None:
+        return [reject(command, *unproven)]
     if not state.exists and not isinstance(command.body, RequestMission):
         return [reject(command, "unknown_mission", "no mission was requested under this id")]
     if state.terminal and not isinstance(command.body, ReplayMission):
@@ -98,8 +103,11 @@ def _wrong_status(command: Command, state: MissionState, expected: str) -> Decis
     return [reject(command, "wrong_status", f"mission is {state.status}, needs {expected}")]
 
 
-def _is_operator(command: Command) -> bool:
-    return command.meta.actor.startswith("operator:")
+def _operator_only(command: Command, action: str) -> Decision | None:
+    """A rejection unless an operator issued `command` (its proof was checked in `decide`)."""
+    if claims_operator(command):
+        return None
+    return [reject(command, "operator_required", f"only an operator may {action}")]
 
 
 @singledispatch
@@ -216,7 +224,7 @@ def _time_out_task(body: TimeOutTask, state: MissionState, command: Command) -> 
 
 @handle.register
 def _tool(body: RecordToolDecision, state: MissionState, command: Command) -> Decision:
-    if state.status not in WORKING:
+    if state.status not in WORKING_STATUSES:
         return _wrong_status(command, state, "a working status")
     fields = body.model_dump(exclude={"decision"})
     if body.decision == "allowed":
@@ -226,6 +234,8 @@ def _tool(body: RecordToolDecision, state: MissionState, command: Command) -> De
 
 @handle.register
 def _artifact(body: RecordArtifact, state: MissionState, command: Command) -> Decision:
+    if state.status not in WORKING_STATUSES:
+        return _wrong_status(command, state, "a working status")
     return [ArtifactRecorded(**body.model_dump())]
 
 
@@ -275,8 +285,9 @@ def _propose(body: ProposeWriteback, state: MissionState, command: Command) -> D
 
 
 def _decision_check(state: MissionState, command: Command, writeback_id: str) -> Decision | None:
-    if not _is_operator(command):
-        return [reject(command, "operator_required", "only an operator may decide a writeback")]
+    refused = _operator_only(command, "decide a writeback")
+    if refused:
+        return refused
     writeback = state.writebacks.get(writeback_id)
     if writeback is None:
         return [reject(command, "unknown_writeback", f"no writeback {writeback_id}")]
@@ -337,7 +348,9 @@ def _fail(body: FailMission, state: MissionState, command: Command) -> Decision:
 
 @handle.register
 def _cancel(body: CancelMission, state: MissionState, command: Command) -> Decision:
-    return [MissionCancelled(reason=body.reason, stage=state.stage)]
+    return _operator_only(command, "cancel a mission") or [
+        MissionCancelled(reason=body.reason, stage=state.stage)
+    ]
 
 
 @handle.register
@@ -348,6 +361,9 @@ def _time_out(body: TimeOutMission, state: MissionState, command: Command) -> De
 
 @handle.register
 def _replay(body: ReplayMission, state: MissionState, command: Command) -> Decision:
+    refused = _operator_only(command, "replay a mission")
+    if refused:
+        return refused
     if not state.terminal:
         return [reject(command, "mission_not_terminal", "fail or cancel the mission first")]
     return [MissionReplayRequested(new_mission_id=body.new_mission_id, reason=body.reason)]

@@ -25,7 +25,7 @@ from infra.heartbeat import beat_forever
 from infra.kafka import client_options
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
-from infra.topics import TopicNames
+from infra.topics import COMMANDS, TopicNames
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from ledger.events import CommandRejected
@@ -33,7 +33,7 @@ from ledger.log_reader import read_to_end
 from ledger.settings import DeciderSettings
 from ledger.state import MissionState, evolve
 from ledger.step import step
-from ledger.wire import InvalidRecordError, LedgerWire
+from ledger.wire import InvalidRecordError, LedgerWire, misrouted
 
 PartitionStates = dict[str, MissionState]
 COMMIT_INTERVAL_S = 1.0
@@ -49,6 +49,7 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         self.topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
         self.options = client_options(settings, bootstrap_servers)
         self.wire = LedgerWire(AvroCodec())
+        self.authority = settings.authority
         self.states: dict[int, PartitionStates] = {}
         self.decided = 0
         self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -153,10 +154,14 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         except InvalidRecordError as error:
             await self.dead_letters.publish(command_record, error.reason, error.detail)
             return []
-        states = self.states[partition]
         mission_id = command.meta.mission_id
+        wrong = misrouted(command_record.key, partition, mission_id, COMMANDS.partitions)
+        if wrong is not None:
+            await self.dead_letters.publish(command_record, "wrong_partition", wrong)
+            return []
+        states = self.states[partition]
         state = states.get(mission_id) or MissionState(mission_id=mission_id)
-        states[mission_id], events = step(state, command, datetime.now(UTC))
+        states[mission_id], events = step(state, command, datetime.now(UTC), self.authority)
         sends = []
         for event in events:
             out = self.wire.encode_event(event)

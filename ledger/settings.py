@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from infra.config import CommonSettings
+from infra.config import CommonSettings, ConfigurationError
+from ledger.authority import (
+    LOCAL_VERIFY_KEYS,
+    OperatorAuthority,
+    parse_verify_keys,
+    trusts_local_key,
+)
 
 
 class DeciderSettings(CommonSettings):
@@ -13,3 +19,23 @@ class DeciderSettings(CommonSettings):
     DECIDER_GROUP_ID: str = "velocity-decider"
     KAFKA_SESSION_TIMEOUT_MS: int = Field(default=10_000, ge=1_000)
     DECIDER_MAX_BATCH: int = Field(default=500, gt=0)
+    OPERATOR_VERIFY_KEYS: str = LOCAL_VERIFY_KEYS
+
+    @field_validator("OPERATOR_VERIFY_KEYS")
+    @classmethod
+    def _keys_parse(cls, value: str) -> str:
+        parse_verify_keys(value)
+        return value
+
+    @model_validator(mode="after")
+    def _no_local_key_outside_local(self) -> DeciderSettings:
+        self.require_explicit_outside_local("OPERATOR_VERIFY_KEYS")
+        if self.VELOCITY_ENV != "local" and trusts_local_key(self.OPERATOR_VERIFY_KEYS):
+            raise ConfigurationError(
+                f"OPERATOR_VERIFY_KEYS: trusts the public local key in {self.VELOCITY_ENV}"
+            )
+        return self
+
+    @property
+    def authority(self) -> OperatorAuthority:
+        return OperatorAuthority.parse(self.OPERATOR_VERIFY_KEYS)

@@ -18,6 +18,7 @@ from ledger.events import (
     ApprovalRequested,
     ArtifactRecorded,
     BudgetUsed,
+    CommandRejected,
     EventBody,
     MissionCancelled,
     MissionCompleted,
@@ -60,7 +61,12 @@ WritebackStatus = Literal[
     "awaiting_approval", "approved", "rejected", "executed", "execution_failed"
 ]
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "timed_out"})
+WORKING_STATUSES: frozenset[str] = frozenset(
+    {"planning", "running", "in_review", "awaiting_approval"}
+)
+"""Statuses in which the colony works a mission: tool decisions and artifacts are taken."""
 OPEN_WRITEBACK: frozenset[str] = frozenset({"awaiting_approval", "approved"})
+UNPROVEN = "operator_unproven"
 
 
 class TaskState(BaseModel):
@@ -124,16 +130,24 @@ def evolve(state: MissionState, event: RecordedEvent) -> MissionState:
     One copy per event: `apply` returns the body's changes rather than a new state,
     which keeps the decider's hot path to a single model copy.
     """
-    position: Changes = {
-        "sequence": event.meta.sequence,
-        "last_hash": event.meta.hash,
-        "applied_commands": state.applied_commands | {event.meta.causation_id},
-    }
+    position: Changes = {"sequence": event.meta.sequence, "last_hash": event.meta.hash}
+    if uses_up_command_id(event.body):
+        position["applied_commands"] = state.applied_commands | {event.meta.causation_id}
     changes = position | apply(event.body, state, event.meta.occurred_at)
     moved = status_change(event.body)
     if moved is not None:
         changes |= {"status": moved[0], "stage": moved[1], "status_since": event.meta.occurred_at}
     return state.model_copy(update=changes)
+
+
+def uses_up_command_id(body: EventBody) -> bool:
+    """Whether the command that caused `body` counts as applied (its id deduplicated).
+
+    Not when it was refused for lacking operator proof: otherwise anyone who can produce
+    to the commands topic could squat the id the root derives for an operator's decision
+    and so block the genuine, signed command.
+    """
+    return not (isinstance(body, CommandRejected) and body.reason == UNPROVEN)
 
 
 STATUS_AFTER: dict[type[EventBody], tuple[MissionStatus, str]] = {

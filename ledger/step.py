@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ledger.authority import OperatorAuthority
 from ledger.chain import record
 from ledger.commands import Command
 from ledger.decide import decide
@@ -16,10 +17,10 @@ from ledger.state import MissionState, evolve
 
 
 def step(
-    state: MissionState, command: Command, now: datetime
+    state: MissionState, command: Command, now: datetime, authority: OperatorAuthority
 ) -> tuple[MissionState, list[RecordedEvent]]:
     """The mission state after `command`, and the recorded events it appended."""
-    events = record(state, command, decide(state, command), now)
+    events = record(state, command, decide(state, command, authority), now)
     for event in events:
         state = evolve(state, event)
     return state, events

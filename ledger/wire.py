@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from infra.topics import partition_for
 from ledger.codec import AvroCodec, UndecodableRecordError
 from ledger.commands import COMMAND_TYPES, Command, CommandMeta
 from ledger.events import EVENT_TYPES, EventMeta, RecordedEvent
@@ -67,7 +68,9 @@ class LedgerWire:
             meta = CommandMeta.model_validate(fields.pop("meta"))
             return Command(meta=meta, body=body_type.model_validate(fields))
         except ValidationError as error:
-            raise InvalidRecordError("invalid_command", _first_problem(error)) from error
+            raise InvalidRecordError(
+                _reason(error, "invalid_command"), _first_problem(error)
+            ) from error
 
     def encode_event(self, event: RecordedEvent) -> KafkaRecord:
         name = f"{EVENT_NAMESPACE}.{event.event_type}"
@@ -90,7 +93,9 @@ class LedgerWire:
             meta = EventMeta.model_validate(fields.pop("meta"))
             return RecordedEvent(meta=meta, body=body_type.model_validate(fields))
         except ValidationError as error:
-            raise InvalidRecordError("invalid_event", _first_problem(error)) from error
+            raise InvalidRecordError(
+                _reason(error, "invalid_event"), _first_problem(error)
+            ) from error
 
     def _decode(self, data: bytes, namespace: str) -> tuple[dict[str, Any], str]:
         try:
@@ -113,6 +118,31 @@ def record_headers(type_header: str, record_type: str, mission_id: str, trace_id
         ("mission_id", mission_id.encode()),
         ("trace_id", trace_id.encode()),
     ]
+
+
+def misrouted(key: bytes | None, partition: int, mission_id: str, partitions: int) -> str | None:
+    """Why a command record sits where its mission does not live, or None.
+
+    A mission's commands and events share one partition, the one its id hashes to with
+    the default partitioner; a record keyed otherwise, or put elsewhere (e.g. by a
+    librdkafka client's CRC32 partitioner), would open a second history for the mission.
+    """
+    if key != mission_id.encode():
+        shown = key.decode(errors="replace")[:80] if key is not None else "no key"
+        return f"record key {shown!r} is not its mission id {mission_id!r}"
+    home = partition_for(key, partitions)
+    if home != partition:
+        return (
+            f"mission {mission_id} lives on partition {home}, the record arrived on {partition}"
+            " (produce with the murmur2 partitioner, keyed by mission id)"
+        )
+    return None
+
+
+def _reason(error: ValidationError, default: str) -> str:
+    """`unstorable_text` when that is what failed, else `default`."""
+    kinds = {item["type"] for item in error.errors(include_url=False)}
+    return "unstorable_text" if "unstorable_text" in kinds else default
 
 
 def _first_problem(error: ValidationError) -> str:

@@ -6,6 +6,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger.authority import (
+    LOCAL_KEY_ID,
+    LOCAL_SIGNING_KEY,
+    LOCAL_VERIFY_KEYS,
+    OperatorAuthority,
+    OperatorSigner,
+    claims_operator,
+)
 from ledger.commands import (
     ApproveWriteback,
     BeginReview,
@@ -26,6 +34,11 @@ from ledger.commands import (
     StartTask,
 )
 
+SIGNER = OperatorSigner(LOCAL_KEY_ID, LOCAL_SIGNING_KEY)
+"""Signs as the local root does, so the deciders the tests start (local keys) trust it."""
+AUTHORITY = OperatorAuthority.parse(LOCAL_VERIFY_KEYS)
+OPERATOR = "operator:local-operator"
+
 
 def command(
     mission_id: str,
@@ -33,8 +46,11 @@ def command(
     command_id: str | None = None,
     actor: str = "colony:test",
     issued_at: datetime | None = None,
+    signed: bool = True,
 ) -> Command:
-    return Command(
+    """A command; one from an operator carries the local root's signature unless `signed`
+    is False (a forgery)."""
+    built = Command(
         meta=CommandMeta(
             command_id=command_id or str(uuid.uuid4()),
             mission_id=mission_id,
@@ -45,6 +61,7 @@ def command(
         ),
         body=body,
     )
+    return SIGNER.sign(built) if signed and claims_operator(built) else built
 
 
 def request_body(**overrides: Any) -> RequestMission:
@@ -64,7 +81,7 @@ def crm_script(mission_id: str) -> list[Command]:
     plan = [PlannedTask(task_id="research", kind="research", description="accounts")]
     writeback = f"wb-{mission_id}"
     bodies = [
-        (request_body(), "service:key1"),
+        (request_body(), "service:local-service"),
         (StartPlanning(planner="planner"), "colony:planner"),
         (RecordPlan(tasks=plan, rationale="crm"), "colony:planner"),
         (StartTask(task_id="research", worker="w1"), "colony:worker"),
@@ -104,7 +121,7 @@ def crm_script(mission_id: str) -> list[Command]:
             ),
             "colony:reviewer",
         ),
-        (ApproveWriteback(writeback_id=writeback, reason="checked"), "operator:key2"),
+        (ApproveWriteback(writeback_id=writeback, reason="checked"), OPERATOR),
         (
             RecordWritebackResult(writeback_id=writeback, succeeded=True, detail="ok"),
             "colony:executor",

@@ -7,16 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from gateway.auth import Caller, require
+from gateway.auth import require
 from gateway.command_outcome import (
     conflict_if_rejected,
     derived_id,
-    make_command,
     send_and_wait,
     trace_id_from,
 )
-from gateway.mission_models import ApprovalPublic, ApprovalQueue, ReasonBody
-from gateway.problems import ProblemError
+from gateway.keys import Caller
+from gateway.mission_models import ApprovalId, ApprovalPublic, ApprovalQueue, ReasonBody
+from gateway.problems import ProblemError, problems
 from gateway.runtime import GatewayRuntime
 from ledger.commands import ApproveWriteback, CommandBody, RejectWriteback
 from projections import queries
@@ -25,9 +25,19 @@ router = APIRouter(prefix="/approvals", tags=["approvals"])
 Operator = Annotated[Caller, Depends(require("operator"))]
 Viewer = Annotated[Caller, Depends(require("operator", "auditor", "service"))]
 DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"description": "Accepted by the broker, not yet projected"},
-    404: {"description": "No such approval"},
-    409: {"description": "The approval is no longer pending"},
+    202: {"description": "Accepted by the broker, not yet projected", "model": ApprovalPublic},
+    **problems(
+        400,
+        401,
+        403,
+        404,
+        409,
+        413,
+        422,
+        503,
+        s404="No such approval",
+        s409="The approval is no longer pending",
+    ),
 }
 
 
@@ -38,7 +48,7 @@ def public(row: dict[str, Any]) -> ApprovalPublic:
     )
 
 
-@router.get("", response_model=ApprovalQueue)
+@router.get("", response_model=ApprovalQueue, responses=problems(401, 403, 422, 503))
 async def approval_queue(
     request: Request, caller: Viewer, decided_limit: Annotated[int, Query(ge=0, le=500)] = 50
 ) -> ApprovalQueue:
@@ -67,7 +77,7 @@ async def decide(
         raise ProblemError(
             409, "approval_not_pending", f"approval {approval_id} is {row['status']}"
         )
-    command = make_command(
+    command = runtime.command(
         row["mission_id"],
         body,
         caller,
@@ -88,7 +98,11 @@ async def decide(
 
 @router.post("/{approval_id}/approve", response_model=ApprovalPublic, responses=DECISION_RESPONSES)
 async def approve(
-    approval_id: str, body: ReasonBody, request: Request, response: Response, caller: Operator
+    approval_id: ApprovalId,
+    body: ReasonBody,
+    request: Request,
+    response: Response,
+    caller: Operator,
 ) -> ApprovalPublic:
     """Approve a proposed writeback (operator only); the executor may then apply it."""
     command = ApproveWriteback(writeback_id=approval_id, reason=body.reason)
@@ -97,7 +111,11 @@ async def approve(
 
 @router.post("/{approval_id}/reject", response_model=ApprovalPublic, responses=DECISION_RESPONSES)
 async def reject(
-    approval_id: str, body: ReasonBody, request: Request, response: Response, caller: Operator
+    approval_id: ApprovalId,
+    body: ReasonBody,
+    request: Request,
+    response: Response,
+    caller: Operator,
 ) -> ApprovalPublic:
     """Reject a proposed writeback (operator only); the CRM stays untouched."""
     command = RejectWriteback(writeback_id=approval_id, reason=body.reason)

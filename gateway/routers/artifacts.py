@@ -1,4 +1,11 @@
-"""Artifacts: the colony persists them through the root; anyone with a role reads them."""
+"""Artifacts: the colony persists them through the root; every role that reads missions
+reads them.
+
+Only the colony role stores artifacts (a `service` key opens missions, it cannot add
+evidence to them), only into missions that are being worked (planning, running, in review
+or awaiting approval), and only with a media type from an allow-list; they are served
+back with that type, `nosniff` and a sandboxing CSP, so stored content never runs.
+"""
 
 from __future__ import annotations
 
@@ -7,39 +14,59 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from gateway.auth import Caller, require
-from gateway.command_outcome import derived_id, make_command, trace_id_from
-from gateway.mission_models import ArtifactCreate, ArtifactStored
-from gateway.problems import ProblemError
+from gateway.auth import require
+from gateway.command_outcome import derived_id, trace_id_from
+from gateway.keys import Caller
+from gateway.mission_models import MEDIA_TYPES, ArtifactCreate, ArtifactStored, ContentHash
+from gateway.problems import ProblemError, problems
 from gateway.runtime import GatewayRuntime
 from ledger.commands import RecordArtifact
+from ledger.state import WORKING_STATUSES
+from projections import queries
 
 router = APIRouter(tags=["artifacts"])
-Service = Annotated[Caller, Depends(require("service"))]
-Reader = Annotated[Caller, Depends(require("service", "operator", "auditor"))]
+Colony = Annotated[Caller, Depends(require("colony"))]
+Reader = Annotated[Caller, Depends(require("service", "colony", "operator", "auditor"))]
 STORE = """
 INSERT INTO artifact_blobs (content_hash, media_type, size_bytes, content, stored_by)
 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (content_hash) DO NOTHING
 """
+SERVED_SAFELY = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
 
 
-def refuse_oversized(request: Request) -> None:
-    """413 before reading a body that announces itself too large."""
-    limit = request.app.state.runtime.settings.MAX_ARTIFACT_BYTES
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > limit * 2 + 4_096:
-        raise ProblemError(413, "artifact_too_large", f"artifacts are limited to {limit} bytes")
+async def accepting_mission(runtime: GatewayRuntime, mission_id: str) -> None:
+    """404 for an unknown mission, 409 for one that takes no more evidence."""
+    row = await queries.mission(runtime.database, mission_id)
+    if row is None:
+        raise ProblemError(404, "mission_not_found", f"no mission {mission_id}")
+    if row["status"] not in WORKING_STATUSES:
+        raise ProblemError(
+            409,
+            "mission_not_accepting_artifacts",
+            f"mission is {row['status']}; artifacts are recorded only while it is worked",
+        )
 
 
 @router.post(
     "/internal/artifacts",
     status_code=status.HTTP_201_CREATED,
     response_model=ArtifactStored,
-    dependencies=[Depends(refuse_oversized)],
-    responses={413: {"description": "Larger than MAX_ARTIFACT_BYTES"}},
+    responses=problems(
+        400,
+        401,
+        403,
+        404,
+        409,
+        413,
+        422,
+        503,
+        s404="No such mission",
+        s409="The mission takes no more artifacts",
+        s413="Larger than MAX_ARTIFACT_BYTES",
+    ),
 )
 async def store_artifact(
-    body: ArtifactCreate, request: Request, response: Response, caller: Service
+    body: ArtifactCreate, request: Request, response: Response, caller: Colony
 ) -> ArtifactStored:
     """Store an artifact by its sha256 (idempotent) and, with a mission id, record it there."""
     runtime: GatewayRuntime = request.app.state.runtime
@@ -47,6 +74,8 @@ async def store_artifact(
     limit = runtime.settings.MAX_ARTIFACT_BYTES
     if len(content) > limit:
         raise ProblemError(413, "artifact_too_large", f"{len(content)} bytes; the limit is {limit}")
+    if body.mission_id:
+        await accepting_mission(runtime, body.mission_id)
     content_hash = hashlib.sha256(content).hexdigest()
     await runtime.database.execute(
         STORE, content_hash, body.media_type, len(content), content, caller.label
@@ -62,7 +91,7 @@ async def store_artifact(
         command_id = derived_id("artifact", body.mission_id, record.artifact_id, content_hash)
         trace = trace_id_from(request.headers.get("traceparent"))
         await runtime.commands.send(
-            make_command(body.mission_id, record, caller, command_id, trace)
+            runtime.command(body.mission_id, record, caller, command_id, trace)
         )
     response.headers["Location"] = f"/artifacts/{content_hash}"
     return ArtifactStored(
@@ -72,9 +101,17 @@ async def store_artifact(
 
 @router.get(
     "/artifacts/{content_hash}",
-    responses={200: {"content": {"application/octet-stream": {}}}, 404: {}},
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The stored bytes, with the media type they were stored with",
+            "content": {media: {"schema": {"type": "string"}} for media in sorted(MEDIA_TYPES)}
+            | {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **problems(401, 403, 404, 422, 503, s404="No artifact with this hash"),
+    },
 )
-async def read_artifact(content_hash: str, request: Request, caller: Reader) -> Response:
+async def read_artifact(content_hash: ContentHash, request: Request, caller: Reader) -> Response:
     """An artifact's bytes, by content hash, with its media type."""
     runtime: GatewayRuntime = request.app.state.runtime
     row = await runtime.database.fetchrow(
@@ -82,4 +119,5 @@ async def read_artifact(content_hash: str, request: Request, caller: Reader) -> 
     )
     if row is None:
         raise ProblemError(404, "artifact_not_found", f"no artifact {content_hash}")
-    return Response(content=row["content"], media_type=row["media_type"])
+    media = row["media_type"] if row["media_type"] in MEDIA_TYPES else "application/octet-stream"
+    return Response(content=row["content"], media_type=media, headers=SERVED_SAFELY)

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 
-from gateway.auth import Caller, require
+from gateway.auth import require
 from gateway.command_outcome import (
     conflict_if_rejected,
     derived_id,
-    make_command,
     send_and_wait,
     trace_id_from,
 )
+from gateway.keys import Caller
 from gateway.mission_models import (
     ArtifactPublic,
     EventPage,
@@ -24,19 +23,21 @@ from gateway.mission_models import (
     EvidencePublic,
     MissionAccepted,
     MissionCreate,
+    MissionId,
     MissionLinks,
     MissionPage,
     MissionPublic,
+    Moment,
     PolicyDecisionPublic,
     ReasonBody,
     ReviewerPacketPublic,
     TaskPublic,
 )
-from gateway.problems import DependencyDownError, ProblemError
+from gateway.problems import DependencyDownError, ProblemError, problems
 from gateway.rollout import refusal
 from gateway.runtime import GatewayRuntime
-from ledger.commands import FailMission, ReplayMission, RequestMission
-from ledger.state import TERMINAL_STATUSES
+from ledger.commands import FailMission, MissionType, ReplayMission, RequestMission
+from ledger.state import TERMINAL_STATUSES, MissionStatus
 from projections import queries
 
 router = APIRouter(prefix="/missions", tags=["missions"])
@@ -48,7 +49,7 @@ IdempotencyKey = Annotated[
     Header(max_length=200, description="Retries with the same key return the same mission"),
 ]
 TraceParent = Annotated[str | None, Header(description="W3C traceparent, kept as trace id")]
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such mission"}}
+READ = problems(401, 403, 404, 422, 503, s404="No such mission")
 
 
 def runtime_of(request: Request) -> GatewayRuntime:
@@ -70,15 +71,6 @@ async def existing(runtime: GatewayRuntime, mission_id: str) -> dict[str, Any]:
     if row is None:
         raise ProblemError(404, "mission_not_found", f"no mission {mission_id}")
     return row
-
-
-def intake_problems(body: MissionCreate) -> list[dict[str, str]]:
-    """Fields a mission of this type needs and lacks."""
-    if body.type == "oracle" and not body.project_id:
-        return [{"field": "project_id", "message": "required for oracle missions"}]
-    if body.type == "crm" and body.lead is None:
-        return [{"field": "lead", "message": "required for crm missions (company and contact)"}]
-    return []
 
 
 def request_body(body: MissionCreate, runtime: GatewayRuntime) -> RequestMission:
@@ -109,14 +101,21 @@ def same_request(row: dict[str, Any], wanted: RequestMission) -> bool:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=MissionAccepted,
-    responses={
-        409: {"description": "Idempotency-Key reused for a different mission"},
-        422: {"description": "Invalid mission, or not enabled at this rollout step"},
-        503: {"description": "Colony disabled, or broker/database unavailable"},
-    },
+    responses=problems(
+        400,
+        401,
+        403,
+        409,
+        413,
+        422,
+        503,
+        s409="Idempotency-Key reused for a different mission",
+        s422="Invalid mission, or not enabled at this rollout step",
+        s503="Colony disabled, or broker/database unavailable",
+    ),
 )
 async def create_mission(
-    body: MissionCreate,
+    body: Annotated[MissionCreate, Body()],
     request: Request,
     response: Response,
     caller: Writer,
@@ -128,10 +127,6 @@ async def create_mission(
     settings = runtime.settings
     if not settings.COLONY_ENABLED:
         raise ProblemError(503, "colony_disabled", "COLONY_ENABLED is false; reads still work")
-    problems = intake_problems(body)
-    if problems:
-        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        raise ProblemError(422, "validation_failed", detail, errors=problems)
     refused = refusal(settings.VELOCITY_ENV, settings.VELOCITY_ROLLOUT_STEP, body.type, body.mode)
     if refused:
         raise ProblemError(
@@ -140,7 +135,7 @@ async def create_mission(
     wanted = request_body(body, runtime)
     mission_id = derived_id(caller.label, idempotency_key or uuid.uuid4().hex)
     response.headers["Location"] = f"/missions/{mission_id}"
-    command = make_command(
+    command = runtime.command(
         mission_id, wanted, caller, derived_id("request", mission_id), trace_id_from(traceparent)
     )
     try:
@@ -169,15 +164,17 @@ async def create_mission(
     )
 
 
-@router.get("", response_model=MissionPage, responses={422: {"description": "Bad filter"}})
+@router.get(
+    "", response_model=MissionPage, responses=problems(401, 403, 422, 503, s422="Bad filter")
+)
 async def list_missions(
     request: Request,
     caller: Reader,
-    type: Annotated[str | None, Query(description="oracle, crm or catalyst")] = None,
-    status: Annotated[str | None, Query(description="e.g. awaiting_approval")] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    cursor: Annotated[str | None, Query(max_length=300)] = None,
+    type: Annotated[MissionType | None, Query(description="Mission type")] = None,
+    status: Annotated[MissionStatus | None, Query(description="e.g. awaiting_approval")] = None,
+    created_after: Moment | None = None,
+    created_before: Moment | None = None,
+    cursor: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_=-]{1,400}$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> MissionPage:
     """Missions, newest first, filtered; follow `next_cursor` for more."""
@@ -202,15 +199,15 @@ async def list_missions(
     return MissionPage(items=[public(row) for row in items], next_cursor=next_cursor)
 
 
-@router.get("/{mission_id}", response_model=MissionPublic, responses=NOT_FOUND)
-async def get_mission(mission_id: str, request: Request, caller: Reader) -> MissionPublic:
+@router.get("/{mission_id}", response_model=MissionPublic, responses=READ)
+async def get_mission(mission_id: MissionId, request: Request, caller: Reader) -> MissionPublic:
     """A mission's state and reviewed output, as projected."""
     return public(await existing(runtime_of(request), mission_id))
 
 
-@router.get("/{mission_id}/events", response_model=EventPage, responses=NOT_FOUND)
+@router.get("/{mission_id}/events", response_model=EventPage, responses=READ)
 async def get_events(
-    mission_id: str,
+    mission_id: MissionId,
     request: Request,
     caller: Reader,
     after_sequence: Annotated[int, Query(ge=0)] = 0,
@@ -229,8 +226,8 @@ async def get_events(
     )
 
 
-@router.get("/{mission_id}/evidence", response_model=EvidencePublic, responses=NOT_FOUND)
-async def get_evidence(mission_id: str, request: Request, caller: Reader) -> EvidencePublic:
+@router.get("/{mission_id}/evidence", response_model=EvidencePublic, responses=READ)
+async def get_evidence(mission_id: MissionId, request: Request, caller: Reader) -> EvidencePublic:
     """The reviewer packet with its evidence: artifacts, tasks and policy decisions."""
     runtime = runtime_of(request)
     row = await existing(runtime, mission_id)
@@ -255,10 +252,13 @@ async def get_evidence(mission_id: str, request: Request, caller: Reader) -> Evi
 @router.post(
     "/{mission_id}/fail",
     response_model=MissionPublic,
-    responses={**NOT_FOUND, 202: {"description": "Accepted, not yet projected"}, 409: {}},
+    responses={
+        202: {"description": "Accepted, not yet projected", "model": MissionPublic},
+        **problems(400, 401, 403, 404, 409, 413, 422, 503, s409="The mission is already terminal"),
+    },
 )
 async def fail_mission(
-    mission_id: str,
+    mission_id: MissionId,
     body: ReasonBody,
     request: Request,
     response: Response,
@@ -271,7 +271,7 @@ async def fail_mission(
     if row["status"] in TERMINAL_STATUSES:
         raise ProblemError(409, "mission_terminal", f"mission is already {row['status']}")
     command_id = derived_id("fail", mission_id, idempotency_key or uuid.uuid4().hex)
-    command = make_command(
+    command = runtime.command(
         mission_id,
         FailMission(reason=body.reason),
         caller,
@@ -294,10 +294,10 @@ async def fail_mission(
     "/{mission_id}/replay",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=MissionAccepted,
-    responses={**NOT_FOUND, 409: {"description": "The mission is not terminal"}},
+    responses=problems(400, 401, 403, 404, 409, 413, 422, 503, s409="The mission is not terminal"),
 )
 async def replay_mission(
-    mission_id: str,
+    mission_id: MissionId,
     body: ReasonBody,
     request: Request,
     response: Response,
@@ -314,7 +314,7 @@ async def replay_mission(
     key = idempotency_key or uuid.uuid4().hex
     new_id = derived_id("replay", mission_id, key)
     trace = trace_id_from(request.headers.get("traceparent"))
-    replay = make_command(
+    replay = runtime.command(
         mission_id,
         ReplayMission(new_mission_id=new_id, reason=body.reason),
         caller,
@@ -339,7 +339,7 @@ async def replay_mission(
         lead_contact=row["lead_contact"],
         replay_of=mission_id,
     )
-    command = make_command(new_id, again, caller, derived_id("request", new_id), trace, new_id)
+    command = runtime.command(new_id, again, caller, derived_id("request", new_id), trace, new_id)
     await runtime.commands.send(command)
     response.headers["Location"] = f"/missions/{new_id}"
     return MissionAccepted(mission_id=new_id, status="accepted", links=links(new_id))

@@ -8,13 +8,13 @@ from colony_consumers.admission import is_waiting, next_waiting, working_count
 from colony_consumers.mission_file import MissionFile
 from ledger.commands import CommandBody, QueueMission, StartPlanning
 from ledger.step import step
-from tests.factories import command, request_body
+from tests.factories import AUTHORITY, command, request_body
 
 
 def file_after(mission_id: str, *bodies: CommandBody, at: datetime) -> MissionFile:
     file = MissionFile.new(mission_id)
     for body in (request_body(), *bodies):
-        _, events = step(file.state, command(mission_id, body), at)
+        _, events = step(file.state, command(mission_id, body), at, AUTHORITY)
         for event in events:
             file.record(event)
     return file

@@ -12,7 +12,7 @@ from colony_consumers.reactions import ProposeWritebacks, RunTask, Send, react, 
 from ledger.commands import FailMission, RecordPlan, RecordToolDecision, StartPlanning, StartTask
 from ledger.events import MissionPlanned, ReviewerPacketRecorded, TaskStarted
 from ledger.step import step
-from tests.factories import command, request_body
+from tests.factories import AUTHORITY, command, request_body
 
 PACKET = ReviewerPacketRecorded(packet_hash="a" * 64, verdict="pass", output="o", checks=[])
 
@@ -27,7 +27,7 @@ def planned_file(**request: Any) -> MissionFile:
         RecordPlan(tasks=plan(mission_type), rationale="r"),
     ]
     for body in bodies:
-        _, events = step(file.state, command("m-1", body), datetime.now(UTC))
+        _, events = step(file.state, command("m-1", body), datetime.now(UTC), AUTHORITY)
         for event in events:
             file.record(event)
     return file

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from colony_consumers.settings import ColonySettings
+from gateway.keys import Caller, keys_of_role, parse_api_keys
 from gateway.settings import RootSettings
 from infra.config import CommonSettings, load_settings
+from ledger.authority import LOCAL_VERIFY_KEYS, new_key_pair
+from ledger.settings import DeciderSettings
 
 REAL_INFRA = {"KAFKA_BOOTSTRAP_SERVERS": "kafka:9092", "DATABASE_URL": "postgresql://db/x"}
 STAGING_ROOT = {
@@ -14,13 +17,16 @@ STAGING_ROOT = {
     "VELOCITY_ENV": "staging",
     "COLONY_SERVICE_BASE_URL": "http://colony.internal:8100",
     "COLONY_SERVICE_API_KEY": "s3cret-colony",
-    "VELOCITY_API_KEYS": "service:svc-key,operator:op-key,auditor:aud-key",
+    "VELOCITY_API_KEYS": "service:intake:svc-key,colony:colony:col-key,operator:alice:op-key,"
+    "auditor:auditor:aud-key",
+    "OPERATOR_SIGNING_KEY": new_key_pair("staging-1")[0],
+    "OPERATOR_SIGNING_KEY_ID": "staging-1",
 }
 STAGING_COLONY = {
     **REAL_INFRA,
     "VELOCITY_ENV": "staging",
     "ROOT_API_BASE_URL": "http://root.internal:8000",
-    "ROOT_API_KEY": "svc-key",
+    "ROOT_API_KEY": "col-key",
     "COLONY_SERVICE_API_KEY": "s3cret-colony",
 }
 
@@ -31,6 +37,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         list(CommonSettings.model_fields)
         + list(RootSettings.model_fields)
         + list(ColonySettings.model_fields)
+        + list(DeciderSettings.model_fields)
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -59,7 +66,15 @@ def test_local_defaults_start_without_any_variable(monkeypatch: pytest.MonkeyPat
     assert root.VELOCITY_ENV == "local"
     assert root.ROOT_PORT == 8000
     assert root.COLONY_ENABLED is True
-    assert set(root.api_keys.values()) == {"service", "operator", "auditor"}
+    assert {caller.role for caller in root.api_keys.values()} == {
+        "service",
+        "colony",
+        "operator",
+        "auditor",
+    }
+    assert colony.ROOT_API_KEY.get_secret_value() in keys_of_role(
+        root.VELOCITY_API_KEYS.get_secret_value(), "colony"
+    )
     assert colony.PORT == 8100
     assert colony.TASK_TIMEOUT_MS <= colony.MISSION_TIMEOUT_MS
 
@@ -123,6 +138,8 @@ def test_bad_colony_value_names_the_variable(
         "COLONY_SERVICE_BASE_URL",
         "COLONY_SERVICE_API_KEY",
         "VELOCITY_API_KEYS",
+        "OPERATOR_SIGNING_KEY",
+        "OPERATOR_SIGNING_KEY_ID",
     ],
 )
 def test_staging_root_refuses_to_start_without(
@@ -155,7 +172,12 @@ def test_complete_staging_settings_load(monkeypatch: pytest.MonkeyPatch) -> None
     for name, value in STAGING_ROOT.items():
         monkeypatch.setenv(name, value)
     settings = load_settings(RootSettings)
-    assert settings.api_keys == {"svc-key": "service", "op-key": "operator", "aud-key": "auditor"}
+    assert settings.api_keys == {
+        "svc-key": Caller("service", "intake"),
+        "col-key": Caller("colony", "colony"),
+        "op-key": Caller("operator", "alice"),
+        "aud-key": Caller("auditor", "auditor"),
+    }
     assert settings.log_format == "json"
 
 
@@ -165,3 +187,27 @@ def test_secret_values_never_appear_in_the_error(
     env = STAGING_ROOT | {"VELOCITY_API_KEYS": "admin:topsecretvalue"}
     line = refusal(RootSettings, env, monkeypatch, capsys)
     assert "topsecretvalue" not in line
+
+
+def test_a_named_key_records_the_name_and_an_unnamed_one_a_stable_hash() -> None:
+    forward = parse_api_keys("operator:alice:k-one,operator:k-two")
+    backward = parse_api_keys("operator:k-two,operator:alice:k-one")
+    assert forward["k-one"].label == "operator:alice"
+    assert forward["k-two"] == backward["k-two"]
+    assert forward["k-two"].name.startswith("key-") and "k-two" not in forward["k-two"].name
+
+
+def test_a_signing_key_that_is_not_a_key_is_named_but_not_echoed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = refusal(RootSettings, {"OPERATOR_SIGNING_KEY": "nonsense-secret"}, monkeypatch, capsys)
+    assert "OPERATOR_SIGNING_KEY" in line and "nonsense-secret" not in line
+
+
+def test_staging_decider_needs_its_own_verify_keys(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staging = {**REAL_INFRA, "VELOCITY_ENV": "staging"}
+    assert "OPERATOR_VERIFY_KEYS" in refusal(DeciderSettings, staging, monkeypatch, capsys)
+    local_key = staging | {"OPERATOR_VERIFY_KEYS": LOCAL_VERIFY_KEYS.replace("local:", "prod:")}
+    assert "local key" in refusal(DeciderSettings, local_key, monkeypatch, capsys)

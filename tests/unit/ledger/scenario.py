@@ -8,6 +8,7 @@ from typing import Any
 
 from ledger.commands import (
     BeginReview,
+    Command,
     CommandBody,
     CompleteTask,
     PlannedTask,
@@ -20,9 +21,9 @@ from ledger.commands import (
 from ledger.events import EventBody, RecordedEvent
 from ledger.state import MissionState
 from ledger.step import step
-from tests.factories import command, request_body
+from tests.factories import AUTHORITY, OPERATOR, command, request_body
 
-OPERATOR = "operator:key2"
+__all__ = ["OPERATOR", "PACKET", "Mission"]
 PACKET = "a" * 64
 
 
@@ -39,10 +40,16 @@ class Mission:
     def do(
         self, body: CommandBody, actor: str = "colony:test", command_id: str | None = None
     ) -> list[EventBody]:
-        """Apply one command; return the bodies of the events it appended."""
+        """Apply one command; return the bodies of the events it appended. An operator's
+        command carries the local root's signature, as the root would sign it."""
         self.clock += timedelta(seconds=1)
-        cmd = command(self.id, body, command_id=command_id, actor=actor, issued_at=self.clock)
-        self.state, events = step(self.state, cmd, self.clock)
+        return self.apply(
+            command(self.id, body, command_id=command_id, actor=actor, issued_at=self.clock)
+        )
+
+    def apply(self, cmd: Command) -> list[EventBody]:
+        """Apply a command built by the test itself (e.g. a forged one)."""
+        self.state, events = step(self.state, cmd, self.clock, AUTHORITY)
         self.log.extend(events)
         return [e.body for e in events]
 

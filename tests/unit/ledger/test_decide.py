@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ledger.authority import OperatorSigner, new_key_pair
 from ledger.chain import verify_link
 from ledger.commands import (
     ApproveWriteback,
@@ -27,7 +28,7 @@ from ledger.commands import (
 )
 from ledger.events import GENESIS_HASH, CommandRejected
 from ledger.state import fold
-from tests.factories import request_body
+from tests.factories import command, request_body
 from tests.unit.ledger.scenario import OPERATOR, Mission
 
 
@@ -97,6 +98,40 @@ def test_only_an_operator_may_approve() -> None:
     mission = Mission().awaiting_approval()
     refused = mission.do(ApproveWriteback(writeback_id="w1", reason="ok"), "service:key1")
     assert rejection(refused) == "operator_required"
+
+
+def test_an_unsigned_operator_approval_is_rejected_and_the_writeback_stays_pending() -> None:
+    mission = Mission().awaiting_approval()
+    forged = command(
+        mission.id, ApproveWriteback(writeback_id="w1", reason="ok"), actor=OPERATOR, signed=False
+    )
+    assert rejection(mission.apply(forged)) == "operator_unproven"
+    assert mission.state.writebacks["w1"].status == "awaiting_approval"
+
+
+def test_an_approval_signed_by_an_untrusted_key_is_rejected() -> None:
+    mission = Mission().awaiting_approval()
+    rogue = OperatorSigner("local", new_key_pair("local")[0])
+    forged = rogue.sign(
+        command(mission.id, ApproveWriteback(writeback_id="w1", reason="ok"), actor=OPERATOR)
+    )
+    assert rejection(mission.apply(forged)) == "operator_unproven"
+    unknown = OperatorSigner("other", new_key_pair("other")[0]).sign(forged)
+    assert rejection(mission.apply(unknown)) == "operator_unproven"
+
+
+def test_a_signed_approval_altered_after_signing_is_rejected() -> None:
+    mission = Mission().awaiting_approval()
+    genuine = command(mission.id, RejectWriteback(writeback_id="w1", reason="no"), actor=OPERATOR)
+    flipped = genuine.model_copy(update={"body": ApproveWriteback(writeback_id="w1", reason="no")})
+    assert rejection(mission.apply(flipped)) == "operator_unproven"
+    assert mission.state.writebacks["w1"].status == "awaiting_approval"
+
+
+def test_only_an_operator_cancels_a_mission() -> None:
+    mission = Mission().running()
+    assert rejection(mission.do(CancelMission(reason="x"), "colony:planner")) == "operator_required"
+    assert mission.types(mission.do(CancelMission(reason="x"), OPERATOR)) == ["MissionCancelled"]
 
 
 def test_a_writeback_cannot_execute_without_approval() -> None:
@@ -198,11 +233,14 @@ def test_tool_decisions_are_recorded_with_their_rule() -> None:
 
 def test_replay_only_of_a_terminal_mission() -> None:
     mission = Mission().running()
-    assert rejection(mission.do(ReplayMission(new_mission_id="m2", reason="r"))) == (
+    assert rejection(mission.do(ReplayMission(new_mission_id="m2", reason="r"), OPERATOR)) == (
         "mission_not_terminal"
     )
     mission.do(FailMission(reason="stuck"))
-    replayed = mission.do(ReplayMission(new_mission_id="m2", reason="retry"))
+    assert rejection(mission.do(ReplayMission(new_mission_id="m2", reason="r"))) == (
+        "operator_required"
+    )
+    replayed = mission.do(ReplayMission(new_mission_id="m2", reason="retry"), OPERATOR)
     assert mission.types(replayed) == ["MissionReplayRequested"]
     assert mission.state.replayed_as == ("m2",)
 

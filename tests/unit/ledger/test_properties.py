@@ -34,9 +34,15 @@ from ledger.commands import (
     TimeOutMission,
     TimeOutTask,
 )
-from ledger.events import GENESIS_HASH, WritebackApproved, WritebackExecuted
+from ledger.events import (
+    GENESIS_HASH,
+    CommandRejected,
+    RecordedEvent,
+    WritebackApproved,
+    WritebackExecuted,
+)
 from ledger.state import fold
-from tests.factories import request_body
+from tests.factories import command, request_body
 from tests.unit.ledger.scenario import OPERATOR, PACKET, Mission
 
 tasks = st.sampled_from(["t0", "t1"])
@@ -92,7 +98,8 @@ ending: st.SearchStrategy[CommandBody] = st.one_of(
 )
 # Ending commands are rarer, so sequences live long enough to reach approvals.
 bodies = st.one_of(working, working, working, deciding, deciding, ending)
-actors = st.sampled_from([OPERATOR, OPERATOR, "colony:worker", "service:key1"])
+FORGED = "forged"  # an operator's actor without the root's signature
+actors = st.sampled_from([OPERATOR, OPERATOR, "colony:worker", "service:intake", FORGED])
 steps = st.lists(st.tuples(bodies, actors, st.integers(0, 40)), max_size=60)
 # Most random sequences die early; these prefixes reach the deep states often.
 happy_prefix = st.sampled_from(["none", "in_review", "awaiting_approval"])
@@ -106,8 +113,16 @@ def drive(sequence: list[tuple[CommandBody, str, int]], prefix: str) -> Mission:
         mission.awaiting_approval()
     for body, actor, id_seed in sequence:
         # a small id space makes redeliveries (same command id) common
-        mission.do(body, actor, command_id=f"{mission.id}/{id_seed}")
+        command_id = f"{mission.id}/{id_seed}"
+        if actor == FORGED:
+            mission.apply(command(mission.id, body, command_id, OPERATOR, signed=False))
+        else:
+            mission.do(body, actor, command_id=command_id)
     return mission
+
+
+def unproven(event: RecordedEvent) -> bool:
+    return isinstance(event.body, CommandRejected) and event.body.reason == "operator_unproven"
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -135,11 +150,17 @@ def test_no_writeback_executes_without_an_earlier_operator_approval(
     sequence: list, prefix: str
 ) -> None:
     mission = drive(sequence, prefix)
+    forged = {f"{mission.id}/{seed}" for _, actor, seed in sequence if actor == FORGED}
+    signed = {f"{mission.id}/{seed}" for _, actor, seed in sequence if actor == OPERATOR}
+    genuine = {f"{mission.id}/{seed}" for _, actor, seed in sequence if actor != FORGED}
     approved: set[str] = set()
     for event in mission.log:
         if isinstance(event.body, WritebackApproved):
             assert event.meta.actor.startswith("operator:")
+            assert event.meta.causation_id in signed
             approved.add(event.body.writeback_id)
+        if event.meta.causation_id in forged - genuine:
+            assert unproven(event), "a forged operator command changed the mission"
         if isinstance(event.body, WritebackExecuted):
             assert event.body.writeback_id in approved
 
@@ -153,8 +174,10 @@ def test_each_new_command_id_leaves_a_trace_and_a_repeated_one_none(
     causes = [e.meta.causation_id for e in mission.log]
     seen = {f"{mission.id}/{seed}" for _, _, seed in sequence}
     assert seen <= set(causes)
-    # events of one command are contiguous: a redelivery never interleaves more
-    runs = [c for i, c in enumerate(causes) if i == 0 or causes[i - 1] != c]
+    # events of one command are contiguous and a redelivery never appends more; only an
+    # unproven operator command leaves its id unused (so a forger cannot squat it)
+    proven = [e.meta.causation_id for e in mission.log if not unproven(e)]
+    runs = [c for i, c in enumerate(proven) if i == 0 or proven[i - 1] != c]
     assert len(runs) == len(set(runs))
 
 

@@ -14,13 +14,20 @@ from typing import Any
 
 import pytest
 from fastavro import schemaless_reader
-from fastavro.schema import load_schema, to_parsing_canonical_form
+from fastavro.schema import load_schema
 
-from ledger.codec import HEADER_SIZE, AvroCodec, UndecodableRecordError, schema_fingerprint
+from ledger.codec import (
+    HEADER_SIZE,
+    AvroCodec,
+    UndecodableRecordError,
+    history_text,
+    schema_fingerprint,
+)
 from ledger.commands import COMMAND_TYPES, PlannedTask
 from ledger.events import EVENT_TYPES
 from ledger.wire import LedgerWire
 from schemas_avro import SCHEMA_DIR
+from tests.factories import AUTHORITY
 
 GOLDEN = Path(__file__).parents[2] / "golden"
 ALL_TYPES = {f"velocity.commands.{n}": m for n, m in COMMAND_TYPES.items()} | {
@@ -112,8 +119,7 @@ def evolved_schemas(tmp_path: Path, new_field: dict[str, Any]) -> Path:
     copy = tmp_path / "schemas"
     shutil.copytree(SCHEMA_DIR, copy)
     name = "velocity.events.MissionRequested"
-    old = to_parsing_canonical_form(load_schema(str(copy / f"{name}.avsc")))
-    (copy / "history" / f"{name}.v1.avsc").write_text(old)
+    (copy / "history" / f"{name}.v1.avsc").write_text(history_text(copy / f"{name}.avsc"))
     declared = json.loads((copy / f"{name}.avsc").read_text())
     declared["fields"].append(new_field)
     (copy / f"{name}.avsc").write_text(json.dumps(declared))
@@ -127,6 +133,15 @@ def test_adding_a_field_with_a_default_keeps_old_records_decoding(tmp_path: Path
     assert name == "velocity.events.MissionRequested"
     assert value["priority"] == "p2"
     assert value["objective"] == "objective-value"
+    assert isinstance(value["meta"]["occurred_at"], datetime)
+
+
+def test_a_signed_command_round_trips_and_still_verifies() -> None:
+    data = (GOLDEN / "signed" / "velocity.commands.ApproveWriteback.avro").read_bytes()
+    signed = LedgerWire().decode_command(data)
+    assert signed.meta.proof is not None and signed.meta.proof.key_id == "local"
+    assert AUTHORITY.refusal(signed) is None
+    assert LedgerWire().encode_command(signed).value == data
 
 
 def test_adding_a_field_without_a_default_breaks_old_records(tmp_path: Path) -> None:

@@ -1,0 +1,80 @@
+"""Text the ledger can carry end to end: no NUL, no lone surrogates. Pure.
+
+PostgreSQL `text` and `jsonb` cannot hold U+0000, and a lone surrogate (U+D800-U+DFFF)
+has no UTF-8 encoding, so Avro cannot write it. Either would stop a consumer for good if
+it reached an event, so the root refuses them (422 naming the field), the decider
+dead-letters a command carrying them, and the colony cleans provider output of them,
+saying how much it cleaned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel
+from pydantic_core import PydanticCustomError
+
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def unstorable(text: str) -> str | None:
+    """Why `text` cannot be stored, or None when it can."""
+    found = UNSTORABLE.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    if char == "\x00":
+        return f"contains a NUL character (U+0000) at position {found.start()}"
+    return f"contains a lone surrogate (U+{ord(char):04X}) at position {found.start()}"
+
+
+def storable(text: str) -> str:
+    """`text` unchanged, or ValueError saying what cannot be stored (a pydantic validator)."""
+    problem = unstorable(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+StorableStr = Annotated[str, AfterValidator(storable)]
+
+
+def cleaned(text: str) -> tuple[str, int]:
+    """`text` with every unstorable character replaced by U+FFFD, and how many were."""
+    result, count = UNSTORABLE.subn(REPLACEMENT, text)
+    return result, count
+
+
+def first_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
+    """(field path, problem) of the first unstorable string anywhere in `value`."""
+    for where, text in _strings(value, path):
+        problem = unstorable(text)
+        if problem is not None:
+            return where or "value", problem
+    return None
+
+
+def refuse_unstorable(fields: dict[str, Any]) -> None:
+    """Raise the `unstorable_text` validation error for a model's fields, if one is."""
+    found = first_unstorable(fields)
+    if found is not None:
+        raise PydanticCustomError(
+            "unstorable_text", "{field}: {problem}", {"field": found[0], "problem": found[1]}
+        )
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        yield from _strings(value.__dict__, path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key, f"{path}.{key}".strip(".") if isinstance(key, str) else path)
+            yield from _strings(item, f"{path}.{key}".strip("."))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}.{index}".strip("."))
