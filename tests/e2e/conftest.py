@@ -37,6 +37,7 @@ from tests.factories import command
 from tests.integration.conftest import command_sender
 
 SERVICE_KEY = "local-service-key"
+COLONY_KEY = "local-colony-root-key"
 OPERATOR_KEY = "local-operator-key"
 AUDITOR_KEY = "local-auditor-key"
 
@@ -120,7 +121,7 @@ async def stack(
         running.supervisor.stop_all()
 
 
-OPERATOR = "operator:key2"
+OPERATOR = "operator:local-operator"
 
 
 async def until(probe: Callable[[], Any], timeout_s: float = 30) -> Any:

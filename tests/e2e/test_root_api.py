@@ -10,7 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import AUDITOR_KEY, OPERATOR_KEY, Colony, RunningStack, until
+from tests.e2e.conftest import (
+    AUDITOR_KEY,
+    COLONY_KEY,
+    OPERATOR_KEY,
+    Colony,
+    RunningStack,
+    until,
+)
 
 pytestmark = pytest.mark.e2e
 ORACLE = {"type": "oracle", "mode": "assisted", "objective": "Atlas risks?", "project_id": "atlas"}
@@ -101,7 +108,7 @@ async def test_a_crm_mission_is_approved_once_by_an_operator(stack: RunningStack
         approved = operator.post(f"/approvals/{writeback}/approve", json={"reason": "verified"})
         assert approved.status_code == 200, approved.text
         assert approved.json()["status"] == "approved"
-        assert approved.json()["decided_by"] == "operator:key2"
+        assert approved.json()["decided_by"] == "operator:local-operator"
         repeated = operator.post(f"/approvals/{writeback}/approve", json={"reason": "verified"})
         assert repeated.status_code == 200 and repeated.json()["status"] == "approved"
         late_reject = operator.post(f"/approvals/{writeback}/reject", json={"reason": "no"})
@@ -110,7 +117,7 @@ async def test_a_crm_mission_is_approved_once_by_an_operator(stack: RunningStack
         events = operator.get(f"/missions/{mission_id}/events").json()["events"]
     approvals = [e for e in events if e["event_type"] == "WritebackApproved"]
     assert len(approvals) == 1, "the repeated approval must not append a second event"
-    assert approvals[0]["actor"] == "operator:key2"
+    assert approvals[0]["actor"] == "operator:local-operator"
 
 
 async def test_the_audit_trail_pages_through_sequences_and_hashes(stack: RunningStack) -> None:
@@ -162,23 +169,34 @@ async def test_operator_fails_then_replays_a_mission(stack: RunningStack) -> Non
 async def test_artifacts_are_stored_by_hash_size_limited_and_become_evidence(
     stack: RunningStack,
 ) -> None:
-    with stack.client() as service:
+    artifact = {
+        "artifact_id": "crm-record",
+        "kind": "crm_record",
+        "source": "crm://accounts/northwind",
+        "content": "Northwind Traders: 120 employees",
+    }
+    with stack.client() as service, stack.client(COLONY_KEY) as colony:
         mission_id = open_mission(service, CRM)
-        stored = service.post(
-            "/internal/artifacts",
-            json={
-                "mission_id": mission_id,
-                "artifact_id": "crm-record",
-                "kind": "crm_record",
-                "source": "crm://accounts/northwind",
-                "content": "Northwind Traders: 120 employees",
-            },
-        )
+        too_early = colony.post("/internal/artifacts", json=artifact | {"mission_id": mission_id})
+        assert too_early.status_code == 409, too_early.text
+        assert too_early.json()["type"] == "urn:velocity:problem:mission_not_accepting_artifacts"
+        await Colony(stack).to_review(mission_id)
+        await until(lambda: mission(service, mission_id)["status"] == "in_review")
+        stored = colony.post("/internal/artifacts", json=artifact | {"mission_id": mission_id})
         assert stored.status_code == 201, stored.text
         content_hash = stored.json()["content_hash"]
-        assert service.get(f"/artifacts/{content_hash}").text == "Northwind Traders: 120 employees"
-        too_big = service.post("/internal/artifacts", json={"content": "x" * 1_100_000})
+        served = service.get(f"/artifacts/{content_hash}")
+        assert served.text == "Northwind Traders: 120 employees"
+        assert served.headers["x-content-type-options"] == "nosniff"
+        too_big = colony.post("/internal/artifacts", json={"content": "x" * 1_100_000})
         assert too_big.status_code == 413
+        html = colony.post(
+            "/internal/artifacts", json={"content": "<b>", "media_type": "text/html"}
+        )
+        assert html.status_code == 422 and html.json()["errors"][0]["field"] == "media_type"
+        unknown = colony.post("/internal/artifacts", json=artifact | {"mission_id": "no-such"})
+        assert unknown.status_code == 404
+        assert service.post("/internal/artifacts", json={"content": "x"}).status_code == 403
     with stack.client(OPERATOR_KEY) as operator:
         forbidden = operator.post("/internal/artifacts", json={"content": "x"})
         assert forbidden.status_code == 403
@@ -193,9 +211,9 @@ async def test_artifacts_are_stored_by_hash_size_limited_and_become_evidence(
 
 async def test_evidence_shows_the_reviewer_packet_document(stack: RunningStack) -> None:
     packet = '{"verdict": "pass", "claims": [{"text": "fit", "evidence": ["abc"]}]}'
-    with stack.client() as service:
+    with stack.client() as service, stack.client(COLONY_KEY) as colony:
         mission_id = open_mission(service, CRM)
-        packet_hash = service.post(
+        packet_hash = colony.post(
             "/internal/artifacts", json={"content": packet, "media_type": "application/json"}
         ).json()["content_hash"]
     await Colony(stack).to_review(mission_id, packet_hash=packet_hash)

@@ -45,7 +45,7 @@ def test_a_posted_mission_is_projected_and_read_back_within_two_seconds(
     assert mission["objective"] == "Summarise atlas risks"
     assert mission["time_budget_ms"] == 300_000
     assert mission["token_budget"] == 50_000
-    assert mission["requested_by"] == "service:key1"
+    assert mission["requested_by"] == "service:local-service"
     assert len(mission["last_hash"]) == 64
 
 

@@ -28,7 +28,7 @@ from tests.integration.conftest import (
 )
 
 pytestmark = pytest.mark.integration
-OPERATOR = "operator:key2"
+OPERATOR = "operator:local-operator"
 
 
 async def test_undecodable_and_invalid_commands_are_dead_lettered_and_processing_goes_on(

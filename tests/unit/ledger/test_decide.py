@@ -96,7 +96,7 @@ def test_approving_twice_is_rejected_as_not_pending() -> None:
 
 def test_only_an_operator_may_approve() -> None:
     mission = Mission().awaiting_approval()
-    refused = mission.do(ApproveWriteback(writeback_id="w1", reason="ok"), "service:key1")
+    refused = mission.do(ApproveWriteback(writeback_id="w1", reason="ok"), "service:local-service")
     assert rejection(refused) == "operator_required"
 
 
