@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 from gateway.problems import UNION_TAGS
 from ledger.commands import ID_PATTERN, MissionMode, MissionType
 from ledger.text import storable
+
+
+ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}")
+NO_NUL = r"^[^\u0000]*$"
+BLANK = " \t\n\v\f\r"
+NOT_BLANK = r"^[^\u0000]*[^\u0000\t\n\v\f\r ][^\u0000]*$"
+
+
+def _iso_time(value: Any) -> Any:
+    """Only ISO 8601 text is a time here (pydantic would also read 0.5 as a timestamp)."""
+    if isinstance(value, str) and not ISO_TIME.match(value):
+        raise ValueError("an ISO 8601 time, e.g. 2026-11-24T09:30:00Z")
+    return value
 
 
 def _utc(moment: datetime) -> datetime:
@@ -21,19 +42,37 @@ def _utc(moment: datetime) -> datetime:
         raise ValueError("out of range once converted to UTC") from error
 
 
-# Text PostgreSQL can store: no NUL, no lone surrogate (422 naming the field).
-Storable = AfterValidator(storable)
+def _trimmed(text: str) -> str:
+    """Storable text without surrounding (ASCII) whitespace, and not blank."""
+    text = storable(text).strip(BLANK)
+    if not text:
+        raise ValueError("must not be blank")
+    return text
+
+
+# Text PostgreSQL can store: no NUL, no lone surrogate (422 naming the field); the
+# patterns tell clients so (lone surrogates cannot be sent as UTF-8 at all).
 Text = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4_000), Storable
+    str,
+    StringConstraints(min_length=1, max_length=4_000),
+    AfterValidator(_trimmed),
+    Field(json_schema_extra={"pattern": NOT_BLANK}),
 ]
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    AfterValidator(_trimmed),
+    Field(json_schema_extra={"pattern": NOT_BLANK}),
 ]
 Reason = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1_000), Storable
+    str,
+    StringConstraints(min_length=1, max_length=1_000),
+    AfterValidator(_trimmed),
+    Field(json_schema_extra={"pattern": NOT_BLANK}),
 ]
-SourceRef = Annotated[str, StringConstraints(max_length=2_000), Storable]
-Moment = Annotated[datetime, AfterValidator(_utc)]
+Storable = Annotated[str, AfterValidator(storable), Field(json_schema_extra={"pattern": NO_NUL})]
+SourceRef = Annotated[Storable, StringConstraints(max_length=2_000)]
+Moment = Annotated[datetime, BeforeValidator(_iso_time), AfterValidator(_utc)]
 MissionId = Annotated[
     str, Path(pattern=ID_PATTERN, description="A mission id (as POST /missions answered it)")
 ]
@@ -293,7 +332,7 @@ class ArtifactCreate(BaseModel):
     kind: Name = "document"
     source: SourceRef = ""
     media_type: MediaType = "text/plain"
-    content: Annotated[str, Storable] = Field(description="The artifact's text (UTF-8)")
+    content: Storable = Field(description="The artifact's text (UTF-8)")
 
 
 class ArtifactStored(BaseModel):

@@ -152,8 +152,11 @@ def problem_response(
 def _field_errors(error: RequestValidationError) -> list[dict[str, str]]:
     found = []
     for item in error.errors():
-        location = [str(p) for p in item.get("loc", ()) if p != "body" and p not in UNION_TAGS]
-        found.append({"field": ".".join(location) or "body", "message": str(item.get("msg"))})
+        location = [str(p) for p in item.get("loc", ())[1:] if p not in UNION_TAGS]
+        if item.get("type") in ("union_tag_invalid", "union_tag_not_found"):
+            location.append(str(item.get("ctx", {}).get("discriminator", "")).strip("'"))
+        message = str(item.get("msg")).removeprefix("Value error, ")
+        found.append({"field": ".".join(location) or "body", "message": message})
     return found
 
 
@@ -183,6 +186,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> ProblemResponse:
+        if any(item.get("type") == "json_invalid" for item in error.errors()):
+            return problem_response(
+                400, "malformed_body", "the body is not well-formed JSON", request.url.path
+            )
         errors = _field_errors(error)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return problem_response(422, "validation_failed", detail, request.url.path, errors=errors)

@@ -105,7 +105,10 @@ async def store_artifact(
     responses={
         200: {
             "description": "The stored bytes, with the media type they were stored with",
-            "content": {media: {"schema": {"type": "string"}} for media in sorted(MEDIA_TYPES)}
+            "content": {
+                media: {"schema": {} if media == "application/json" else {"type": "string"}}
+                for media in sorted(MEDIA_TYPES)
+            }
             | {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         },
         **problems(401, 403, 404, 422, 503, s404="No artifact with this hash"),
