@@ -20,7 +20,6 @@ from gateway.problems import UNION_TAGS
 from ledger.commands import ID_PATTERN, MissionMode, MissionType
 from ledger.text import storable
 
-
 ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}")
 NO_NUL = r"^[^\u0000]*$"
 BLANK = " \t\n\v\f\r"

@@ -146,4 +146,4 @@ async def test_the_projection_keeps_flowing_after_the_attack(stack: RunningStack
         assert opened.status_code == 202
         mission_id = opened.json()["mission_id"]
         await until(lambda: client.get(f"/missions/{mission_id}").status_code == 200)
-        assert httpx.get(f"{stack.root_url}/readyz").status_code == 200
+        assert client.get("/readyz").status_code == 200
