@@ -33,7 +33,7 @@ from ledger.state import MissionState
 from ledger.step import step
 from ledger.wire import LedgerWire
 from projections.batch import BatchApplier
-from projections.projector import all_projections
+from projections.feeds import ledger_feed
 
 MISSIONS = 2_000
 
@@ -96,10 +96,7 @@ async def projector_path(bootstrap: str, names: TopicNames, database_url: str) -
     await producer.start()
     wire = LedgerWire()
     applier = BatchApplier(
-        pool,
-        all_projections(),
-        wire.decode_event,
-        DeadLetters(producer, names.dead_letters, wire.codec, "bench"),
+        pool, ledger_feed(), DeadLetters(producer, names.dead_letters, wire.codec, "bench")
     )
     clock = Stopwatch()
     try:

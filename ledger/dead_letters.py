@@ -1,7 +1,9 @@
 """The dead-letter topic: records a consumer could not use, with the reason and original bytes.
 
-Processing goes on after a dead letter; `velocity deadletters` (ledger CLI) lists them,
-and re-driving one re-sends the original bytes, so idempotency still holds.
+Processing goes on after a dead letter. The projector keeps every letter in PostgreSQL
+(`dead_letters`), the root counts them on /metrics (`velocity_dead_letters_total`) and
+shows the ones not re-driven on /readyz, and `velocity deadletters list|redrive` lists
+them and re-sends a command's original bytes, whose command id the ledger applies once.
 """
 
 from __future__ import annotations
@@ -10,10 +12,53 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from loguru import logger
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ledger.codec import AvroCodec
+from ledger.codec import AvroCodec, UndecodableRecordError
+from ledger.wire import InvalidRecordError
 
 DEAD_LETTER_SCHEMA = "velocity.DeadLetter"
+
+
+class DeadLetter(BaseModel):
+    """One letter (schemas_avro/velocity.DeadLetter.avsc)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    key: bytes | None
+    original: bytes
+    reason: str
+    detail: str
+    consumer: str
+    failed_at: datetime
+
+
+class DeadLetterWire:
+    """Encodes and decodes dead letters."""
+
+    def __init__(self, codec: AvroCodec | None = None) -> None:
+        self.codec = codec or AvroCodec()
+
+    def encode(self, letter: DeadLetter) -> bytes:
+        return self.codec.encode(DEAD_LETTER_SCHEMA, letter.model_dump())
+
+    def decode(self, data: bytes) -> DeadLetter:
+        """A validated letter; raises InvalidRecordError with the reason."""
+        try:
+            name, fields = self.codec.decode(data)
+        except UndecodableRecordError as error:
+            raise InvalidRecordError("undecodable", str(error)) from error
+        if name != DEAD_LETTER_SCHEMA:
+            raise InvalidRecordError("wrong_topic", f"{name} is not a dead letter")
+        try:
+            return DeadLetter.model_validate(fields)
+        except ValidationError as error:
+            raise InvalidRecordError(
+                "invalid_dead_letter", str(error.errors()[0]["msg"])
+            ) from error
 
 
 class DeadLetters:
@@ -24,24 +69,23 @@ class DeadLetters:
     ) -> None:
         self._producer = producer
         self._topic = topic
-        self._codec = codec
+        self._wire = DeadLetterWire(codec)
         self._consumer = consumer
 
     async def publish(self, record: ConsumerRecord, reason: str, detail: str) -> None:
         """Send the letter and wait for the broker's acknowledgement."""
-        letter = {
-            "source_topic": record.topic,
-            "source_partition": record.partition,
-            "source_offset": record.offset,
-            "key": record.key,
-            "original": record.value or b"",
-            "reason": reason,
-            "detail": detail,
-            "consumer": self._consumer,
-            "failed_at": datetime.now(UTC),
-        }
-        value = self._codec.encode(DEAD_LETTER_SCHEMA, letter)
-        await self._producer.send_and_wait(self._topic, value, key=record.key)
+        letter = DeadLetter(
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            key=record.key,
+            original=record.value or b"",
+            reason=reason,
+            detail=detail,
+            consumer=self._consumer,
+            failed_at=datetime.now(UTC),
+        )
+        await self._producer.send_and_wait(self._topic, self._wire.encode(letter), key=record.key)
         logger.warning(
             "dead-lettered {}[{}]@{}: {} ({})",
             record.topic,

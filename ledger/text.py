@@ -48,6 +48,19 @@ def cleaned(text: str) -> tuple[str, int]:
     return result, count
 
 
+def cleaned_document(value: Any) -> tuple[Any, int]:
+    """`value` (JSON-like) with every string cleaned, and how many characters were."""
+    if isinstance(value, str):
+        return cleaned(value)
+    if isinstance(value, dict):
+        pairs = [(cleaned_document(k), cleaned_document(v)) for k, v in value.items()]
+        return {k: v for (k, _), (v, _) in pairs}, sum(a + b for (_, a), (_, b) in pairs)
+    if isinstance(value, list | tuple):
+        items = [cleaned_document(item) for item in value]
+        return [item for item, _ in items], sum(count for _, count in items)
+    return value, 0
+
+
 def first_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
     """(field path, problem) of the first unstorable string anywhere in `value`."""
     for where, text in _strings(value, path):

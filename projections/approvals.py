@@ -9,13 +9,14 @@ from ledger.events import (
     ApprovalRequested,
     EventBody,
     EventMeta,
+    RecordedEvent,
     WritebackApproved,
     WritebackExecuted,
     WritebackFailed,
     WritebackProposed,
     WritebackRejected,
 )
-from projections.projection import ProjectedEvent, Write
+from projections.projection import ProjectedEvent, Projection, Write
 
 PROPOSED = """
 INSERT INTO approvals (writeback_id, mission_id, target, record_ref, changes, rationale,
@@ -81,15 +82,11 @@ def _failed(body: WritebackFailed, meta: EventMeta) -> list[Write]:
     return [(FINISHED, args)]
 
 
-class ApprovalsProjection:
+class ApprovalsProjection(Projection[RecordedEvent]):
     """Projection `approvals` into the `approvals` table."""
 
     name = "approvals"
     tables: tuple[str, ...] = ("approvals",)
-    rebuildable = True
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
         return approval_writes(item.event.body, item.event.meta)
-
-    def batch_writes(self, items: list[ProjectedEvent]) -> list[Write]:
-        return []

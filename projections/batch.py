@@ -1,69 +1,237 @@
-"""Applying a batch of one partition's events to projections, exactly once.
+"""Applying a batch of one partition's records to projections, exactly once, never stuck.
 
-One transaction per batch: lock the projections' stored offsets, apply each
-projection's writes for the events it has not seen, store the new offsets. Used by the
-live projector (consumer group) and by rebuilds (a reader of the whole log).
+One transaction per batch: lock the projections' stored offsets, apply each projection's
+writes for the records it has not seen, store the new offsets. Used by the live projector
+(consumer group) and by rebuilds (a reader of the whole log).
+
+A batch is applied set-wise in a savepoint per projection. When that fails on a data or
+constraint error, the batch is replayed record by record (a savepoint each) to find the
+records at fault: a view parks each of them, with its mission's later records behind it
+(projections/parking.py); the archive sets it aside by offset. Other missions keep flowing.
+Any other error (the database restarting, a lost connection) retries the whole batch with
+backoff. A strict applier (rebuilds) stops at the first failing record and says where.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Generic
+from typing import Any, Generic
 
 import asyncpg
 from aiokafka import ConsumerRecord, TopicPartition
+from loguru import logger
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
+from infra.database import Connection
 from ledger.dead_letters import DeadLetters
-from ledger.wire import InvalidRecordError
+from projections.feeds import Feed
 from projections.offsets import StoredOffsets, lock_offsets, save_offsets
-from projections.projection import Projected, Projection, R, execute_writes
+from projections.parking import describe, deterministic, park_write, parked_keys
+from projections.projection import Projected, Projection, R, Unusable, Write, execute_writes
+
+
+class ProjectionFailedError(RuntimeError):
+    """A strict apply met a record a projection cannot apply; the message says where."""
+
+
+def transient(error: BaseException) -> bool:
+    """A database or network error that may pass: retry the batch, do not park."""
+    return isinstance(error, OSError | asyncpg.PostgresError | asyncpg.InterfaceError) and not (
+        deterministic(error)
+    )
 
 
 class BatchApplier(Generic[R]):
-    """Applies batches to `projections`; records `decode` refuses go to the dead letters."""
+    """Applies batches of `feed` to `projections`; undecodable records are dead-lettered."""
 
     def __init__(
         self,
         pool: asyncpg.Pool,
-        projections: Sequence[Projection[R]],
-        decode: Callable[[bytes], R],
+        feed: Feed[R],
         dead_letters: DeadLetters,
+        *,
+        projections: Sequence[Projection[R]] | None = None,
+        strict: bool = False,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.pool = pool
-        self.projections = list(projections)
+        self.feed = feed
+        self.projections = list(projections if projections is not None else feed.projections)
         self.names = [p.name for p in self.projections]
-        self.decode = decode
         self.dead_letters = dead_letters
+        self.strict = strict
+        self.stopping = stopping
         self.applied = 0
+        self.retries = 0
 
     async def apply(self, tp: TopicPartition, records: list[ConsumerRecord]) -> int | None:
         """Apply `records`; return an earlier offset to seek back to if a projection was
         reset behind this batch (a rebuild), else None."""
-        decoded = await self._decode(records)
+        usable, unusable = await self._decode(records)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(transient),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            stop=lambda _: self.stopping(),
+            before_sleep=self._log_retry,
+            reraise=True,
+        ):
+            with attempt:
+                behind = await self._apply_once(tp, records, usable, unusable)
+        self.applied += len(records)
+        return behind
+
+    def _log_retry(self, state: Any) -> None:
+        self.retries += 1
+        error = state.outcome.exception() if state.outcome else None
+        logger.warning(
+            "projection batch failed ({}); retry #{} in {:.1f}s",
+            type(error).__name__,
+            state.attempt_number,
+            state.next_action.sleep if state.next_action else 0,
+        )
+
+    async def _apply_once(
+        self,
+        tp: TopicPartition,
+        records: list[ConsumerRecord],
+        usable: list[Projected[R]],
+        unusable: list[Unusable],
+    ) -> int | None:
         first, last = records[0].offset, records[-1].offset
         async with self.pool.acquire() as connection, connection.transaction():
             stored = await lock_offsets(connection, tp.topic, [tp.partition], self.names)
+            waiting = await parked_keys(connection, tp.topic, tp.partition, self.names)
             advanced: StoredOffsets = {}
             for projection in self.projections:
                 next_offset = stored.get((projection.name, tp.partition), 0)
                 if next_offset < first or next_offset > last:
                     continue  # reset behind this batch, or already past it
-                fresh = [e for e in decoded if e.offset >= next_offset]
-                writes = [w for e in fresh for w in projection.writes(e)]
-                await execute_writes(connection, writes + projection.batch_writes(fresh))
+                fresh = [item for item in usable if item.offset >= next_offset]
+                held = waiting.get(projection.name, set())
+                await self._project(connection, projection, tp.topic, fresh, held)
+                bad = [item for item in unusable if item.offset >= next_offset]
+                await self._set_aside(connection, projection, bad)
                 advanced[(projection.name, tp.partition)] = last + 1
             await save_offsets(connection, tp.topic, advanced)
-        self.applied += len(records)
         behind = min(stored.get((name, tp.partition), 0) for name in self.names)
         return behind if behind < first else None
 
-    async def _decode(self, records: list[ConsumerRecord]) -> list[Projected[R]]:
-        decoded = []
-        for item in records:
-            try:
-                value = self.decode(item.value or b"")
-            except InvalidRecordError as error:
-                await self.dead_letters.publish(item, error.reason, error.detail)
+    async def _project(
+        self,
+        connection: Connection,
+        projection: Projection[R],
+        topic: str,
+        items: list[Projected[R]],
+        held: set[str],
+    ) -> None:
+        """Apply `items` set-wise; on a deterministic failure find and park the culprits.
+        Items of missions already parked for this projection wait behind them."""
+        flowing = [item for item in items if item.key not in held]
+        waiting = [item for item in items if item.key in held]
+        if not await self._all_at_once(connection, projection, flowing):
+            waiting += await self._one_by_one(connection, projection, topic, flowing)
+        waiting.sort(key=lambda item: item.offset)
+        await execute_writes(
+            connection, [park_write(projection.name, topic, item, None) for item in waiting]
+        )
+
+    async def _all_at_once(
+        self, connection: Connection, projection: Projection[R], items: list[Projected[R]]
+    ) -> bool:
+        """The fast path: every item's writes, then the batch writes, in one savepoint."""
+        try:
+            writes = [w for item in items for w in projection.writes(item)]
+            writes += projection.batch_writes(items)
+            async with connection.transaction():
+                await execute_writes(connection, writes)
+        except Exception as error:  # a pure projection raising is as deterministic as SQL
+            if transient(error):
+                raise
+            return False
+        return True
+
+    async def _one_by_one(
+        self,
+        connection: Connection,
+        projection: Projection[R],
+        topic: str,
+        items: list[Projected[R]],
+    ) -> list[Projected[R]]:
+        """Each item in its own savepoint, parking (or setting aside) those that fail; the
+        items that must wait behind a mission parked on the way."""
+        parked: set[str] = set()
+        behind: list[Projected[R]] = []
+        for item in items:
+            if item.key in parked:
+                behind.append(item)
                 continue
-            decoded.append(Projected(item.partition, item.offset, item.value or b"", value))
-        return decoded
+            error = await self._apply_item(connection, projection, item)
+            if error is None:
+                continue
+            if self.strict:
+                raise ProjectionFailedError(
+                    f"{projection.name} cannot apply {item.kind} #{item.sequence} of {item.key}"
+                    f" at partition {item.partition} offset {item.offset}: {error}"
+                )
+            if not await self._keep_aside(connection, projection, item, error):
+                await execute_writes(connection, [park_write(projection.name, topic, item, error)])
+                parked.add(item.key)
+            logger.bind(mission_id=item.key).error(
+                "{} could not apply {} #{} at offset {}: {}",
+                projection.name,
+                item.kind,
+                item.sequence,
+                item.offset,
+                error,
+            )
+        return behind
+
+    async def _keep_aside(
+        self, connection: Connection, projection: Projection[R], item: Projected[R], error: str
+    ) -> bool:
+        """Whether `projection` keeps refused records aside (the archive) rather than park."""
+        record = Unusable(
+            item.partition, item.offset, item.record_key, item.raw, item.key, "refused", error
+        )
+        kept = projection.set_aside(record)
+        if kept is None:
+            return False
+        await execute_writes(connection, kept)
+        return True
+
+    async def _apply_item(
+        self, connection: Connection, projection: Projection[R], item: Projected[R]
+    ) -> str | None:
+        try:
+            writes: list[Write] = projection.writes(item) + projection.batch_writes([item])
+            async with connection.transaction():
+                await execute_writes(connection, writes)
+        except Exception as error:  # see _all_at_once
+            if transient(error):
+                raise
+            return describe(error)
+        return None
+
+    async def _set_aside(
+        self, connection: Connection, projection: Projection[R], records: list[Unusable]
+    ) -> None:
+        for record in records:
+            kept = projection.set_aside(record)
+            if kept:
+                await execute_writes(connection, kept)
+
+    async def _decode(
+        self, records: list[ConsumerRecord]
+    ) -> tuple[list[Projected[R]], list[Unusable]]:
+        usable: list[Projected[R]] = []
+        unusable: list[Unusable] = []
+        for record in records:
+            item = self.feed.project(
+                record.partition, record.offset, record.value or b"", record.key
+            )
+            if isinstance(item, Unusable):
+                await self.dead_letters.publish(record, item.reason, item.detail)
+                unusable.append(item)
+            else:
+                usable.append(item)
+        return usable, unusable

@@ -12,11 +12,12 @@ from ledger.events import (
     ArtifactRecorded,
     EventBody,
     EventMeta,
+    RecordedEvent,
     ReviewerPacketRecorded,
     ToolRequestAllowed,
     ToolRequestDenied,
 )
-from projections.projection import ProjectedEvent, Write
+from projections.projection import ProjectedEvent, Projection, Write
 
 ARTIFACT = """
 INSERT INTO artifacts (mission_id, artifact_id, kind, content_hash, source, size_bytes, recorded_at)
@@ -97,15 +98,11 @@ def _denied(body: ToolRequestDenied, meta: EventMeta) -> list[Write]:
     return [_decision("denied", body, meta)]
 
 
-class EvidenceProjection:
+class EvidenceProjection(Projection[RecordedEvent]):
     """Projection `evidence` into artifacts, reviewer_packets and policy_decisions."""
 
     name = "evidence"
     tables: tuple[str, ...] = ("artifacts", "reviewer_packets", "policy_decisions")
-    rebuildable = True
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
         return evidence_writes(item.event.body, item.event.meta)
-
-    def batch_writes(self, items: list[ProjectedEvent]) -> list[Write]:
-        return []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from ledger.metrics import Metric
-from projections.projection import Projected, Write
+from projections.projection import Projected, Projection, Write
 
 INSERT = """
 INSERT INTO metric_samples (metric_id, name, value, labels, mission_id, trace_id, recorded_at)
@@ -13,12 +13,11 @@ VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) ON CONFLICT (metric_id) DO NOTHING
 """
 
 
-class MetricSamplesProjection:
+class MetricSamplesProjection(Projection[Metric]):
     """Projection `metric_samples` (a re-sent metric keeps its id and is stored once)."""
 
     name = "metric_samples"
     tables: tuple[str, ...] = ("metric_samples",)
-    rebuildable = True
 
     def writes(self, item: Projected[Metric]) -> list[Write]:
         metric = item.event
@@ -32,6 +31,3 @@ class MetricSamplesProjection:
             metric.recorded_at,
         )
         return [(INSERT, args)]
-
-    def batch_writes(self, items: list[Projected[Metric]]) -> list[Write]:
-        return []

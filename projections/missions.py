@@ -18,6 +18,7 @@ from ledger.events import (
     MissionReplayRequested,
     MissionRequested,
     MissionTimedOut,
+    RecordedEvent,
     ReviewerPacketRecorded,
     TaskSucceeded,
     WritebackExecuted,
@@ -25,7 +26,7 @@ from ledger.events import (
     WritebackRejected,
 )
 from ledger.state import TERMINAL_STATUSES, status_change
-from projections.projection import ProjectedEvent, Write
+from projections.projection import ProjectedEvent, Projection, Write
 
 INSERT = """
 INSERT INTO missions (
@@ -138,12 +139,11 @@ def _writeback_settled(body: EventBody, meta: EventMeta) -> list[Write]:
     return [(SETTLE_WRITEBACKS, (meta.mission_id, meta.occurred_at))]
 
 
-class MissionsProjection:
+class MissionsProjection(Projection[RecordedEvent]):
     """Projection `missions` into the `missions` table."""
 
     name = "missions"
     tables: tuple[str, ...] = ("missions",)
-    rebuildable = True
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
         meta, body = item.event.meta, item.event.body

@@ -4,13 +4,17 @@ The projector runs every projection's writes for a batch inside one PostgreSQL
 transaction, together with the projection's stored offsets, so each event changes each
 view exactly once however often it is delivered. Keeping projections pure (event in,
 statements out) lets the runner batch identical statements with executemany.
+
+A record a projection cannot apply is never skipped silently: a view parks it (with the
+same mission's later events behind it, projections/parking.py); the archive sets it
+aside by offset instead (`set_aside`), so the log can always be restored exactly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import groupby
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from infra.database import Connection
 from ledger.events import RecordedEvent
@@ -21,19 +25,37 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class Projected(Generic[R]):
-    """A decoded record with its position in its topic and its original bytes."""
+    """A decoded record with its position in its topic, its original bytes, and what it
+    is parked under when a view cannot apply it (the mission id for ledger events)."""
 
     partition: int
     offset: int
+    record_key: bytes | None
     raw: bytes
     event: R
+    key: str
+    kind: str
+    sequence: int | None = None
 
 
 ProjectedEvent = Projected[RecordedEvent]
 
 
-class Projection(Protocol[R]):
-    """A view built from the event log.
+@dataclass(frozen=True)
+class Unusable:
+    """A record that cannot be applied: undecodable bytes, or a write that failed."""
+
+    partition: int
+    offset: int
+    record_key: bytes | None
+    raw: bytes
+    mission_id: str | None
+    reason: str
+    detail: str
+
+
+class Projection(Generic[R]):
+    """A view built from a topic.
 
     `tables` are emptied by a rebuild; a projection with `rebuildable = False` (the
     append-only archive) refuses to be rebuilt.
@@ -41,14 +63,20 @@ class Projection(Protocol[R]):
 
     name: str
     tables: tuple[str, ...]
-    rebuildable: bool
+    rebuildable = True
 
     def writes(self, item: Projected[R]) -> list[Write]:
         """The statements that apply `item` to the view, in order."""
+        raise NotImplementedError
 
     def batch_writes(self, items: list[Projected[R]]) -> list[Write]:
         """Statements run once after a batch's per-item writes: last-value-wins columns
         coalesced per row, so a batch costs one statement per row instead of per event."""
+        return []
+
+    def set_aside(self, record: Unusable) -> list[Write] | None:
+        """How this projection keeps a record it cannot apply; None parks it (views)."""
+        return None
 
 
 async def execute_writes(connection: Connection, writes: list[Write]) -> None:

@@ -10,8 +10,6 @@ event twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Generic
 
 import asyncpg
@@ -24,57 +22,17 @@ from infra.heartbeat import beat_forever
 from infra.kafka import client_options
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
-from infra.topics import EVENTS, METRICS, TopicNames, TopicSpec
+from infra.topics import TopicNames
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
-from ledger.events import RecordedEvent
-from ledger.metrics import Metric, MetricWire
-from ledger.wire import LedgerWire
-from projections.approvals import ApprovalsProjection
-from projections.archive import EventArchive
 from projections.batch import BatchApplier
-from projections.evidence import EvidenceProjection
-from projections.metric_samples import MetricSamplesProjection
-from projections.missions import MissionsProjection
+from projections.feeds import Feed, dead_letter_feed, ledger_feed, metrics_feed
 from projections.offsets import resume_positions
-from projections.projection import Projection, R
+from projections.projection import R
 from projections.settings import ProjectorSettings
-from projections.tasks import TasksProjection
 
 RESET_CHECK_S = 1.0
 FETCH_WAIT_MS = 25  # an idle partition answers fast: intake latency, not throughput
-
-
-def all_projections() -> list[Projection[RecordedEvent]]:
-    """Every view the projector maintains, in the order each batch applies them: the
-    archive first, missions before the views that look missions up."""
-    return [
-        EventArchive(),
-        MissionsProjection(),
-        ApprovalsProjection(),
-        TasksProjection(),
-        EvidenceProjection(),
-    ]
-
-
-@dataclass(frozen=True)
-class Feed(Generic[R]):
-    """A topic, how to decode its records, and the projections fed from it."""
-
-    topic: TopicSpec
-    decode: Callable[[bytes], R]
-    projections: Sequence[Projection[R]]
-    group_suffix: str = ""
-
-
-def ledger_feed(
-    projections: Sequence[Projection[RecordedEvent]] | None = None,
-) -> Feed[RecordedEvent]:
-    return Feed(EVENTS, LedgerWire().decode_event, list(projections or all_projections()))
-
-
-def metrics_feed() -> Feed[Metric]:
-    return Feed(METRICS, MetricWire().decode, [MetricSamplesProjection()], "-metrics")
 
 
 class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
@@ -90,6 +48,7 @@ class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
         bootstrap_servers: str,
         pool: asyncpg.Pool,
         feed: Feed[R],
+        stop: asyncio.Event | None = None,
     ) -> None:
         self.topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
         self.topic = self.topics.of(feed.topic)
@@ -111,7 +70,8 @@ class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
         dead_letters = DeadLetters(
             self.producer, self.topics.dead_letters, AvroCodec(), "projector"
         )
-        self.applier = BatchApplier(pool, feed.projections, feed.decode, dead_letters)
+        stopping = stop.is_set if stop is not None else (lambda: False)
+        self.applier = BatchApplier(pool, feed, dead_letters, stopping=stopping)
 
     @property
     def projected(self) -> int:
@@ -182,8 +142,11 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
     """The projector with its heartbeat."""
     bootstrap, database_url = settings.require_infrastructure()
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    projector = Projector(settings, bootstrap, pool, ledger_feed())
-    metrics = Projector(settings, bootstrap, pool, metrics_feed())
+    projector = Projector(settings, bootstrap, pool, ledger_feed(), stop)
+    side_feeds = [
+        Projector(settings, bootstrap, pool, feed, stop)
+        for feed in (metrics_feed(), dead_letter_feed())
+    ]
     heartbeat = asyncio.create_task(
         beat_forever(
             pool,
@@ -196,7 +159,7 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
         )
     )
     try:
-        await asyncio.gather(projector.run(stop), metrics.run(stop))
+        await asyncio.gather(projector.run(stop), *(side.run(stop) for side in side_feeds))
     finally:
         heartbeat.cancel()
         await pool.close()

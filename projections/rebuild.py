@@ -1,5 +1,9 @@
 """Rebuilding projections from the log: empty the views, reset their offsets, replay.
 
+Strict: the first event a view cannot apply stops the rebuild with its position, type
+and error (the live projector would park it; a rebuild is a statement that the views are
+whole). Parked events of the rebuilt views are dropped, since the replay covers them.
+
 Safe beside a running projector: the reset takes the offset rows' locks and sets them
 to 0 (rows kept, so every later batch still serialises on them), the live projector
 seeks back when it sees the reset, and whichever of it and the rebuild applies a batch
@@ -8,6 +12,7 @@ first advances the offsets so the other skips it.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,14 +25,14 @@ from infra.database import Connection
 from infra.kafka import client_options
 from infra.progress import Progress
 from infra.topics import EVENTS, TopicNames
+from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from ledger.events import RecordedEvent
 from ledger.log_reader import partition_ends, read_to_end
-from ledger.wire import LedgerWire
-from projections.batch import BatchApplier
+from projections.batch import BatchApplier, ProjectionFailedError
+from projections.feeds import all_projections, ledger_feed
 from projections.offsets import save_offsets
 from projections.projection import Projection
-from projections.projector import all_projections
 
 
 class RebuildError(ValueError):
@@ -62,6 +67,11 @@ async def reset(
         )
         tables = [t for p in projections for t in p.tables]
         await connection.execute(f"TRUNCATE {', '.join(tables)}")
+        await connection.execute(
+            "DELETE FROM projection_parked WHERE topic = $1 AND projection = ANY($2::text[])",
+            topic,
+            names,
+        )
         zero = {(name, p): 0 for name in names for p in range(EVENTS.partitions)}
         await save_offsets(connection, topic, zero)
 
@@ -80,9 +90,9 @@ async def rebuild(
     await producer.start()
     await consumer.start()
     try:
-        wire = LedgerWire()
-        dead_letters = DeadLetters(producer, names.dead_letters, wire.codec, "rebuild")
-        applier = BatchApplier(pool, projections, wire.decode_event, dead_letters)
+        feed = ledger_feed()
+        dead_letters = DeadLetters(producer, names.dead_letters, AvroCodec(), "rebuild")
+        applier = BatchApplier(pool, feed, dead_letters, projections=projections, strict=True)
         partitions = [TopicPartition(names.events, p) for p in range(EVENTS.partitions)]
         total = sum((await partition_ends(consumer, partitions)).values())
         progress = Progress(f"rebuilding {', '.join(p.name for p in projections)}", total)
@@ -108,6 +118,9 @@ async def rebuild_from_cli(
         started = time.monotonic()
         names = TopicNames(settings.KAFKA_TOPIC_PREFIX)
         count = await rebuild(client_options(settings, bootstrap), names, pool, projections)
+    except ProjectionFailedError as error:
+        print(f"velocity: rebuild stopped: {error}", file=sys.stderr)  # noqa: T201
+        return 1
     finally:
         await pool.close()
     chosen = ", ".join(p.name for p in projections)

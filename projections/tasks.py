@@ -8,13 +8,14 @@ from ledger.events import (
     EventBody,
     EventMeta,
     MissionPlanned,
+    RecordedEvent,
     TaskFailed,
     TaskRetried,
     TaskStarted,
     TaskSucceeded,
     TaskTimedOut,
 )
-from projections.projection import ProjectedEvent, Write
+from projections.projection import ProjectedEvent, Projection, Write
 
 PLANNED = """
 INSERT INTO tasks (mission_id, task_id, kind, description, depends_on, status)
@@ -87,15 +88,11 @@ def _retried(body: TaskRetried, meta: EventMeta) -> list[Write]:
     return [(RETRIED, (meta.mission_id, body.task_id))]
 
 
-class TasksProjection:
+class TasksProjection(Projection[RecordedEvent]):
     """Projection `tasks` into the `tasks` table."""
 
     name = "tasks"
     tables: tuple[str, ...] = ("tasks",)
-    rebuildable = True
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
         return task_writes(item.event.body, item.event.meta)
-
-    def batch_writes(self, items: list[ProjectedEvent]) -> list[Write]:
-        return []

@@ -1,0 +1,40 @@
+"""The dead letters view: every letter of `mission.deadletter`, once, for the root's
+metrics and readiness and for `velocity deadletters list|redrive`. Re-drive marks are
+operator actions on these rows, so the view is never rebuilt (a rebuild would lose them).
+"""
+
+from __future__ import annotations
+
+from ledger.dead_letters import DeadLetter
+from ledger.text import cleaned
+from projections.projection import Projected, Projection, Write
+
+INSERT = """
+INSERT INTO dead_letters (letter_id, source_topic, source_partition, source_offset, record_key,
+                          original, reason, detail, consumer, failed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (letter_id) DO NOTHING
+"""
+
+
+class DeadLettersProjection(Projection[DeadLetter]):
+    """Projection `dead_letters` into the `dead_letters` table."""
+
+    name = "dead_letters"
+    tables: tuple[str, ...] = ("dead_letters",)
+    rebuildable = False
+
+    def writes(self, item: Projected[DeadLetter]) -> list[Write]:
+        letter = item.event
+        args = (
+            f"{item.partition}-{item.offset}",
+            cleaned(letter.source_topic)[0],
+            letter.source_partition,
+            letter.source_offset,
+            letter.key,
+            letter.original,
+            cleaned(letter.reason)[0],
+            cleaned(letter.detail)[0][:2_000],
+            cleaned(letter.consumer)[0],
+            letter.failed_at,
+        )
+        return [(INSERT, args)]

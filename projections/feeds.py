@@ -1,0 +1,101 @@
+"""The topics the projector reads, how their records decode, and the views fed from each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic
+
+from infra.topics import DEAD_LETTERS, EVENTS, METRICS, TopicSpec
+from ledger.dead_letters import DeadLetter, DeadLetterWire
+from ledger.events import RecordedEvent
+from ledger.metrics import Metric, MetricWire
+from ledger.wire import InvalidRecordError, LedgerWire
+from projections.approvals import ApprovalsProjection
+from projections.archive import EventArchive
+from projections.dead_letter_view import DeadLettersProjection
+from projections.evidence import EvidenceProjection
+from projections.metric_samples import MetricSamplesProjection
+from projections.missions import MissionsProjection
+from projections.projection import Projected, Projection, R, Unusable
+from projections.tasks import TasksProjection
+
+
+def all_projections() -> list[Projection[RecordedEvent]]:
+    """Every view of `mission.events`, in the order each batch applies them: the archive
+    first, missions before the views that look missions up."""
+    return [
+        EventArchive(),
+        MissionsProjection(),
+        ApprovalsProjection(),
+        TasksProjection(),
+        EvidenceProjection(),
+    ]
+
+
+@dataclass(frozen=True)
+class Label:
+    """What a record is parked under, and how it is listed."""
+
+    key: str
+    kind: str
+    sequence: int | None = None
+
+
+@dataclass(frozen=True)
+class Feed(Generic[R]):
+    """A topic, how to decode its records, and the projections fed from it."""
+
+    topic: TopicSpec
+    decode: Callable[[bytes], R]
+    label: Callable[[R], Label]
+    projections: Sequence[Projection[R]]
+    group_suffix: str = ""
+
+    def project(
+        self, partition: int, offset: int, raw: bytes, record_key: bytes | None
+    ) -> Projected[R] | Unusable:
+        """The record ready for the projections, or why it cannot be (undecodable)."""
+        try:
+            event = self.decode(raw)
+        except InvalidRecordError as error:
+            key = record_key.decode(errors="replace") if record_key else None
+            return Unusable(partition, offset, record_key, raw, key, error.reason, error.detail)
+        label = self.label(event)
+        return Projected(
+            partition, offset, record_key, raw, event, label.key, label.kind, label.sequence
+        )
+
+
+def _event_label(event: RecordedEvent) -> Label:
+    return Label(event.meta.mission_id, event.meta.event_type, event.meta.sequence)
+
+
+def ledger_feed(
+    projections: Sequence[Projection[RecordedEvent]] | None = None,
+) -> Feed[RecordedEvent]:
+    return Feed(
+        EVENTS, LedgerWire().decode_event, _event_label, list(projections or all_projections())
+    )
+
+
+def metrics_feed() -> Feed[Metric]:
+    return Feed(
+        METRICS,
+        MetricWire().decode,
+        lambda metric: Label(metric.metric_id, metric.name),
+        [MetricSamplesProjection()],
+        "-metrics",
+    )
+
+
+def dead_letter_feed() -> Feed[DeadLetter]:
+    return Feed(
+        DEAD_LETTERS,
+        DeadLetterWire().decode,
+        lambda letter: Label(
+            f"{letter.source_topic}/{letter.source_partition}/{letter.source_offset}", "DeadLetter"
+        ),
+        [DeadLettersProjection()],
+        "-deadletters",
+    )
