@@ -55,6 +55,7 @@ from ledger.commands import (
     RecordWritebackResult,
     StartPlanning,
 )
+from ledger.dead_letters import DeadLetters
 from ledger.events import EventMeta, MissionRequested, PlanningStarted, RecordedEvent
 from ledger.metrics import MetricName
 from ledger.state import TERMINAL_STATUSES, status_change
@@ -86,6 +87,9 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         self.starting: set[str] = set()
         self.slots = asyncio.Semaphore(settings.MAX_CONCURRENT_MISSIONS)
         self.producer = producer
+        self.dead_letters = DeadLetters(
+            producer, self.topics.dead_letters, self.wire.codec, "colony"
+        )
         self.consumer = AIOKafkaConsumer(
             group_id=settings.COLONY_GROUP_ID,
             enable_auto_commit=False,
@@ -122,19 +126,22 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         work = []
         for records in batch.values():
             for record in records:
-                event = self._decode(record)
-                if event is not None:
-                    work.append(self._react_to(event))
+                try:
+                    event = self.wire.decode_event(record.value or b"")
+                except InvalidRecordError as error:
+                    await self.dead_letters.publish(record, error.reason, error.detail)
+                    continue
+                work.append(self._react_to(event))
         await asyncio.gather(*work)
         await self.consumer.commit(
             {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
         )
 
     def _decode(self, record: ConsumerRecord) -> RecordedEvent | None:
+        """The event, or None for a record that is none (dead-lettered when first seen)."""
         try:
             return self.wire.decode_event(record.value or b"")
-        except InvalidRecordError as error:
-            logger.error("colony skips an undecodable event at {}: {}", record.offset, error)
+        except InvalidRecordError:
             return None
 
     def fold(self, event: RecordedEvent) -> MissionFile:

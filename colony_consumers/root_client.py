@@ -1,9 +1,16 @@
 """The colony's bridge to the root: artifacts are persisted through POST /internal/artifacts
-with ROOT_API_KEY (service role), content-addressed; the root records them in the mission."""
+with ROOT_API_KEY (a colony-role key), content-addressed; the root records them in the
+mission. The colony checks at start, and in its /readyz, that the root accepts that key."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import httpx
+from loguru import logger
+
+from infra.readiness import NotReady
 
 
 class RootUnavailableError(RuntimeError):
@@ -42,3 +49,43 @@ class RootClient:
                 f"root answered {response.status_code}: {response.text[:200]}"
             )
         return str(response.json()["content_hash"])
+
+
+async def check_root_key(root: RootClient) -> None:
+    """Raise NotReady unless the root accepts ROOT_API_KEY as a colony key (colony→root)."""
+    try:
+        response = await root.client.get("/auth/whoami")
+    except httpx.HTTPError as error:
+        raise NotReady(f"root unreachable at ROOT_API_BASE_URL ({type(error).__name__})") from error
+    if response.status_code in (401, 403):
+        raise NotReady(
+            "colony→root: the root refused ROOT_API_KEY (it is not among the root's"
+            " VELOCITY_API_KEYS)"
+        )
+    if response.status_code != 200:
+        raise NotReady(f"colony→root: /auth/whoami answered {response.status_code}")
+    role = response.json().get("role")
+    if role != "colony":
+        raise NotReady(
+            f"colony→root: ROOT_API_KEY is a {role} key; the root takes artifacts only from a"
+            " colony key (colony:<name>:<key> in VELOCITY_API_KEYS)"
+        )
+
+
+async def wait_for_root_key(root: RootClient, stop: asyncio.Event, every_s: float = 2.0) -> bool:
+    """Hold the reactors until the root accepts our key, so a misconfigured key fails no
+    mission (they wait in the log); False if asked to stop first. Each new refusal is
+    logged once, with what to set."""
+    last: str | None = None
+    while not stop.is_set():
+        try:
+            await check_root_key(root)
+            logger.info("the root accepts ROOT_API_KEY as a colony key; reactors start")
+            return True
+        except NotReady as refused:
+            if str(refused) != last:
+                logger.error("reactors wait: {}", refused)
+                last = str(refused)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+    return False

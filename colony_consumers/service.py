@@ -20,14 +20,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from colony_consumers.colony import Colony
 from colony_consumers.metric_emitter import MetricEmitter
 from colony_consumers.providers import Guarded, choose_browser, choose_model, choose_research
-from colony_consumers.root_client import RootClient
+from colony_consumers.root_client import RootClient, check_root_key, wait_for_root_key
 from colony_consumers.settings import ColonySettings
 from colony_consumers.sweeper import sweep_forever
 from colony_consumers.task_runner import TaskRunner
 from infra.config import load_settings
 from infra.heartbeat import beat_forever
 from infra.kafka import client_options, probe_broker
-from infra.readiness import run_checks
+from infra.readiness import Check, ReadinessReport, http_status, run_checks
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
@@ -37,10 +37,7 @@ SWEEP_EVERY_S = 2.0
 
 
 def create_app(
-    settings: ColonySettings,
-    pool: asyncpg.Pool | None,
-    options: dict[str, Any],
-    status: Callable[[], dict[str, Any]],
+    settings: ColonySettings, checks: dict[str, Check], status: Callable[[], dict[str, Any]]
 ) -> FastAPI:
     """The colony's HTTP face: /healthz, /readyz, /metrics, and /status for the root."""
     app = FastAPI(title="Velocity colony service", version="0.1.0")
@@ -65,18 +62,11 @@ def create_app(
         """Alive."""
         return {"status": "alive"}
 
-    @app.get("/readyz")
-    async def readyz(request: Request) -> JSONResponse:
-        """Broker and database reachable."""
-
-        async def database() -> None:
-            if pool is None:
-                raise RuntimeError("no database pool")
-            await pool.fetchval("SELECT 1")
-
-        checks: dict[str, Any] = {"broker": lambda: probe_broker(options), "database": database}
-        ready, body = await run_checks(checks)
-        return JSONResponse(body, status_code=200 if ready else 503)
+    @app.get("/readyz", response_model=ReadinessReport)
+    async def readyz() -> JSONResponse:
+        """Broker and database reachable; the root accepts ROOT_API_KEY as a colony key."""
+        report = await run_checks(checks)
+        return JSONResponse(report.model_dump(exclude_none=True), status_code=http_status(report))
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -118,14 +108,15 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
             report=metrics.provider_call,
             retries=settings.PROVIDER_RETRIES,
         )
+        root = RootClient(root_http)
         runner = TaskRunner(
             choose_research(settings.RESEARCH_PROVIDER, pool, provider_http),
             choose_model(settings.DEFAULT_MODEL_ROUTE, provider_http),
-            RootClient(root_http),
+            root,
             guarded,
             choose_browser(settings.BROWSER_PROVIDER, provider_http),
         )
-        colony = Colony(settings, options, pool, RootClient(root_http), runner, producer, metrics)
+        colony = Colony(settings, options, pool, root, runner, producer, metrics)
 
         def status() -> dict[str, Any]:
             return {
@@ -135,7 +126,12 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
                 "missions_open": sum(1 for f in colony.files.values() if not f.state.terminal),
             }
 
-        app = create_app(settings, pool, options, status)
+        checks: dict[str, Check] = {
+            "broker": lambda: probe_broker(options),
+            "database": lambda: pool.fetchval("SELECT 1"),
+            "root_auth": lambda: check_root_key(root),
+        }
+        app = create_app(settings, checks, status)
         server = uvicorn.Server(
             uvicorn.Config(app, host=settings.HOST, port=settings.PORT, log_config=None)
         )
@@ -145,7 +141,7 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
                 beat_forever(pool, "colony", lambda: {"partitions": sorted(colony.partitions)})
             ),
         ]
-        if settings.COLONY_REACTORS:
+        if settings.COLONY_REACTORS and await wait_for_root_key(root, stop):
             background.append(
                 asyncio.create_task(
                     sweep_forever(

@@ -69,6 +69,9 @@ class Database:
         row: asyncpg.Record | None = await self._run("fetchrow", query, args)
         return row
 
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self._run("fetchval", query, args)
+
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         return list(await self._run("fetch", query, args))
 

@@ -4,12 +4,22 @@ velocity stack run                               the whole local stack
 velocity ledger verify [--mission ID] [--archive-only]
 velocity ledger replay --mission ID [--as-of TIME] [--json]
 velocity ledger restore                          republish the archive into the broker
+velocity projections rebuild [NAME]              replay the log into emptied views
+velocity projections parked [NAME] [--json]      events the views could not apply
+velocity projections retry [NAME] [--mission ID] apply parked events again
+velocity projections evict NAME --mission ID --reason TEXT
+velocity deadletters list [--all] [--reason R] [--json]
+velocity deadletters redrive ID [--reason TEXT] [--again]
+velocity keys operator [--key-id ID]             a new operator signing key pair
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import re
+import socket
 import sys
 from datetime import datetime
 
@@ -77,6 +87,78 @@ def _rebuild(args: argparse.Namespace) -> int:
     return asyncio.run(rebuild_from_cli(settings, bootstrap, database_url, chosen))
 
 
+def _who() -> str:
+    """Who runs this command, for the audit of evictions and re-drives."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def _parked(args: argparse.Namespace) -> int:
+    from projections.operator_cli import parked
+
+    _, _, database_url = _operator_settings()
+    return asyncio.run(parked(database_url, args.name, args.json))
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from projections.operator_cli import UnknownProjectionError, find, retry_parked
+
+    try:
+        if args.name:
+            find(args.name)
+    except UnknownProjectionError as error:
+        print(f"velocity: {error}", file=sys.stderr)
+        return 2
+    settings, _, database_url = _operator_settings()
+    return asyncio.run(retry_parked(settings, database_url, args.name, args.mission))
+
+
+def _evict(args: argparse.Namespace) -> int:
+    from projections.operator_cli import UnknownProjectionError, evict, find
+
+    try:
+        find(args.name)
+    except UnknownProjectionError as error:
+        print(f"velocity: {error}", file=sys.stderr)
+        return 2
+    settings, _, database_url = _operator_settings()
+    return asyncio.run(
+        evict(settings, database_url, args.name, args.mission, args.operator, args.reason)
+    )
+
+
+def _letters(args: argparse.Namespace) -> int:
+    from ledger.redrive import list_letters
+
+    _, _, database_url = _operator_settings()
+    return asyncio.run(list_letters(database_url, args.all, args.reason, args.json))
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    from ledger.redrive import redrive
+
+    settings, bootstrap, database_url = _operator_settings()
+    return asyncio.run(
+        redrive(settings, bootstrap, database_url, args.id, args.operator, args.reason, args.again)
+    )
+
+
+def _operator_key(args: argparse.Namespace) -> int:
+    from ledger.authority import new_key_pair
+
+    signing, verify = new_key_pair(args.key_id)
+    print(f"# the root only (a secret):\nOPERATOR_SIGNING_KEY={signing}")
+    print(f"OPERATOR_SIGNING_KEY_ID={args.key_id}")
+    print("# every decider (public; keep the old entry while rotating):")
+    print(f"OPERATOR_VERIFY_KEYS={verify}")
+    return 0
+
+
+def _reason(value: str) -> str:
+    if not value.strip() or "\x00" in value:
+        raise argparse.ArgumentTypeError("a reason is required (plain text)")
+    return value.strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="velocity", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -103,13 +185,55 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_parser("restore", help="republish archived events the broker lacks").set_defaults(
         handler=_restore
     )
-    projections = groups.add_parser("projections", help="the PostgreSQL views")
-    rebuild = projections.add_subparsers(required=True).add_parser(
-        "rebuild", help="empty views and replay the log into them (all, or NAME)"
+    views = groups.add_parser("projections", help="the PostgreSQL views").add_subparsers(
+        required=True
     )
+    rebuild = views.add_parser("rebuild", help="empty views and replay the log into them")
     rebuild.add_argument("name", nargs="?", help="missions, approvals, tasks or evidence")
     rebuild.set_defaults(handler=_rebuild)
+    parked = views.add_parser("parked", help="events the views could not apply")
+    parked.add_argument("name", nargs="?", help="only this projection")
+    parked.add_argument("--json", action="store_true", help="machine-readable output")
+    parked.set_defaults(handler=_parked)
+    retry = views.add_parser("retry", help="apply parked events again, in order")
+    retry.add_argument("name", nargs="?", help="only this projection")
+    retry.add_argument("--mission", help="only this mission")
+    retry.set_defaults(handler=_retry)
+    evict = views.add_parser("evict", help="drop a mission's first parked event from a view")
+    evict.add_argument("name", help="the projection")
+    evict.add_argument("--mission", required=True)
+    evict.add_argument("--reason", required=True, type=_reason, help="recorded with the eviction")
+    evict.add_argument("--operator", default=_who(), help="recorded as who evicted")
+    evict.set_defaults(handler=_evict)
+
+    letters = groups.add_parser("deadletters", help="records set aside").add_subparsers(
+        required=True
+    )
+    listing = letters.add_parser("list", help="dead letters not yet re-driven")
+    listing.add_argument("--all", action="store_true", help="re-driven ones too")
+    listing.add_argument("--reason", help="only this reason, e.g. wrong_partition")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(handler=_letters)
+    again = letters.add_parser("redrive", help="send a dead-lettered command again")
+    again.add_argument("id", help="the letter id `velocity deadletters list` shows")
+    again.add_argument("--reason", type=_reason, default="cause fixed", help="recorded")
+    again.add_argument("--operator", default=_who(), help="recorded as who re-drove it")
+    again.add_argument("--again", action="store_true", help="even if re-driven before")
+    again.set_defaults(handler=_redrive)
+
+    keys = groups.add_parser("keys", help="key material").add_subparsers(required=True)
+    operator = keys.add_parser("operator", help="a new operator signing key pair")
+    operator.add_argument("--key-id", default="op-1", type=_key_id)
+    operator.set_defaults(handler=_operator_key)
     return parser
+
+
+def _key_id(value: str) -> str:
+    from ledger.authority import NAME_PATTERN
+
+    if not re.match(NAME_PATTERN, value):
+        raise argparse.ArgumentTypeError("letters, digits and ._@- only")
+    return value
 
 
 def main(argv: list[str] | None = None) -> None:

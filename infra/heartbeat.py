@@ -14,6 +14,8 @@ from typing import Any
 import asyncpg
 from loguru import logger
 
+from infra.readiness import NotReady
+
 INTERVAL_S = 2.0
 STALE_AFTER_S = 10.0
 
@@ -63,8 +65,8 @@ async def check_partitions_owned(
     """Raise unless live instances of `service` together own every partition."""
     instances = await live_instances(connection, service)
     if not instances:
-        raise RuntimeError(f"no {service} heartbeat in the last {STALE_AFTER_S:g}s")
+        raise NotReady(f"no {service} heartbeat in the last {STALE_AFTER_S:g}s")
     owned = {p for details in instances for p in details.get("partitions", [])}
     unowned = sorted(set(range(partitions)) - owned)
     if unowned:
-        raise RuntimeError(f"{service} partitions without an owner yet: {unowned}")
+        raise NotReady(f"{service} partitions without an owner yet: {unowned}")

@@ -21,9 +21,10 @@ import httpx
 from loguru import logger
 
 from colony_consumers.settings import ColonySettings
+from gateway.keys import keys_of_role
 from gateway.settings import RootSettings
 from infra.broker import EmbeddedBroker, start_broker
-from infra.config import load_settings
+from infra.config import fail_configuration, load_settings
 from infra.postgres import EmbeddedPostgres, start_postgres
 from infra.preparation import prepare_infrastructure
 from infra.processes import child_environment, spawn, stop
@@ -31,22 +32,33 @@ from infra.stack_file import write_stack_file
 from infra.structured_logs import configure_logging
 
 RESTART_DELAY_S = 1.0
+SECRETS = frozenset(
+    {"OPERATOR_SIGNING_KEY", "VELOCITY_API_KEYS", "ROOT_API_KEY", "COLONY_SERVICE_API_KEY"}
+)
+"""Handed only to the services that need them: the colony never sees the operator signing
+key or the root's API keys, the decider and projector see no key at all."""
 
 
 @dataclass
 class Service:
-    """One child process of the stack."""
+    """One child process of the stack, and the secrets it is given."""
 
     name: str
     module: str
     url: str | None = None
+    secrets: frozenset[str] = frozenset()
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
 
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in env.items() if k not in SECRETS or k in self.secrets}
+
     def start(self, env: dict[str, str], log_dir: Path | None) -> None:
         log_path = log_dir / f"{self.name}.log" if log_dir else None
-        self.process = spawn([sys.executable, "-m", self.module], env=env, log_path=log_path)
+        self.process = spawn(
+            [sys.executable, "-m", self.module], env=self.environment(env), log_path=log_path
+        )
         self.started_at = time.monotonic()
 
     def stop(self) -> None:
@@ -69,8 +81,18 @@ class Supervisor:
         services = [
             Service("decider", "ledger.decider"),
             Service("projector", "projections.projector"),
-            Service("colony", "colony_consumers.service", f"http://127.0.0.1:{colony_port}"),
-            Service("root", "gateway", f"http://127.0.0.1:{root_port}"),
+            Service(
+                "colony",
+                "colony_consumers.service",
+                f"http://127.0.0.1:{colony_port}",
+                frozenset({"ROOT_API_KEY", "COLONY_SERVICE_API_KEY"}),
+            ),
+            Service(
+                "root",
+                "gateway",
+                f"http://127.0.0.1:{root_port}",
+                frozenset({"OPERATOR_SIGNING_KEY", "VELOCITY_API_KEYS", "COLONY_SERVICE_API_KEY"}),
+            ),
         ]
         return cls(env=env, log_dir=log_dir, services=services)
 
@@ -132,11 +154,35 @@ def _url(settings: RootSettings | ColonySettings, name: str, port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def colony_root_key(root: RootSettings, colony: ColonySettings) -> str:
+    """The key the colony presents to the root: ROOT_API_KEY if set, else the root's first
+    colony key; exit 2 naming the variable when the root would refuse it."""
+    keys = keys_of_role(root.VELOCITY_API_KEYS.get_secret_value(), "colony")
+    if (
+        "ROOT_API_KEY" in colony.model_fields_set
+        or "VELOCITY_API_KEYS" not in root.model_fields_set
+    ):
+        key = colony.ROOT_API_KEY.get_secret_value()
+        if key not in keys:
+            fail_configuration(
+                "ROOT_API_KEY: the root's VELOCITY_API_KEYS has no colony key equal to it"
+                " (add colony:<name>:<that key> there)"
+            )
+        return key
+    if not keys:
+        fail_configuration(
+            "ROOT_API_KEY: not set, and VELOCITY_API_KEYS has no colony key; add"
+            " colony:<name>:<key> to VELOCITY_API_KEYS (the colony is then given it)"
+        )
+    return keys[0]
+
+
 def run_stack() -> None:
     """The body of `velocity stack run`."""
     root = load_settings(RootSettings)
     colony = load_settings(ColonySettings)
     configure_logging(root, "stack")
+    root_key = colony_root_key(root, colony)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     data_dir = root.VELOCITY_DATA_DIR.resolve()
@@ -163,6 +209,7 @@ def run_stack() -> None:
             PORT=str(colony.PORT),
             COLONY_SERVICE_BASE_URL=_url(root, "COLONY_SERVICE_BASE_URL", colony.PORT),
             ROOT_API_BASE_URL=_url(colony, "ROOT_API_BASE_URL", root.ROOT_PORT),
+            ROOT_API_KEY=root_key,
         )
         if broker or database:
             stack_file = write_stack_file(data_dir, bootstrap, database_url)

@@ -57,7 +57,9 @@ async def verify(
         names = TopicNames(settings.KAFKA_TOPIC_PREFIX)
         log = ChainVerifier("log")
         async for event in _log_events(client_options(settings, bootstrap), names, wire):
-            if mission_id is None or event.meta.mission_id == mission_id:
+            if isinstance(event, BrokenLink):
+                problems.extend([event] if mission_id is None else [])
+            elif mission_id is None or event.meta.mission_id == mission_id:
                 broken = log.check(event)
                 if broken:
                     problems.append(broken)
@@ -99,7 +101,8 @@ async def _verify_archive(
 
 async def _log_events(
     options: dict[str, Any], names: TopicNames, wire: LedgerWire
-) -> AsyncIterator[RecordedEvent]:
+) -> AsyncIterator[RecordedEvent | BrokenLink]:
+    """Every record of the events topic: an event, or the problem of one that is none."""
     consumer = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50, **options)
     await consumer.start()
     progress = Progress("verified log events")
@@ -108,7 +111,11 @@ async def _log_events(
         async for _, records in read_to_end(consumer, partitions):
             for item in records:
                 progress.advance()
-                yield wire.decode_event(item.value or b"")
+                try:
+                    yield wire.decode_event(item.value or b"")
+                except InvalidRecordError as error:
+                    where = f"partition {item.partition} offset {item.offset}"
+                    yield BrokenLink("log", "-", 0, f"{where} is not a ledger event: {error}")
     finally:
         progress.finish()
         await consumer.stop()

@@ -2,8 +2,11 @@
 
 The embedded broker keeps data in memory only. When it comes back empty (or behind),
 the archive's original record bytes are republished, in order, to the same partitions
-and must land at the same offsets; the decider then rebuilds mission states from them
-and the next event of an old mission gets the next sequence number. Offsets that do
+and must land at the same offsets. The archive holds every record of the log: the
+chained events (`ledger_events`) and, by offset, the records that are no link of any
+chain (`ledger_set_aside`: undecodable bytes, forgeries); both are republished. The
+decider then rebuilds mission states from them and the next event of an old mission
+gets the next sequence number. Offsets that do
 not line up stop the restore: the projector's stored offsets would then lie.
 """
 
@@ -41,12 +44,26 @@ async def log_ends(options: dict[str, Any], names: TopicNames) -> dict[int, int]
     return {tp.partition: end for tp, end in ends.items()}
 
 
+ARCHIVED_RECORDS = """
+SELECT topic_offset, record, convert_to(mission_id, 'UTF8') AS record_key, event_type,
+       mission_id, trace_id
+FROM ledger_events WHERE topic_partition = $1 AND topic_offset >= $2
+UNION ALL
+SELECT topic_offset, record, record_key, NULL, NULL, NULL
+FROM ledger_set_aside WHERE topic_partition = $1 AND topic_offset >= $2
+ORDER BY topic_offset
+"""
+
+
 async def missing_from_log(connection: asyncpg.Connection, ends: dict[int, int]) -> int:
-    """How many archived events lie beyond the log's ends."""
+    """How many archived records lie beyond the log's ends."""
     total = 0
     for partition, end in ends.items():
         total += await connection.fetchval(
-            "SELECT count(*) FROM ledger_events WHERE topic_partition = $1 AND topic_offset >= $2",
+            "SELECT (SELECT count(*) FROM ledger_events"
+            "        WHERE topic_partition = $1 AND topic_offset >= $2)"
+            "     + (SELECT count(*) FROM ledger_set_aside"
+            "        WHERE topic_partition = $1 AND topic_offset >= $2)",
             partition,
             end,
         )
@@ -89,23 +106,19 @@ async def _republish_partition(
     expected = end
     in_flight: list[tuple[int, asyncio.Future[Any]]] = []
     async with connection.transaction():
-        cursor = connection.cursor(
-            "SELECT mission_id, topic_offset, record, event_type, trace_id FROM ledger_events"
-            " WHERE topic_partition = $1 AND topic_offset >= $2 ORDER BY topic_offset",
-            partition,
-            end,
-        )
-        async for row in cursor:
+        async for row in connection.cursor(ARCHIVED_RECORDS, partition, end):
             if row["topic_offset"] != expected:
                 raise RestoreError(
                     f"partition {partition}: archive has offset {row['topic_offset']} where"
                     f" {expected} was expected; the archive is not a gap-free copy of the log"
                 )
-            headers = record_headers(
-                "event_type", row["event_type"], row["mission_id"], row["trace_id"]
+            headers = (
+                record_headers("event_type", row["event_type"], row["mission_id"], row["trace_id"])
+                if row["event_type"] is not None
+                else []
             )
             sent = await producer.send(
-                names.events, row["record"], row["mission_id"].encode(), partition, headers=headers
+                names.events, row["record"], row["record_key"], partition, headers=headers
             )
             in_flight.append((expected, sent))
             expected += 1

@@ -1,18 +1,32 @@
-"""Liveness and readiness of the root."""
+"""Liveness and readiness of the root.
+
+/readyz is 503 when the root cannot do its job (a dependency down, the colony refusing the
+root's key or refusing to work, the ledger's writers or projector missing) and 200
+"degraded" when it can but an operator should look (events parked by a view, records set
+aside, dead letters waiting). Details name the check and the direction of a refused key,
+never a key, a host or a driver's message.
+"""
 
 from __future__ import annotations
 
+import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from gateway.runtime import GatewayRuntime
 from infra.heartbeat import check_partitions_owned
 from infra.kafka import probe_broker
-from infra.readiness import Check, run_checks
+from infra.readiness import Check, Degraded, NotReady, ReadinessReport, http_status, run_checks
 from infra.topics import EVENTS
 from projections.migrate import pending_migrations
+from projections.parking import summary
 
 router = APIRouter(tags=["health"])
+SET_ASIDE = "SELECT count(*) FROM ledger_set_aside"
+WAITING_LETTERS = """
+SELECT reason, count(*) AS letters FROM dead_letters WHERE redriven_at IS NULL
+GROUP BY reason ORDER BY reason
+"""
 
 
 @router.get("/healthz")
@@ -21,12 +35,17 @@ async def healthz() -> dict[str, str]:
     return {"status": "alive"}
 
 
-@router.get("/readyz", responses={503: {"description": "A named check fails"}})
+@router.get(
+    "/readyz",
+    response_model=ReadinessReport,
+    responses={503: {"description": "A named check fails", "model": ReadinessReport}},
+)
 async def readyz(request: Request) -> JSONResponse:
-    """Broker, database, migrations, decider, projector and (if enabled) colony are healthy."""
+    """Broker, database, migrations, decider, projector and (if enabled) colony are healthy;
+    "degraded" names what needs an operator while the root still works."""
     runtime: GatewayRuntime = request.app.state.runtime
-    ready, body = await run_checks(readiness_checks(runtime))
-    return JSONResponse(body, status_code=200 if ready else 503)
+    report = await run_checks(readiness_checks(runtime))
+    return JSONResponse(report.model_dump(exclude_none=True), status_code=http_status(report))
 
 
 def readiness_checks(runtime: GatewayRuntime) -> dict[str, Check]:
@@ -41,7 +60,7 @@ def readiness_checks(runtime: GatewayRuntime) -> dict[str, Check]:
         async with pool.acquire() as connection:
             pending = await pending_migrations(connection)
         if pending:
-            raise RuntimeError(f"not at head; pending: {', '.join(pending)}")
+            raise NotReady(f"not at head; pending: {', '.join(pending)}")
 
     def heartbeat(service: str) -> Check:
         async def check() -> None:
@@ -50,18 +69,67 @@ def readiness_checks(runtime: GatewayRuntime) -> dict[str, Check]:
 
         return check
 
-    async def colony() -> None:
-        response = await runtime.colony.get("/healthz")
-        if response.status_code != 200:
-            raise RuntimeError(f"colony /healthz answered {response.status_code}")
-
     checks: dict[str, Check] = {
         "broker": lambda: probe_broker(runtime.commands.options),
         "database": database,
         "migrations": migrations,
         "decider": heartbeat("decider"),
         "projector": heartbeat("projector"),
+        "projections": lambda: parked_views(runtime),
+        "dead_letters": lambda: waiting_letters(runtime),
     }
     if runtime.settings.COLONY_ENABLED:
-        checks["colony"] = colony
+        checks["colony"] = lambda: colony_ready(runtime)
     return checks
+
+
+async def parked_views(runtime: GatewayRuntime) -> None:
+    """Degraded while a view has parked events or the archive set records aside."""
+    pool = await runtime.database.pool()
+    groups = await summary(pool)
+    aside = await pool.fetchval(SET_ASIDE)
+    if not groups and not aside:
+        return
+    views: dict[str, list[int]] = {}
+    for group in groups:
+        views.setdefault(group["projection"], []).append(group["events"])
+    parts = [
+        f"{view}: {sum(counts)} event(s) of {len(counts)} mission(s) parked"
+        for view, counts in sorted(views.items())
+    ]
+    if aside:
+        parts.append(f"event_archive: {aside} record(s) of the log set aside")
+    raise Degraded("; ".join(parts) + " (velocity projections parked)")
+
+
+async def waiting_letters(runtime: GatewayRuntime) -> None:
+    """Degraded while dead letters wait for a re-drive or an operator's look."""
+    pool = await runtime.database.pool()
+    rows = await pool.fetch(WAITING_LETTERS)
+    if rows:
+        reasons = ", ".join(f"{row['reason']} {row['letters']}" for row in rows)
+        raise Degraded(f"dead letters not re-driven: {reasons} (velocity deadletters list)")
+
+
+async def colony_ready(runtime: GatewayRuntime) -> None:
+    """The colony accepts the root's key (root→colony) and is itself ready, which includes
+    the root accepting the colony's key (colony→root)."""
+    try:
+        status = await runtime.colony.get("/status")
+        ready = await runtime.colony.get("/readyz")
+    except httpx.HTTPError as error:
+        unreachable = f"colony unreachable at COLONY_SERVICE_BASE_URL ({type(error).__name__})"
+        raise NotReady(unreachable) from error
+    if status.status_code in (401, 403):
+        raise NotReady(
+            "root→colony: the colony refused the root's COLONY_SERVICE_API_KEY"
+            " (set the same value on both)"
+        )
+    if ready.status_code != 200:
+        report = ReadinessReport.model_validate(ready.json())
+        reasons = "; ".join(
+            f"{name}: {report.checks[name].detail}"
+            for name in report.failing
+            if name in report.checks
+        )
+        raise NotReady(f"colony not ready: {reasons}")

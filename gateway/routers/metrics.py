@@ -15,6 +15,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from gateway.runtime import GatewayRuntime
 
@@ -82,6 +84,39 @@ STAGE_LATENCY = Gauge(
     ["stage", "quantile"],
     registry=REGISTRY,
 )
+PARKED = Gauge(
+    "velocity_projection_parked_events",
+    "Events a view could not apply, parked with their mission's later events",
+    ["projection"],
+    registry=REGISTRY,
+)
+SET_ASIDE = Gauge(
+    "velocity_ledger_set_aside_records",
+    "Records of mission.events that are no link of any chain (undecodable, forged)",
+    registry=REGISTRY,
+)
+
+
+class DeadLetterTotals(Collector):
+    """`velocity_dead_letters_total{topic,reason}`: a counter read from the dead letters
+    view at scrape time (letters are never deleted, so it only grows)."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, int]] = []
+
+    def collect(self) -> list[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "velocity_dead_letters",
+            "Records set aside to mission.deadletter, by source topic and reason",
+            labels=["topic", "reason"],
+        )
+        for topic, reason, letters in self.rows:
+            family.add_metric([topic, reason], letters)
+        return [family]
+
+
+DEAD_LETTERS = DeadLetterTotals()
+REGISTRY.register(DEAD_LETTERS)
 MISSION_OUTCOMES = Gauge(
     "velocity_mission_outcomes",
     "Finished missions by type and outcome",
@@ -129,6 +164,16 @@ async def refresh(runtime: GatewayRuntime) -> None:
     ):
         for partition, lag in json.loads(row["details"]).get("lag", {}).items():
             PROJECTION_LAG.labels(partition).set(lag)
+    PARKED.clear()
+    for row in await db.fetch("SELECT projection, count(*) AS n FROM projection_parked GROUP BY 1"):
+        PARKED.labels(row["projection"]).set(row["n"])
+    SET_ASIDE.set(await db.fetchval("SELECT count(*) FROM ledger_set_aside"))
+    DEAD_LETTERS.rows = [
+        (row["source_topic"], row["reason"], row["n"])
+        for row in await db.fetch(
+            "SELECT source_topic, reason, count(*) AS n FROM dead_letters GROUP BY 1, 2"
+        )
+    ]
     POLICY_DECISIONS.clear()
     for row in await db.fetch(
         "SELECT rule_id, decision, count(*) AS n FROM policy_decisions GROUP BY 1, 2"

@@ -10,7 +10,7 @@ from colony_consumers.settings import ColonySettings
 
 def client() -> TestClient:
     settings = ColonySettings(COLONY_SERVICE_API_KEY="root-to-colony")
-    app = create_app(settings, None, {}, lambda: {"partitions": [0, 1], "missions_open": 2})
+    app = create_app(settings, {}, lambda: {"partitions": [0, 1], "missions_open": 2})
     return TestClient(app)
 
 
