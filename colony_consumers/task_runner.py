@@ -1,11 +1,18 @@
 """Running one task: call the provider its tool needs, persist what it found through the
-root, and report the outcome as a CompleteTask or FailTask command."""
+root, and report the outcome as a CompleteTask or FailTask command.
+
+Provider output is outside text: a NUL or a lone surrogate in it could be stored nowhere
+downstream. It is cleaned here, at the colony's boundary (each such character becomes
+U+FFFD), and the cleaning is recorded in the task's `notes` in the ledger, never silent.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 import httpx
+from loguru import logger
 
 from colony_consumers.mission_file import MissionFile
 from colony_consumers.providers import (
@@ -18,6 +25,39 @@ from colony_consumers.providers import (
 )
 from colony_consumers.root_client import RootClient, RootUnavailableError
 from ledger.commands import CommandBody, CompleteTask, FailTask
+from ledger.text import cleaned
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a task that succeeded found, made and noted."""
+
+    summary: str
+    hashes: list[str]
+    tokens: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def storable_documents(documents: list[Document]) -> tuple[list[Document], int]:
+    """`documents` with unstorable characters replaced, and how many were."""
+    clean: list[Document] = []
+    replaced = 0
+    for document in documents:
+        (title, a), (source, b), (text, c) = map(
+            cleaned, (document.title, document.source, document.text)
+        )
+        clean.append(Document(title, source, text))
+        replaced += a + b + c
+    return clean, replaced
+
+
+def cleaning_notes(replaced: int, provider: str) -> list[str]:
+    if not replaced:
+        return []
+    return [
+        f"{replaced} unstorable character(s) (NUL, lone surrogate) in {provider}'s output"
+        " replaced by U+FFFD"
+    ]
 
 
 class TaskRunner:
@@ -38,19 +78,22 @@ class TaskRunner:
     async def run(self, file: MissionFile, task_id: str, tool: str) -> CommandBody:
         started = time.monotonic()
         try:
-            summary, hashes, tokens = await self._work(file, task_id, tool)
+            done = await self._work(file, task_id, tool)
         except (ProviderError, RootUnavailableError) as error:
             retryable = getattr(error, "retryable", True)
-            return FailTask(task_id=task_id, error=str(error), retryable=retryable)
+            return FailTask(task_id=task_id, error=cleaned(str(error))[0], retryable=retryable)
+        if done.notes:
+            logger.bind(mission_id=file.mission_id).warning("task {}: {}", task_id, done.notes)
         return CompleteTask(
             task_id=task_id,
-            summary=summary,
-            artifact_hashes=hashes,
-            tokens_used=tokens,
+            summary=done.summary,
+            artifact_hashes=done.hashes,
+            tokens_used=done.tokens,
             duration_ms=int((time.monotonic() - started) * 1000),
+            notes=done.notes,
         )
 
-    async def _work(self, file: MissionFile, task_id: str, tool: str) -> tuple[str, list[str], int]:
+    async def _work(self, file: MissionFile, task_id: str, tool: str) -> Done:
         request = file.request
         assert request is not None
         if tool.startswith("draft_"):
@@ -74,6 +117,7 @@ class TaskRunner:
                 documents += await self.guarded.call(
                     browser.name, "browse", lambda: browser.browse(topic)
                 )
+        documents, replaced = storable_documents(documents)
         hashes = [
             await self.root.store(
                 f"{doc.title}\n\n{doc.text}",
@@ -84,9 +128,10 @@ class TaskRunner:
             )
             for i, doc in enumerate(documents)
         ]
-        return f"{len(documents)} sources found by {tool}", hashes, 0
+        notes = cleaning_notes(replaced, research.name)
+        return Done(f"{len(documents)} sources found by {tool}", hashes, notes=notes)
 
-    async def _draft(self, file: MissionFile, task_id: str) -> tuple[str, list[str], int]:
+    async def _draft(self, file: MissionFile, task_id: str) -> Done:
         request = file.request
         assert request is not None
         documents = [
@@ -94,13 +139,16 @@ class TaskRunner:
             for source in file.sources
         ]
         model = self.model
-        output = await self.guarded.call(
-            model.name, "draft", lambda: model.draft(request.objective, documents)
+        output, replaced = cleaned(
+            await self.guarded.call(
+                model.name, "draft", lambda: model.draft(request.objective, documents)
+            )
         )
         draft_hash = await self.root.store(
             output, mission_id=file.mission_id, artifact_id=task_id, kind="draft", source=model.name
         )
-        return output, [draft_hash], len(output.split())
+        notes = cleaning_notes(replaced, model.name)
+        return Done(output, [draft_hash], len(output.split()), notes)
 
     async def _content(self, content_hash: str) -> str:
         try:

@@ -266,6 +266,7 @@ class TaskPublic(BaseModel):
     error: str | None
     tokens_used: int
     duration_ms: int
+    notes: list[str] = Field(description="What the colony did to the provider's output")
 
 
 class ReviewerPacketPublic(BaseModel):

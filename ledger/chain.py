@@ -46,7 +46,7 @@ def canonical_bytes(meta: EventMeta, body: EventBody) -> bytes:
 
 def _canonical(meta_json: dict[str, object], body: EventBody) -> bytes:
     document = {
-        "data": body.model_dump(mode="json"),
+        "data": body.data(),
         "meta": meta_json,
         "type": meta_json["event_type"],
     }

@@ -119,6 +119,7 @@ class CompleteTask(CommandBody):
     artifact_hashes: list[str] = Field(default_factory=list)
     tokens_used: int = Field(ge=0)
     duration_ms: int = Field(ge=0)
+    notes: list[str] = Field(default_factory=list)
 
 
 class FailTask(CommandBody):

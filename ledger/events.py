@@ -7,6 +7,7 @@ tests/unit/test_schemas.py keeps these models and those files in step.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,9 +35,24 @@ class EventMeta(BaseModel):
 
 
 class EventBody(BaseModel):
-    """Base of every event's own fields; the class name is the event type."""
+    """Base of every event's own fields; the class name is the event type.
+
+    `added_fields` lists fields added after the type first shipped (each with a default).
+    They are left out of `data()` while they hold their default, so an event recorded
+    before they existed hashes the same today: evolving a schema never breaks a chain.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    added_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def data(self) -> dict[str, Any]:
+        """The event's fields as the hash chain and the archive's `data` column hold them."""
+        data = self.model_dump(mode="json")
+        for name in self.added_fields:
+            default = type(self).model_fields[name].get_default(call_default_factory=True)
+            if data[name] == default:
+                del data[name]
+        return data
 
 
 class MissionRequested(EventBody):
@@ -73,11 +89,14 @@ class TaskStarted(EventBody):
 
 
 class TaskSucceeded(EventBody):
+    added_fields = frozenset({"notes"})
+
     task_id: str
     summary: str
     artifact_hashes: list[str]
     tokens_used: int
     duration_ms: int
+    notes: list[str] = []
 
 
 class TaskFailed(EventBody):

@@ -159,7 +159,7 @@ async def replay(database_url: str, mission_id: str, as_of: datetime | None, as_
             "mission_id": mission_id,
             "as_of": as_of.isoformat() if as_of else None,
             "events": [
-                {"meta": e.meta.model_dump(mode="json"), "data": e.body.model_dump(mode="json")}
+                {"meta": e.meta.model_dump(mode="json"), "data": e.body.data()}
                 for e in events
             ],
             "state": state.model_dump(mode="json"),
@@ -168,7 +168,7 @@ async def replay(database_url: str, mission_id: str, as_of: datetime | None, as_
         return 0
     for event in events:
         meta = event.meta
-        data = json.dumps(event.body.model_dump(mode="json"), sort_keys=True)
+        data = json.dumps(event.body.data(), sort_keys=True)
         print(  # noqa: T201
             f"{meta.sequence:>5}  {meta.occurred_at.isoformat()}  {meta.event_type:<24}"
             f" {meta.actor:<18} {meta.hash[:12]}  {data[:120]}"

@@ -50,7 +50,7 @@ class EventArchive(Projection[RecordedEvent]):
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
         meta = item.event.meta
-        data, exact = storable_json(item.event.body.model_dump(mode="json"))
+        data, exact = storable_json(item.event.body.data())
         return [
             (
                 INSERT,

@@ -108,7 +108,7 @@ async def evidence(db: Reader, mission_id: str) -> dict[str, list[dict[str, Any]
     )
     tasks = await db.fetch(
         "SELECT task_id, kind, description, status, attempt, summary, error, tokens_used,"
-        " duration_ms FROM tasks WHERE mission_id = $1 ORDER BY task_id",
+        " duration_ms, notes FROM tasks WHERE mission_id = $1 ORDER BY task_id",
         mission_id,
     )
     decisions = await db.fetch(

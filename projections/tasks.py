@@ -28,7 +28,7 @@ WHERE mission_id = $1 AND task_id = $2
 """
 SUCCEEDED = """
 UPDATE tasks SET status = 'succeeded', finished_at = $3, summary = $4,
-       tokens_used = tokens_used + $5, duration_ms = duration_ms + $6
+       tokens_used = tokens_used + $5, duration_ms = duration_ms + $6, notes = $7
 WHERE mission_id = $1 AND task_id = $2
 """
 FINISHED_BADLY = """
@@ -65,6 +65,7 @@ def _succeeded(body: TaskSucceeded, meta: EventMeta) -> list[Write]:
         body.summary,
         body.tokens_used,
         body.duration_ms,
+        body.notes,
     )
     return [(SUCCEEDED, args)]
 

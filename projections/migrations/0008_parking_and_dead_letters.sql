@@ -73,3 +73,6 @@ CREATE TABLE dead_letters (
     redrive_reason   text
 );
 CREATE INDEX dead_letters_by_reason ON dead_letters (source_topic, reason);
+
+-- What the colony did to a provider's output before recording it (TaskSucceeded.notes).
+ALTER TABLE tasks ADD COLUMN notes text[] NOT NULL DEFAULT '{}';

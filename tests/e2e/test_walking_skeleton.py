@@ -63,17 +63,22 @@ def test_the_same_idempotency_key_returns_the_same_mission(stack: RunningStack) 
 def test_readiness_names_every_check_and_all_are_green(stack: RunningStack) -> None:
     ready = httpx.get(f"{stack.root_url}/readyz", timeout=10)
     assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
     assert set(ready.json()["checks"]) == {
         "broker",
         "database",
         "migrations",
         "decider",
         "projector",
+        "projections",
+        "dead_letters",
         "colony",
     }
     assert httpx.get(f"{stack.root_url}/healthz").json() == {"status": "alive"}
     assert httpx.get(f"{stack.colony_url}/healthz").status_code == 200
-    assert httpx.get(f"{stack.colony_url}/readyz").status_code == 200
+    colony = httpx.get(f"{stack.colony_url}/readyz")
+    assert colony.status_code == 200
+    assert set(colony.json()["checks"]) == {"broker", "database", "root_auth"}
 
 
 def test_bad_requests_get_problem_details(stack: RunningStack) -> None:

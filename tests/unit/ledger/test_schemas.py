@@ -3,6 +3,7 @@ library can read a record with nothing but the .avsc files."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -13,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastavro import schemaless_reader
-from fastavro.schema import load_schema
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.schema import load_schema, parse_schema
 
 from ledger.codec import (
     HEADER_SIZE,
@@ -23,11 +24,13 @@ from ledger.codec import (
     history_text,
     schema_fingerprint,
 )
-from ledger.commands import COMMAND_TYPES, PlannedTask
+from ledger.chain import verify_link
+from ledger.commands import COMMAND_TYPES, CompleteTask, PlannedTask, StartTask
 from ledger.events import EVENT_TYPES
 from ledger.wire import LedgerWire
 from schemas_avro import SCHEMA_DIR
 from tests.factories import AUTHORITY
+from tests.unit.ledger.scenario import Mission
 
 GOLDEN = Path(__file__).parents[2] / "golden"
 ALL_TYPES = {f"velocity.commands.{n}": m for n, m in COMMAND_TYPES.items()} | {
@@ -149,3 +152,31 @@ def test_adding_a_field_without_a_default_breaks_old_records(tmp_path: Path) -> 
     data = (GOLDEN / "velocity.events.MissionRequested.avro").read_bytes()
     with pytest.raises(UndecodableRecordError):
         AvroCodec(schemas).decode(data)
+
+
+def test_an_event_recorded_before_a_field_was_added_still_verifies() -> None:
+    mission = Mission().running()
+    mission.do(StartTask(task_id="t0", worker="w"))
+    mission.do(CompleteTask(task_id="t0", summary="found", tokens_used=1, duration_ms=2))
+    event, previous = mission.log[-1], mission.log[-2]
+    old_fields = event.body.model_dump(mode="json", exclude={"notes"})
+    meta = event.meta.model_dump(mode="json", exclude={"hash"})
+    as_old_code_hashed_it = json.dumps(  # the recipe of docs/ledger.md, before `notes` existed
+        {"data": old_fields, "meta": meta, "type": "TaskSucceeded"},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    old_hash = hashlib.sha256((previous.meta.hash + as_old_code_hashed_it).encode()).hexdigest()
+    writer = parse_schema(
+        json.loads((SCHEMA_DIR / "history" / "velocity.events.TaskSucceeded.v1.avsc").read_text())
+    )
+    body = io.BytesIO()
+    old_meta = event.meta.model_dump() | {"hash": old_hash}
+    schemaless_writer(body, writer, {"meta": old_meta, **event.body.model_dump(exclude={"notes"})})
+    old_record = b"\xc3\x01" + schema_fingerprint(writer) + body.getvalue()
+    decoded = LedgerWire().decode_event(old_record)
+    assert decoded.body.notes == []  # type: ignore[attr-defined]
+    assert verify_link(previous.meta.hash, decoded)
+    noted = decoded.model_copy(update={"body": decoded.body.model_copy(update={"notes": ["x"]})})
+    assert not verify_link(previous.meta.hash, noted), "notes, once present, are hashed"
