@@ -210,7 +210,16 @@ async def rebuild_states(
         async for tp, records in read_to_end(reader, tps):
             missions = states[tp.partition]
             for event_record in records:
-                event = wire.decode_event(event_record.value or b"")
+                try:
+                    event = wire.decode_event(event_record.value or b"")
+                except InvalidRecordError as error:  # not an event: the archive sets it aside
+                    logger.warning(
+                        "decider skips a record that is no event at {}@{}: {}",
+                        tp.partition,
+                        event_record.offset,
+                        error.reason,
+                    )
+                    continue
                 mission_id = event.meta.mission_id
                 current = missions.get(mission_id) or MissionState(mission_id=mission_id)
                 missions[mission_id] = evolve(current, event)

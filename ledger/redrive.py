@@ -60,8 +60,10 @@ async def list_letters(
         _say("no dead letters" + ("" if include_redriven else " waiting for a re-drive"))
         return 0
     for row in rows:
-        done = f"; re-driven {row['redriven_at'].isoformat()} by {row['redriven_by']}" * bool(
-            row["redriven_at"]
+        done = (
+            f"; re-driven {row['redriven_at'].isoformat()} by {row['redriven_by']}"
+            if row["redriven_at"]
+            else ""
         )
         _say(
             f"{row['letter_id']}  {row['failed_at'].isoformat()}  {row['consumer']}:"

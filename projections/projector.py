@@ -10,7 +10,7 @@ event twice.
 from __future__ import annotations
 
 import asyncio
-from typing import Generic
+from typing import Any, Generic
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -138,15 +138,21 @@ class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
         logger.info("projector resumes at {}", positions)
 
 
+def projectors(
+    settings: ProjectorSettings, bootstrap: str, pool: asyncpg.Pool, stop: asyncio.Event
+) -> list[Projector[Any]]:
+    """One projector per feed: the ledger's events first, then metrics and dead letters."""
+    return [
+        Projector(settings, bootstrap, pool, feed, stop)
+        for feed in (ledger_feed(), metrics_feed(), dead_letter_feed())
+    ]
+
+
 async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
-    """The projector with its heartbeat."""
+    """The projectors with their heartbeat."""
     bootstrap, database_url = settings.require_infrastructure()
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
-    projector = Projector(settings, bootstrap, pool, ledger_feed(), stop)
-    side_feeds = [
-        Projector(settings, bootstrap, pool, feed, stop)
-        for feed in (metrics_feed(), dead_letter_feed())
-    ]
+    projector, *side_feeds = projectors(settings, bootstrap, pool, stop)
     heartbeat = asyncio.create_task(
         beat_forever(
             pool,

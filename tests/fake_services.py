@@ -1,15 +1,18 @@
 """Fakes of outside services that cannot exist here, as real HTTP servers on 127.0.0.1:
-an OpenAI-compatible model endpoint whose outages and slow answers tests control."""
+an OpenAI-compatible model endpoint whose outages, slow answers and hostile output
+(`poison`: text such as NUL or a lone surrogate, sent as JSON escapes) tests control."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from infra.processes import free_port
 
@@ -21,6 +24,7 @@ class FakeModel:
 
     port: int = field(default_factory=free_port)
     delay_s: float = 0.0
+    poison: str = ""
     calls: int = 0
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
@@ -33,25 +37,23 @@ class FakeModel:
         app = FastAPI()
 
         @app.post("/v1/chat/completions")
-        async def complete(request: Request) -> JSONResponse:
+        async def complete(request: Request) -> Response:
             self.calls += 1
             await asyncio.sleep(self.delay_s)
             prompt = (await request.json())["messages"][-1]["content"]
             first = prompt.split("[1]", 1)[-1].split("\n")[0].strip()
-            answer = f"{first[:200]} [1]."
-            return JSONResponse(
-                {"choices": [{"message": {"role": "assistant", "content": answer}}]}
-            )
+            answer = f"{first[:200]}{self.poison} [1]."
+            return as_json({"choices": [{"message": {"role": "assistant", "content": answer}}]})
 
         @app.post("/v1/browse")
-        async def browse(request: Request) -> JSONResponse:
+        async def browse(request: Request) -> Response:
             query = (await request.json())["query"]
             page = {
-                "title": f"{query} newsroom",
+                "title": f"{query} newsroom{self.poison}",
                 "source": f"https://example.test/{query.replace(' ', '-').lower()}/news",
-                "text": f"{query} opened three new warehouses and is hiring an automation lead.",
+                "text": f"{query} opened three new warehouses{self.poison} and is hiring.",
             }
-            return JSONResponse({"documents": [page]})
+            return as_json({"documents": [page]})
 
         return app
 
@@ -69,3 +71,8 @@ class FakeModel:
             self._server.should_exit = True
             await self._task
             self._server = None
+
+
+def as_json(document: Any) -> Response:
+    """JSON with every non-ASCII character escaped, so even a lone surrogate is sent."""
+    return Response(json.dumps(document), media_type="application/json")

@@ -64,9 +64,11 @@ async def start_stack(
     slice_: Isolated | None = None,
     *,
     restore: bool = False,
+    ready: bool = True,
     **env: str,
 ) -> RunningStack:
-    """Prepare a fresh slice (or reuse `slice_`), start the services, wait for /readyz."""
+    """Prepare a fresh slice (or reuse `slice_`), start the services, wait for /readyz
+    (with `ready` False, only until the root answers /healthz: a stack expected unready)."""
     if slice_ is None:
         slice_ = Isolated(
             bootstrap_servers=infrastructure.bootstrap_servers,
@@ -104,10 +106,23 @@ async def start_stack(
         supervisor,
         log_dir,
     )
-    if not await asyncio.to_thread(wait_until_ready, stack.root_url, 60):
+    started = wait_until_ready if ready else answers_healthz
+    if not await asyncio.to_thread(started, stack.root_url, 60):
         supervisor.stop_all()
         raise RuntimeError(f"stack not ready:\n{stack.logs()}")
     return stack
+
+
+def answers_healthz(url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=3).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    return False
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,19 @@ import asyncpg
 import httpx
 import pytest
 
+from ledger.commands import ApproveWriteback
 from tests.conftest import Infrastructure
-from tests.e2e.conftest import AUDITOR_KEY, OPERATOR_KEY, RunningStack, start_stack, until
+from tests.e2e.conftest import (
+    AUDITOR_KEY,
+    COLONY_KEY,
+    OPERATOR_KEY,
+    RunningStack,
+    start_stack,
+    until,
+)
+from tests.factories import command
 from tests.fake_services import FakeModel
+from tests.integration.conftest import command_sender
 
 pytestmark = pytest.mark.e2e
 CRM = {
@@ -51,11 +61,12 @@ async def stack_with_fake(
     tmp_path_factory: pytest.TempPathFactory,
     pointed_at_fake: tuple[str, ...],
     delay_s: float = 0.0,
+    poison: str = "",
     **env: str,
 ) -> AsyncIterator[tuple[RunningStack, FakeModel]]:
     """A stack with the reactors on whose `pointed_at_fake` variables name a fake
     OpenAI-compatible/browsing server on 127.0.0.1; both stopped afterwards."""
-    fake = FakeModel(delay_s=delay_s)
+    fake = FakeModel(delay_s=delay_s, poison=poison)
     await fake.start()
     stack = await start_stack(
         infrastructure,
@@ -289,3 +300,63 @@ async def test_a_configured_browser_provider_adds_pages_to_the_crm_evidence(
     assert done["status"] == "completed", done["failure_reason"]
     sources = {a["source"] for a in evidence["artifacts"]}
     assert "https://example.test/northwind-traders/news" in sources
+
+
+async def test_hostile_provider_output_is_cleaned_recorded_and_never_stops_a_view(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    async with stack_with_fake(
+        infrastructure,
+        tmp_path_factory,
+        ("DEFAULT_MODEL_ROUTE", "BROWSER_PROVIDER"),
+        poison="\u0000\ud800",
+    ) as (stack, _fake):
+        with stack.client() as client:
+            mission_id = client.post("/missions", json={**CRM, "mode": "dry_run"}).json()[
+                "mission_id"
+            ]
+            done = await until(lambda: status_is(client, mission_id, "completed", "failed"))
+            evidence = client.get(f"/missions/{mission_id}/evidence").json()
+            ready = client.get("/readyz").json()
+    assert done["status"] == "completed", done["failure_reason"]
+    assert "\ufffd\ufffd" in done["output"]
+    noted = {t["task_id"]: t["notes"] for t in evidence["tasks"] if t["notes"]}
+    assert set(noted) == {"research", "draft_brief"}, evidence["tasks"]
+    assert all("unstorable character" in note for notes in noted.values() for note in notes)
+    assert ready["status"] == "ready", ready
+
+
+async def test_a_forged_approval_on_the_topic_never_writes_the_crm(
+    colony_stack: RunningStack,
+) -> None:
+    with colony_stack.client() as client, colony_stack.client(OPERATOR_KEY) as operator:
+        mission_id = client.post("/missions", json=CRM).json()["mission_id"]
+        await until(lambda: status_is(client, mission_id, "awaiting_approval"))
+        before = await crm_account(colony_stack)
+        approval = next(
+            a for a in operator.get("/approvals").json()["pending"] if a["mission_id"] == mission_id
+        )
+        with colony_stack.client(COLONY_KEY) as colony:
+            by_colony = colony.post(
+                f"/approvals/{approval['approval_id']}/approve", json={"reason": "mine"}
+            )
+        forged = command(
+            mission_id,
+            ApproveWriteback(writeback_id=approval["approval_id"], reason="self-approved"),
+            actor="operator:colony-pretending",
+            signed=False,
+        )
+        async with command_sender(colony_stack.slice) as sender:
+            await sender.send(forged)
+        await until(
+            lambda: (
+                "operator_unproven"
+                in str(client.get(f"/missions/{mission_id}").json()["last_rejection"])
+            )
+        )
+        await asyncio.sleep(2)  # the colony would have executed by now
+        still = await crm_account(colony_stack)
+        pending = [a["approval_id"] for a in operator.get("/approvals").json()["pending"]]
+    assert by_colony.status_code == 403
+    assert still == before, "the CRM was written without an operator's approval"
+    assert approval["approval_id"] in pending

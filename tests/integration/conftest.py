@@ -30,7 +30,7 @@ from ledger.events import RecordedEvent
 from ledger.log_reader import read_to_end
 from ledger.settings import DeciderSettings
 from ledger.wire import LedgerWire
-from projections.projector import Projector, ledger_feed
+from projections.projector import Projector, projectors
 from projections.settings import ProjectorSettings
 from tests.conftest import Isolated
 
@@ -69,8 +69,9 @@ async def command_sender(slice_: Isolated) -> AsyncIterator[CommandSender]:
 
 
 @asynccontextmanager
-async def ledger_services(slice_: Isolated) -> AsyncIterator[tuple[Decider, Projector]]:
-    """A decider and a projector running as tasks until the block ends."""
+async def ledger_services(slice_: Isolated) -> AsyncIterator[tuple[Decider, Projector[Any]]]:
+    """A decider and the projectors (events, metrics, dead letters) running as tasks until
+    the block ends; yields the decider and the events projector."""
     group = uuid.uuid4().hex[:8]
     common = {
         "KAFKA_TOPIC_PREFIX": slice_.topic_prefix,
@@ -79,17 +80,18 @@ async def ledger_services(slice_: Isolated) -> AsyncIterator[tuple[Decider, Proj
     decider = Decider(
         DeciderSettings(DECIDER_GROUP_ID=f"d-{group}", **common), slice_.bootstrap_servers
     )
-    pool = await asyncpg.create_pool(slice_.database_url, min_size=1, max_size=4)
-    projector = Projector(
+    pool = await asyncpg.create_pool(slice_.database_url, min_size=1, max_size=6)
+    stop = asyncio.Event()
+    running = projectors(
         ProjectorSettings(PROJECTOR_GROUP_ID=f"p-{group}", **common),
         slice_.bootstrap_servers,
         pool,
-        ledger_feed(),
+        stop,
     )
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(decider.run(stop)), asyncio.create_task(projector.run(stop))]
+    tasks = [asyncio.create_task(decider.run(stop))]
+    tasks += [asyncio.create_task(projector.run(stop)) for projector in running]
     try:
-        yield decider, projector
+        yield decider, running[0]
     finally:
         stop.set()
         await asyncio.gather(*tasks)

@@ -7,9 +7,12 @@ import asyncio
 import uuid
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from infra.broker import start_broker
 from infra.preparation import DivergedLedgerError
+from infra.topics import EVENTS, TopicNames, partition_for
+from ledger.log_reader import read_to_end
 from tests.conftest import Isolated
 from tests.factories import command, request_body
 from tests.integration.conftest import (
@@ -62,3 +65,49 @@ async def test_empty_broker_is_refused_then_restored_and_sequences_continue(
 async def _at_least(rows_coro, count: int):  # type: ignore[no-untyped-def]
     rows = await rows_coro
     return rows if len(rows) >= count else None
+
+
+async def test_records_that_are_no_events_are_restored_at_their_offsets(
+    isolated: Isolated,
+) -> None:
+    await prepared(isolated)
+    topic = TopicNames(isolated.topic_prefix).events
+    mission_id = str(uuid.uuid4())
+    home = partition_for(mission_id.encode(), EVENTS.partitions)
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"not an event", key=b"junk", partition=home)
+    finally:
+        await producer.stop()
+    async with ledger_services(isolated), command_sender(isolated) as sender:
+        await sender.send(command(mission_id, request_body()))
+        rows = await eventually(lambda: archived(isolated.database_url, mission_id))
+    assert rows[0]["topic_offset"] == 1, "the junk took offset 0"
+
+    fresh_broker = await asyncio.to_thread(start_broker)
+    try:
+        emptied = Isolated(
+            fresh_broker.bootstrap_servers, isolated.database_url, isolated.topic_prefix
+        )
+        await prepared(emptied, restore=True)  # raises if any offset would move
+        restored = await log_records(emptied, home)
+    finally:
+        fresh_broker.stop()
+    assert [(r.offset, r.value) for r in restored][:1] == [(0, b"not an event")]
+    assert restored[1].value == rows[0]["record"]
+
+
+async def log_records(slice_: Isolated, partition: int) -> list[ConsumerRecord]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=slice_.bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    found: list[ConsumerRecord] = []
+    try:
+        tp = TopicPartition(TopicNames(slice_.topic_prefix).events, partition)
+        async for _, records in read_to_end(consumer, [tp]):
+            found.extend(records)
+    finally:
+        await consumer.stop()
+    return found

@@ -17,6 +17,7 @@ import pytest
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import load_schema, parse_schema
 
+from ledger.chain import verify_link
 from ledger.codec import (
     HEADER_SIZE,
     AvroCodec,
@@ -24,7 +25,6 @@ from ledger.codec import (
     history_text,
     schema_fingerprint,
 )
-from ledger.chain import verify_link
 from ledger.commands import COMMAND_TYPES, CompleteTask, PlannedTask, StartTask
 from ledger.events import EVENT_TYPES
 from ledger.wire import LedgerWire

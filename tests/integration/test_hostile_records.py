@@ -1,0 +1,366 @@
+"""Hostile records on the topics, written as an outsider would: a plain Kafka producer with
+Avro built from schemas_avro/ alone, a librdkafka client with its default partitioner,
+garbage bytes, poison events straight onto mission.events. The ledger's promises hold: no
+forged approval, a poisoned view parks only its mission, and what is set aside shows on
+/readyz and /metrics and is listed and recovered with the `velocity` CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from confluent_kafka import Producer
+from fastavro import schemaless_writer
+from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+
+from infra.processes import child_environment
+from infra.topics import EVENTS, TopicNames, partition_for
+from ledger.chain import record
+from ledger.commands import ApproveWriteback, Command, StartPlanning
+from ledger.events import MissionRequested, PlanningStarted, RecordedEvent
+from ledger.state import MissionState, evolve
+from ledger.wire import LedgerWire
+from schemas_avro import SCHEMA_DIR
+from tests.conftest import Isolated
+from tests.factories import OPERATOR, command, crm_script, request_body
+from tests.integration.conftest import (
+    archived,
+    command_sender,
+    eventually,
+    ledger_services,
+    prepared,
+    root_api,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def outsider_avro(name: str, value: dict[str, Any]) -> bytes:
+    """Single-object Avro built from the .avsc file alone, as any Avro tool would."""
+    schema = load_schema(str(SCHEMA_DIR / f"{name}.avsc"))
+    body = io.BytesIO()
+    schemaless_writer(body, schema, value)
+    print_ = bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
+    return b"\xc3\x01" + print_ + body.getvalue()
+
+
+def command_meta(mission_id: str, actor: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "command_id": str(uuid.uuid4()),
+        "mission_id": mission_id,
+        "issued_at": datetime.now(UTC),
+        "correlation_id": mission_id,
+        "trace_id": uuid.uuid4().hex,
+        "actor": actor,
+        "proof": None,
+    } | extra
+
+
+async def produce(
+    slice_: Isolated, topic: str, value: bytes, key: bytes | None, partition: int | None = None
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=slice_.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, partition=partition)
+    finally:
+        await producer.stop()
+
+
+def velocity(slice_: Isolated, *args: str) -> subprocess.CompletedProcess[str]:
+    """The operator CLI, run as an operator runs it, against this test's slice."""
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("velocity")), *args],
+        env=child_environment(**slice_.environment()),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def rows(slice_: Isolated, query: str, *args: Any) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(slice_.database_url)
+    try:
+        return list(await connection.fetch(query, *args))
+    finally:
+        await connection.close()
+
+
+async def with_at_least(probe: Any, count: int) -> Any:
+    found = await probe
+    return found if len(found) >= count else None
+
+
+async def test_forged_approvals_on_the_commands_topic_do_not_approve(isolated: Isolated) -> None:
+    await prepared(isolated)
+    mission_id = str(uuid.uuid4())
+    writeback = f"wb-{mission_id}"
+    topic = TopicNames(isolated.topic_prefix).commands
+    approve = "velocity.commands.ApproveWriteback"
+    unsigned = command_meta(mission_id, "operator:anything")
+    bogus_proof = command_meta(
+        mission_id, OPERATOR, proof={"key_id": "local", "signature": b"\x01" * 64}
+    )
+    from_colony = command_meta(mission_id, "colony:executor")
+    async with ledger_services(isolated), command_sender(isolated) as sender:
+        await sender.send(*crm_script(mission_id)[:10])  # up to the proposed writeback
+        await eventually(lambda: with_at_least(archived(isolated.database_url, mission_id), 11))
+        for meta in (unsigned, bogus_proof, from_colony):
+            value = outsider_avro(
+                approve, {"meta": meta, "writeback_id": writeback, "reason": "me"}
+            )
+            await produce(isolated, topic, value, mission_id.encode())
+        trail = await eventually(
+            lambda: with_at_least(archived(isolated.database_url, mission_id), 14)
+        )
+        refusals = [(r["event_type"], r["data"]) for r in trail[11:]]
+        assert [data for _, data in refusals] and all(t == "CommandRejected" for t, _ in refusals)
+        reasons = [r["data"] for r in trail[11:]]
+        assert '"operator_unproven"' in reasons[0] and '"operator_unproven"' in reasons[1]
+        assert '"operator_required"' in reasons[2]
+        pending = await rows(
+            isolated, "SELECT status FROM approvals WHERE writeback_id = $1", writeback
+        )
+        assert pending[0]["status"] == "pending"
+        # the forger squatted the id the root would use; the operator's signed command still counts
+        genuine = command(
+            mission_id,
+            ApproveWriteback(writeback_id=writeback, reason="checked"),
+            command_id=unsigned["command_id"],
+            actor=OPERATOR,
+        )
+        await sender.send(genuine)
+        trail = await eventually(
+            lambda: with_at_least(archived(isolated.database_url, mission_id), 15)
+        )
+    assert trail[14]["event_type"] == "WritebackApproved"
+    assert trail[14]["actor"] == OPERATOR
+    assert sum(r["event_type"] == "WritebackApproved" for r in trail) == 1
+
+
+async def test_unstorable_text_sent_raw_is_dead_lettered_and_shows_on_metrics_and_readiness(
+    isolated: Isolated,
+) -> None:
+    await prepared(isolated)
+    topics = TopicNames(isolated.topic_prefix)
+    poisoned = str(uuid.uuid4())
+    fields = request_body(objective="fine").model_dump() | {"objective": "a\x00b"}
+    value = outsider_avro(
+        "velocity.commands.RequestMission", {"meta": command_meta(poisoned, "service:x"), **fields}
+    )
+    healthy = str(uuid.uuid4())
+    async with ledger_services(isolated), command_sender(isolated) as sender:
+        await produce(isolated, topics.commands, value, poisoned.encode())
+        await produce(isolated, topics.commands, b"\x00garbage", b"whatever")
+        await sender.send(command(healthy, request_body()))
+        await eventually(lambda: archived(isolated.database_url, healthy))
+        letters = await eventually(
+            lambda: with_at_least(
+                rows(isolated, "SELECT * FROM dead_letters ORDER BY failed_at"), 2
+            )
+        )
+        async with root_api(isolated, COLONY_ENABLED=False) as client:
+            metrics = (await client.get("/metrics")).text
+            ready = (await client.get("/readyz")).json()
+    assert {letter["reason"] for letter in letters} == {"unstorable_text", "undecodable"}
+    assert not await archived(isolated.database_url, poisoned)
+    counter = (
+        f'velocity_dead_letters_total{{reason="unstorable_text",topic="{topics.commands}"}} 1.0'
+    )
+    assert counter in metrics
+    assert ready["checks"]["dead_letters"]["degraded"] is True
+    assert "undecodable 1" in ready["checks"]["dead_letters"]["detail"]
+    listed = velocity(isolated, "deadletters", "list")
+    assert listed.returncode == 0 and "unstorable_text" in listed.stdout
+    refused = velocity(isolated, "deadletters", "redrive", letters[0]["letter_id"])
+    assert refused.returncode == 1 and "still not a valid command" in refused.stderr
+
+
+async def test_a_command_from_librdkafkas_default_partitioner_is_set_aside_and_redriven_once(
+    isolated: Isolated,
+) -> None:
+    await prepared(isolated)
+    topics = TopicNames(isolated.topic_prefix)
+    mission_id = next(
+        m
+        for m in (str(uuid.uuid4()) for _ in range(100))
+        if partition_for(m.encode(), EVENTS.partitions) != _crc32_partition(m)
+    )
+    home = partition_for(mission_id.encode(), EVENTS.partitions)
+    start = command(mission_id, StartPlanning(planner="p"))
+    later = str(uuid.uuid4())
+    async with ledger_services(isolated), command_sender(isolated) as sender:
+        await sender.send(command(mission_id, request_body()))
+        await eventually(lambda: archived(isolated.database_url, mission_id))
+        landed = await asyncio.to_thread(_produce_with_librdkafka, isolated, topics.commands, start)
+        assert landed != home, "librdkafka should have put it elsewhere"
+        letters = await eventually(
+            lambda: rows(isolated, "SELECT * FROM dead_letters WHERE reason = 'wrong_partition'")
+        )
+        await sender.send(command(later, request_body()))
+        await eventually(lambda: archived(isolated.database_url, later))
+        assert len(await archived(isolated.database_url, mission_id)) == 1
+        assert f"lives on partition {home}" in letters[0]["detail"]
+
+        listed = velocity(isolated, "deadletters", "list", "--reason", "wrong_partition")
+        assert letters[0]["letter_id"] in listed.stdout
+        redriven = velocity(isolated, "deadletters", "redrive", letters[0]["letter_id"])
+        assert redriven.returncode == 0, redriven.stderr
+        trail = await eventually(
+            lambda: with_at_least(archived(isolated.database_url, mission_id), 2)
+        )
+        twice = velocity(isolated, "deadletters", "redrive", letters[0]["letter_id"])
+        assert twice.returncode == 1 and "--again" in twice.stderr
+        again = velocity(isolated, "deadletters", "redrive", letters[0]["letter_id"], "--again")
+        assert again.returncode == 0
+        await sender.send(command(later, StartPlanning(planner="p")))  # a marker after it
+        await eventually(lambda: with_at_least(archived(isolated.database_url, later), 2))
+        trail = await archived(isolated.database_url, mission_id)
+    assert [r["event_type"] for r in trail] == ["MissionRequested", "PlanningStarted"]
+    assert {r["topic_partition"] for r in trail} == {home}
+    marked = await rows(
+        isolated,
+        "SELECT redriven_by FROM dead_letters WHERE letter_id = $1",
+        letters[0]["letter_id"],
+    )
+    assert marked[0]["redriven_by"]
+
+
+def _crc32_partition(key: str) -> int:
+    """Where librdkafka's default (consistent_random) partitioner puts a keyed record."""
+    import zlib
+
+    return zlib.crc32(key.encode()) % EVENTS.partitions
+
+
+def _produce_with_librdkafka(slice_: Isolated, topic: str, item: Command) -> int:
+    landed: list[int] = []
+    producer = Producer({"bootstrap.servers": slice_.bootstrap_servers, "acks": "all"})
+    wire = LedgerWire().encode_command(item)
+    producer.produce(
+        topic, wire.value, key=wire.key, on_delivery=lambda err, msg: landed.append(msg.partition())
+    )
+    assert producer.flush(30) == 0
+    return landed[0]
+
+
+def poison(mission_id: str) -> list[RecordedEvent]:
+    """Two chained events for a new mission whose objective PostgreSQL cannot store."""
+    state = MissionState(mission_id=mission_id)
+    fields = request_body().model_dump() | {"objective": "a\x00b"}
+    first = record(
+        state, command(mission_id, request_body()), [MissionRequested(**fields)], datetime.now(UTC)
+    )
+    second = record(
+        evolve(state, first[0]),
+        command(mission_id, StartPlanning(planner="p")),
+        [PlanningStarted(planner="p")],
+        datetime.now(UTC),
+    )
+    return first + second
+
+
+async def write_events(slice_: Isolated, events: list[RecordedEvent]) -> None:
+    topic = TopicNames(slice_.topic_prefix).events
+    wire = LedgerWire()
+    for event in events:
+        out = wire.encode_event(event)
+        partition = partition_for(out.key, EVENTS.partitions)
+        await produce(slice_, topic, out.value, out.key, partition)
+
+
+async def test_a_poison_event_parks_only_its_mission_and_an_operator_evicts_it(
+    isolated: Isolated,
+) -> None:
+    await prepared(isolated)
+    poisoned, healthy = str(uuid.uuid4()), str(uuid.uuid4())
+    async with ledger_services(isolated), command_sender(isolated) as sender:
+        await write_events(isolated, poison(poisoned))
+        await sender.send(*crm_script(healthy))
+        await eventually(
+            lambda: with_at_least(
+                rows(
+                    isolated,
+                    "SELECT * FROM missions WHERE mission_id = $1 AND status = 'completed'",
+                    healthy,
+                ),
+                1,
+            )
+        )
+        parked = await eventually(
+            lambda: with_at_least(
+                rows(isolated, "SELECT * FROM projection_parked ORDER BY topic_offset"), 2
+            )
+        )
+        async with root_api(isolated, COLONY_ENABLED=False) as client:
+            metrics = (await client.get("/metrics")).text
+            ready = (await client.get("/readyz")).json()
+        archive = await archived(isolated.database_url, poisoned)
+        listed = velocity(isolated, "projections", "parked")
+        evicted = velocity(
+            isolated,
+            "projections",
+            "evict",
+            "missions",
+            "--mission",
+            poisoned,
+            "--reason",
+            "test poison",
+        )
+        left = await rows(isolated, "SELECT * FROM projection_parked")
+        audit = await rows(isolated, "SELECT * FROM projection_evictions")
+        async with root_api(isolated, COLONY_ENABLED=False) as client:
+            after = (await client.get("/readyz")).json()
+    assert [(p["projection"], p["parking_key"], p["event_type"]) for p in parked] == [
+        ("missions", poisoned, "MissionRequested"),
+        ("missions", poisoned, "PlanningStarted"),
+    ]
+    assert "CharacterNotInRepertoire" in parked[0]["error"] and parked[1]["error"] is None
+    assert [e["data_exact"] for e in archive] == [False, True], "the archive keeps every event"
+    assert 'velocity_projection_parked_events{projection="missions"} 2.0' in metrics
+    assert ready["checks"]["projections"]["degraded"] is True
+    assert "missions: 2 event(s) of 1 mission(s) parked" in ready["checks"]["projections"]["detail"]
+    assert poisoned in listed.stdout and "MissionRequested" in listed.stdout
+    assert evicted.returncode == 0, evicted.stdout + evicted.stderr
+    assert not left
+    assert audit[0]["reason"] == "test poison" and audit[0]["evicted_by"]
+    assert "projections" not in after["degraded"]
+
+
+async def test_parked_events_apply_in_order_once_the_cause_is_fixed(isolated: Isolated) -> None:
+    await prepared(isolated)
+    connection = await asyncpg.connect(isolated.database_url)
+    try:
+        await connection.execute(
+            "ALTER TABLE tasks ADD CONSTRAINT refuses_research CHECK (description <> 'accounts')"
+        )
+        blocked, other = str(uuid.uuid4()), str(uuid.uuid4())
+        async with ledger_services(isolated), command_sender(isolated) as sender:
+            await sender.send(*crm_script(blocked)[:5])  # planned, started, tool decision
+            await eventually(
+                lambda: with_at_least(rows(isolated, "SELECT * FROM projection_parked"), 2)
+            )
+            await sender.send(command(other, request_body()))
+            await eventually(
+                lambda: rows(isolated, "SELECT 1 FROM missions WHERE mission_id = $1", other)
+            )
+            still = velocity(isolated, "projections", "retry")
+            await connection.execute("ALTER TABLE tasks DROP CONSTRAINT refuses_research")
+            fixed = velocity(isolated, "projections", "retry", "tasks", "--mission", blocked)
+            tasks = await rows(isolated, "SELECT status FROM tasks WHERE mission_id = $1", blocked)
+            left = await rows(isolated, "SELECT * FROM projection_parked")
+    finally:
+        await connection.close()
+    assert still.returncode == 1 and "still failing" in still.stdout
+    assert fixed.returncode == 0 and "3 applied" in fixed.stdout  # plan, start, tool decision
+    assert [t["status"] for t in tasks] == ["running"], "the start waited behind the plan"
+    assert not left
