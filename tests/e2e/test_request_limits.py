@@ -54,8 +54,19 @@ def push(stack: RunningStack, path: str, headers: dict[str, str], total: int) ->
             except (BrokenPipeError, ConnectionResetError):
                 break
             sent += len(CHUNK)
-        connection.settimeout(10)
-        return connection.recv(4096), sent
+        return read_answer(connection), sent
+
+
+def read_answer(connection: socket.socket) -> bytes:
+    """The whole answer: the root closes the connection after refusing a body."""
+    connection.settimeout(10)
+    answer = b""
+    try:
+        while chunk := connection.recv(65_536):
+            answer += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return answer
 
 
 def test_an_unauthenticated_upload_is_refused_before_its_body_is_read(
