@@ -159,8 +159,7 @@ async def replay(database_url: str, mission_id: str, as_of: datetime | None, as_
             "mission_id": mission_id,
             "as_of": as_of.isoformat() if as_of else None,
             "events": [
-                {"meta": e.meta.model_dump(mode="json"), "data": e.body.data()}
-                for e in events
+                {"meta": e.meta.model_dump(mode="json"), "data": e.body.data()} for e in events
             ],
             "state": state.model_dump(mode="json"),
         }
