@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -46,7 +46,6 @@ from infra.topics import TopicNames
 from ledger.commands import (
     Command,
     CommandBody,
-    CommandMeta,
     CompleteMission,
     FailTask,
     ProposeWriteback,
@@ -312,16 +311,13 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         correlation_id: str,
         trace_id: str,
     ) -> None:
-        command = Command(
-            meta=CommandMeta(
-                command_id=command_id,
-                mission_id=mission_id,
-                issued_at=datetime.now(UTC),
-                correlation_id=correlation_id,
-                trace_id=trace_id,
-                actor=f"colony:{role}",
-            ),
-            body=body,
+        command = Command.issue(
+            mission_id,
+            body,
+            command_id=command_id,
+            actor=f"colony:{role}",
+            trace_id=trace_id,
+            correlation_id=correlation_id,
         )
         record = self.wire.encode_command(command)
         await self.producer.send_and_wait(

@@ -13,7 +13,7 @@ from gateway.settings import RootSettings
 from infra.kafka import client_options
 from infra.topics import TopicNames
 from ledger.authority import OperatorSigner
-from ledger.commands import Command, CommandBody, CommandMeta
+from ledger.commands import Command, CommandBody
 
 
 @dataclass
@@ -58,16 +58,13 @@ class GatewayRuntime:
         correlation_id: str | None = None,
     ) -> Command:
         """The command `caller` issues; an operator's carries this root's signature."""
-        command = Command(
-            meta=CommandMeta(
-                command_id=command_id,
-                mission_id=mission_id,
-                issued_at=datetime.now(UTC),
-                correlation_id=correlation_id or mission_id,
-                trace_id=trace_id,
-                actor=caller.label,
-            ),
-            body=body,
+        command = Command.issue(
+            mission_id,
+            body,
+            command_id=command_id,
+            actor=caller.label,
+            trace_id=trace_id,
+            correlation_id=correlation_id,
         )
         return self.signer.sign(command) if caller.role == "operator" else command
 

@@ -133,12 +133,12 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise StopRequested(signal.Signals(signum).name)
 
 
-def wait_until_ready(url: str, timeout_s: float = 60) -> bool:
-    """Poll `url`/readyz until it answers 200; False on timeout."""
+def wait_until_ready(url: str, timeout_s: float = 60, probe: str = "/readyz") -> bool:
+    """Poll `url` + `probe` until it answers 200; False on timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/readyz", timeout=3).status_code == 200:
+            if httpx.get(f"{url}{probe}", timeout=3).status_code == 200:
                 return True
         except httpx.HTTPError:
             pass

@@ -7,7 +7,7 @@ CommandRejected event with a machine-readable reason. Every command carries a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -233,6 +233,28 @@ class Command(BaseModel):
     @property
     def command_type(self) -> str:
         return type(self.body).__name__
+
+    @classmethod
+    def issue(
+        cls,
+        mission_id: str,
+        body: CommandBody,
+        *,
+        command_id: str,
+        actor: str,
+        trace_id: str,
+        correlation_id: str | None = None,
+    ) -> Command:
+        """A command issued now (the mission id is its correlation id unless given)."""
+        meta = CommandMeta(
+            command_id=command_id,
+            mission_id=mission_id,
+            issued_at=datetime.now(UTC),
+            correlation_id=correlation_id or mission_id,
+            trace_id=trace_id,
+            actor=actor,
+        )
+        return cls(meta=meta, body=body)
 
 
 COMMAND_TYPES: dict[str, type[CommandBody]] = {

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from loguru import logger
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from ledger.codec import AvroCodec, UndecodableRecordError
-from ledger.wire import InvalidRecordError
+from ledger.codec import AvroCodec
+from ledger.wire import ModelWire
 
 DEAD_LETTER_SCHEMA = "velocity.DeadLetter"
 
@@ -36,29 +36,11 @@ class DeadLetter(BaseModel):
     failed_at: datetime
 
 
-class DeadLetterWire:
+class DeadLetterWire(ModelWire[DeadLetter]):
     """Encodes and decodes dead letters."""
 
     def __init__(self, codec: AvroCodec | None = None) -> None:
-        self.codec = codec or AvroCodec()
-
-    def encode(self, letter: DeadLetter) -> bytes:
-        return self.codec.encode(DEAD_LETTER_SCHEMA, letter.model_dump())
-
-    def decode(self, data: bytes) -> DeadLetter:
-        """A validated letter; raises InvalidRecordError with the reason."""
-        try:
-            name, fields = self.codec.decode(data)
-        except UndecodableRecordError as error:
-            raise InvalidRecordError("undecodable", str(error)) from error
-        if name != DEAD_LETTER_SCHEMA:
-            raise InvalidRecordError("wrong_topic", f"{name} is not a dead letter")
-        try:
-            return DeadLetter.model_validate(fields)
-        except ValidationError as error:
-            raise InvalidRecordError(
-                "invalid_dead_letter", str(error.errors()[0]["msg"])
-            ) from error
+        super().__init__(DEAD_LETTER_SCHEMA, DeadLetter, "invalid_dead_letter", codec)
 
 
 class DeadLetters:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.codec import AvroCodec, UndecodableRecordError
-from ledger.wire import InvalidRecordError
+from ledger.codec import AvroCodec
+from ledger.wire import ModelWire
 
 SCHEMA = "velocity.metrics.MetricRecorded"
 MetricName = Literal[
@@ -36,24 +36,8 @@ class Metric(BaseModel):
     recorded_at: datetime
 
 
-class MetricWire:
+class MetricWire(ModelWire[Metric]):
     """Encodes and decodes metric records."""
 
     def __init__(self, codec: AvroCodec | None = None) -> None:
-        self.codec = codec or AvroCodec()
-
-    def encode(self, metric: Metric) -> bytes:
-        return self.codec.encode(SCHEMA, metric.model_dump())
-
-    def decode(self, data: bytes) -> Metric:
-        """A validated Metric; raises InvalidRecordError with the dead-letter reason."""
-        try:
-            name, fields = self.codec.decode(data)
-        except UndecodableRecordError as error:
-            raise InvalidRecordError("undecodable", str(error)) from error
-        if name != SCHEMA:
-            raise InvalidRecordError("wrong_topic", f"{name} is not a metric")
-        try:
-            return Metric.model_validate(fields)
-        except ValidationError as error:
-            raise InvalidRecordError("invalid_metric", str(error.errors()[0]["msg"])) from error
+        super().__init__(SCHEMA, Metric, "invalid_metric", codec)

@@ -6,9 +6,9 @@ Headers (event_type, mission_id, trace_id) let tools route and trace without dec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from infra.topics import partition_for
 from ledger.codec import AvroCodec, UndecodableRecordError
@@ -106,6 +106,38 @@ class LedgerWire:
         if prefix != namespace:
             raise InvalidRecordError("wrong_topic", f"{name} is not in {namespace}")
         return fields, type_name
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ModelWire(Generic[M]):
+    """One record type outside the ledger's commands and events (a metric, a dead letter):
+    a pydantic model under one schema, to and from single-object Avro."""
+
+    def __init__(
+        self, schema: str, model: type[M], invalid_reason: str, codec: AvroCodec | None = None
+    ) -> None:
+        self.schema = schema
+        self.model = model
+        self.invalid_reason = invalid_reason
+        self.codec = codec or AvroCodec()
+
+    def encode(self, value: M) -> bytes:
+        return self.codec.encode(self.schema, value.model_dump())
+
+    def decode(self, data: bytes) -> M:
+        """A validated model; raises InvalidRecordError with the dead-letter reason."""
+        try:
+            name, fields = self.codec.decode(data)
+        except UndecodableRecordError as error:
+            raise InvalidRecordError("undecodable", str(error)) from error
+        if name != self.schema:
+            raise InvalidRecordError("wrong_topic", f"{name} is not a {self.schema}")
+        try:
+            return self.model.model_validate(fields)
+        except ValidationError as error:
+            raise InvalidRecordError(self.invalid_reason, _first_problem(error)) from error
 
 
 def _flatten(meta: dict[str, Any], body: Any) -> dict[str, Any]:

@@ -106,23 +106,11 @@ async def start_stack(
         supervisor,
         log_dir,
     )
-    started = wait_until_ready if ready else answers_healthz
-    if not await asyncio.to_thread(started, stack.root_url, 60):
+    probe = "/readyz" if ready else "/healthz"
+    if not await asyncio.to_thread(wait_until_ready, stack.root_url, 60, probe):
         supervisor.stop_all()
         raise RuntimeError(f"stack not ready:\n{stack.logs()}")
     return stack
-
-
-def answers_healthz(url: str, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=3).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    return False
 
 
 @pytest.fixture(scope="module")
