@@ -25,7 +25,7 @@ from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
-from projections.batch import BatchApplier
+from projections.batch import BatchApplier, transient
 from projections.feeds import Feed, dead_letter_feed, ledger_feed, metrics_feed
 from projections.offsets import resume_positions
 from projections.projection import R
@@ -109,9 +109,15 @@ class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
         assignment = list(self.consumer.assignment())
         if not assignment:
             return
-        wanted = await resume_positions(
-            self.pool, self.topic, [tp.partition for tp in assignment], self.applier.names
-        )
+        try:
+            wanted = await resume_positions(
+                self.pool, self.topic, [tp.partition for tp in assignment], self.applier.names
+            )
+        except Exception as error:
+            if not transient(error):
+                raise
+            logger.warning("reset check skipped: database unavailable ({})", type(error).__name__)
+            return
         for tp in assignment:
             if wanted[tp.partition] < await self.consumer.position(tp):
                 await self.seek_back_to(tp, wanted[tp.partition])

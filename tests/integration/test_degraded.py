@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -14,8 +15,16 @@ from infra.broker import start_broker
 from infra.postgres import start_postgres
 from infra.processes import free_port
 from tests.conftest import Infrastructure, Isolated, create_database
+from tests.factories import command, request_body
 from tests.faults import TcpProxy
-from tests.integration.conftest import eventually, ledger_services, prepared, root_api
+from tests.integration.conftest import (
+    archived,
+    command_sender,
+    eventually,
+    ledger_services,
+    prepared,
+    root_api,
+)
 
 pytestmark = pytest.mark.integration
 MISSION = {"type": "oracle", "mode": "assisted", "objective": "risk?", "project_id": "atlas"}
@@ -88,6 +97,10 @@ async def test_database_outage_keeps_intake_open_and_loses_nothing(
             read = await client.get(f"/missions/{first}")
             assert read.status_code == 503
             assert read.json()["degraded"]["dependency"] == "database"
+            ready = await client.get("/readyz")
+            for answer in (read, ready):  # no host, port or driver message leaks out
+                assert str(port) not in answer.text and "127.0.0.1" not in answer.text
+                assert "Connect call failed" not in answer.text
             accepted = await client.post("/missions", json=MISSION)
             assert accepted.status_code == 202, accepted.text
             assert accepted.json()["status"] == "accepted"
@@ -112,3 +125,35 @@ async def test_with_the_colony_disabled_intake_is_refused_and_reads_work(
     assert refused.status_code == 503
     assert refused.json()["type"] == "urn:velocity:problem:colony_disabled"
     assert listed.status_code == 200
+
+
+async def test_the_projector_rides_out_a_database_restart_without_exiting_or_parking(
+    infrastructure: Infrastructure, tmp_path: Path
+) -> None:
+    port = free_port()
+    database = await asyncio.to_thread(start_postgres, tmp_path, None, durable=False, port=port)
+    slice_ = Isolated(infrastructure.bootstrap_servers, database.url, f"q{uuid.uuid4().hex[:8]}.")
+    missions = [str(uuid.uuid4()) for _ in range(5)]
+    try:
+        await prepared(slice_)
+        async with ledger_services(slice_) as (_, projector), command_sender(slice_) as sender:
+            await sender.send(command(missions[0], request_body()))
+            await eventually(lambda: archived(slice_.database_url, missions[0]))
+            database.stop()
+            await sender.send(*(command(m, request_body()) for m in missions[1:]))
+            await asyncio.sleep(3)  # the projector fails its batch and backs off meanwhile
+            database = await asyncio.to_thread(
+                start_postgres, tmp_path, None, durable=False, port=port
+            )
+            for mission_id in missions:
+                await eventually(lambda m=mission_id: archived(slice_.database_url, m), 40)
+            retries = projector.applier.retries
+            connection = await asyncpg.connect(slice_.database_url)
+            try:
+                parked = await connection.fetchval("SELECT count(*) FROM projection_parked")
+            finally:
+                await connection.close()
+    finally:
+        database.stop()
+    assert retries >= 1, "the batch was retried, not dropped or parked"
+    assert parked == 0

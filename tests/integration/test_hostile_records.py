@@ -364,3 +364,19 @@ async def test_parked_events_apply_in_order_once_the_cause_is_fixed(isolated: Is
     assert fixed.returncode == 0 and "3 applied" in fixed.stdout  # plan, start, tool decision
     assert [t["status"] for t in tasks] == ["running"], "the start waited behind the plan"
     assert not left
+
+
+async def test_a_rebuild_is_strict_and_says_where_it_stopped(isolated: Isolated) -> None:
+    await prepared(isolated)
+    poisoned = str(uuid.uuid4())
+    async with ledger_services(isolated):
+        await write_events(isolated, poison(poisoned))
+        await eventually(
+            lambda: with_at_least(rows(isolated, "SELECT * FROM projection_parked"), 2)
+        )
+    rebuilt = velocity(isolated, "projections", "rebuild", "missions")
+    home = partition_for(poisoned.encode(), EVENTS.partitions)
+    assert rebuilt.returncode == 1, rebuilt.stdout + rebuilt.stderr
+    assert "rebuild stopped: missions cannot apply MissionRequested #1" in rebuilt.stderr
+    assert f"of {poisoned} at partition {home} offset 0" in rebuilt.stderr
+    assert "Traceback" not in rebuilt.stderr
