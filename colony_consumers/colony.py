@@ -1,64 +1,61 @@
 """The colony's reactor process: reads `mission.events`, does the work, sends commands.
 
 It never writes events. It consumes in a consumer group (run more copies to share
-partitions), keeps each mission's file folded from its events (rebuilt from the log up
-to the committed offset after a restart or rebalance), reacts to each new event, and
-commits an offset only after the reactions to it have been sent. A crash re-runs the
-reactions since the last commit; their command ids are derived from the events, so the
-ledger applies each step once, and the CRM guards its writebacks by writeback id.
+partitions) and keeps each mission's file folded from its events. Each event's reaction
+runs on its own, so a slow model call holds up no other mission; a reaction that fails
+is retried with backoff (an outage of the root, PostgreSQL or the broker is waited out
+within the mission's time budget and spends no task attempt), and one that keeps failing
+fails its mission with the reason. Nothing is dropped.
+
+Consumed offsets live in PostgreSQL (`projector_offsets`, as `colony:<group>`), never past
+an event whose reaction has not finished (colony_consumers/in_flight.py). A newly owned
+partition is paused, its history up to the stored offset folded without reacting, then
+resumed from there; a restart or a restore therefore re-runs only unfinished reactions,
+whose command ids are derived from the events, so the ledger applies each step once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import datetime
+import random
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.structs import OffsetAndMetadata
 from loguru import logger
 
 from colony_consumers.admission import WORKING, is_waiting, next_waiting, working_count
-from colony_consumers.crm_writeback import apply_writeback, qualify
+from colony_consumers.in_flight import InFlight
+from colony_consumers.measurements import measurements
 from colony_consumers.metric_emitter import MetricEmitter
 from colony_consumers.mission_file import MissionFile
-from colony_consumers.policy import PolicyContext, evaluate_writeback
-from colony_consumers.reactions import (
-    ApplyWriteback,
-    ProposeWritebacks,
-    Reaction,
-    Review,
-    RunTask,
-    Send,
-    policy_context,
-    react,
-    reaction_id,
-    tool_decision,
-)
-from colony_consumers.reviewer import Source, check_lines, review
-from colony_consumers.root_client import RootClient
+from colony_consumers.outages import OUTAGES, is_outage
+from colony_consumers.policy import PolicyContext
+from colony_consumers.reactions import ApplyWriteback, Reaction, Send, policy_context, react
 from colony_consumers.settings import ColonySettings
-from colony_consumers.task_runner import TaskRunner
+from colony_consumers.worker import Worker
 from infra.topics import TopicNames
-from ledger.commands import (
-    Command,
-    CommandBody,
-    CompleteMission,
-    FailTask,
-    ProposeWriteback,
-    QueueMission,
-    RecordReview,
-    RecordWritebackResult,
-    StartPlanning,
-)
+from ledger.commands import FailMission, QueueMission, StartPlanning
 from ledger.dead_letters import DeadLetters
 from ledger.events import EventMeta, MissionRequested, PlanningStarted, RecordedEvent
-from ledger.metrics import MetricName
-from ledger.state import TERMINAL_STATUSES, status_change
+from ledger.text import cleaned
 from ledger.wire import InvalidRecordError, LedgerWire
+from projections.offsets import save_offsets
+
+REACTION_ATTEMPTS = 5  # failures that are not outages, before the mission is failed
+SAVE_EVERY_S = 1.0
+STORED_OFFSET = """
+SELECT next_offset FROM projector_offsets WHERE projector = $1 AND topic = $2 AND partition = $3
+"""
+
+
+def backoff_s(attempt: int) -> float:
+    """0.5 s doubling to 10 s, with jitter so retries after an outage do not stampede."""
+    return float(min(0.5 * 2 ** (attempt - 1), 10.0) * random.uniform(0.8, 1.2))
 
 
 class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -67,8 +64,7 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         settings: ColonySettings,
         options: dict[str, Any],
         pool: asyncpg.Pool,
-        root: RootClient,
-        runner: TaskRunner,
+        worker: Worker,
         producer: AIOKafkaProducer,
         metrics: MetricEmitter,
     ) -> None:
@@ -76,15 +72,22 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         self.options = options
         self.topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
         self.pool = pool
-        self.root = root
-        self.runner = runner
+        self.worker = worker
         self.wire = LedgerWire()
         self.metrics = metrics
+        self.offsets_name = f"colony:{settings.COLONY_GROUP_ID}"
         self.files: dict[str, MissionFile] = {}
+        self.home: dict[str, int] = {}
         self.partitions: set[int] = set()
-        self.unfolded: set[int] = set()
+        self.unprepared: set[int] = set()
         self.starting: set[str] = set()
-        self.slots = asyncio.Semaphore(settings.MAX_CONCURRENT_MISSIONS)
+        self.in_flight = InFlight()
+        self.tasks: dict[int, set[asyncio.Task[None]]] = defaultdict(set)
+        self.redoing: set[str] = set()
+        self.max_in_flight = max(
+            100, 4 * settings.MAX_CONCURRENT_MISSIONS * settings.MAX_WORKERS_PER_MISSION
+        )
+        self.saved_at = 0.0
         self.producer = producer
         self.dead_letters = DeadLetters(
             producer, self.topics.dead_letters, self.wire.codec, "colony"
@@ -101,47 +104,148 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
     async def run(self, stop: asyncio.Event) -> None:
+        """React until `stop`; then let running reactions finish for a moment, store where
+        to resume, and leave the group."""
         await self.producer.start()
         try:
             await self.consumer.start()
             try:
                 self.consumer.subscribe([self.topics.events], listener=self)
                 while not stop.is_set():
+                    await self.prepare()
+                    self.throttle()
                     batch = await self.consumer.getmany(timeout_ms=200)
-                    if batch:
-                        await self.handle(batch)
+                    for tp, records in batch.items():
+                        if tp.partition in self.partitions - self.unprepared:
+                            for record in records:
+                                await self.accept(tp.partition, record)
+                    await self.save_offsets()
+                await self.drain(grace_s=5.0)
             finally:
                 await self.consumer.stop()
         finally:
             await self.producer.stop()
 
-    async def handle(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Fold every event, run the reactions (missions in parallel), then commit."""
-        for tp, records in batch.items():
-            if tp.partition in self.unfolded:
-                await self.fold_history(tp, records[0].offset)
-                self.unfolded.discard(tp.partition)
-                await self.release()  # missions that waited while no one owned them
-        work = []
-        for records in batch.values():
-            for record in records:
-                try:
-                    event = self.wire.decode_event(record.value or b"")
-                except InvalidRecordError as error:
-                    await self.dead_letters.publish(record, error.reason, error.detail)
-                    continue
-                work.append(self._react_to(event))
-        await asyncio.gather(*work)
-        await self.consumer.commit(
-            {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()}
-        )
+    def throttle(self) -> None:
+        """Pause fetching while too many reactions are unfinished (an outage); the consumer
+        keeps polling, so it stays in its group."""
+        ready = [TopicPartition(self.topics.events, p) for p in self.partitions - self.unprepared]
+        if self.in_flight.count >= self.max_in_flight:
+            self.consumer.pause(*ready)
+        else:
+            self.consumer.resume(*ready)
 
-    def _decode(self, record: ConsumerRecord) -> RecordedEvent | None:
-        """The event, or None for a record that is none (dead-lettered when first seen)."""
+    async def prepare(self) -> None:
+        """Fold the history of newly owned partitions up to their stored offsets, then
+        resume them from there (outside the rebalance callback, which must stay short)."""
+        for partition in sorted(self.unprepared):
+            tp = TopicPartition(self.topics.events, partition)
+            try:
+                start = await self.resume_offset(tp)
+            except OUTAGES as error:
+                logger.warning("partition {} waits for PostgreSQL: {}", partition, error)
+                return
+            await self.fold_history(tp, start)
+            self.consumer.seek(tp, start)
+            self.in_flight.fetched(partition, start - 1)
+            self.unprepared.discard(partition)
+            logger.info("colony resumes partition {} at offset {}", partition, start)
+        await self.release()
+
+    async def resume_offset(self, tp: TopicPartition) -> int:
+        """The stored offset; else what an older colony committed to the broker; else 0."""
+        stored = await self.pool.fetchval(STORED_OFFSET, self.offsets_name, tp.topic, tp.partition)
+        if stored is not None:
+            return int(stored)
+        committed = await self.consumer.committed(tp)
+        return int(committed or 0)
+
+    async def accept(self, partition: int, record: ConsumerRecord) -> None:
+        """Fold one event and start its reaction (never waiting for it)."""
+        self.in_flight.fetched(partition, record.offset)
         try:
-            return self.wire.decode_event(record.value or b"")
-        except InvalidRecordError:
-            return None
+            event = self.wire.decode_event(record.value or b"")
+        except InvalidRecordError as invalid:
+            reason, detail = invalid.reason, invalid.detail
+            await persist(lambda: self.dead_letters.publish(record, reason, detail))
+            return
+        self.home[event.meta.mission_id] = partition
+        before = self.files.get(event.meta.mission_id)
+        since, stage = (before.state.status_since, before.state.stage) if before else (None, "")
+        was_working = before is not None and before.state.status in WORKING
+        file = self.fold(event)
+        if isinstance(event.body, PlanningStarted):
+            self.starting.discard(file.mission_id)
+        queued = self.admit(file) if isinstance(event.body, MissionRequested) else None
+        reaction = queued or react(
+            file, event.body, self.context(file), self.settings.MAX_WORKERS_PER_MISSION
+        )
+        await self.observe(file, event, since, stage)
+        if was_working and file.state.status not in WORKING:
+            await self.release()
+        if reaction is not None:
+            self.in_flight.started(partition, record.offset)
+            self.spawn(partition, self._react(partition, record.offset, file, event.meta, reaction))
+
+    def spawn(self, partition: int, work: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(work)
+        self.tasks[partition].add(task)
+        task.add_done_callback(self.tasks[partition].discard)
+
+    async def _react(
+        self, partition: int, offset: int, file: MissionFile, meta: EventMeta, reaction: Reaction
+    ) -> None:
+        try:
+            await self.until_done(file, meta, reaction)
+        except asyncio.CancelledError:
+            raise  # the partition moved: its new owner re-runs this reaction
+        except Exception:  # until_done handles failures; a bug must not stop the colony
+            logger.bind(mission_id=file.mission_id).exception("reaction crashed")
+        self.in_flight.finished(partition, offset)
+
+    async def until_done(self, file: MissionFile, meta: EventMeta, reaction: Reaction) -> None:
+        """Perform `reaction`, retrying with backoff: outages until the mission's deadline,
+        other failures REACTION_ATTEMPTS times; then fail the mission with the reason."""
+        log = logger.bind(mission_id=file.mission_id, trace_id=meta.trace_id)
+        deadline = file.deadline(self.settings.MISSION_TIMEOUT_MS)
+        attempt = 0
+        while True:
+            try:
+                await self.worker.perform(file, meta, reaction, self.context(file))
+                return
+            except Exception as error:
+                if file.state.terminal:
+                    return  # the mission ended meanwhile; nothing left to do
+                attempt += 1
+                outage = is_outage(error)
+                late = deadline is not None and datetime.now(UTC) >= deadline
+                if late or (not outage and attempt >= REACTION_ATTEMPTS):
+                    await self.give_up(file, meta, reaction, error, late)
+                    return
+                log.warning(
+                    "reaction {} to {} failed ({}{}); retry #{}",
+                    type(reaction).__name__,
+                    meta.event_type,
+                    "outage: " if outage else "",
+                    summary(error),
+                    attempt,
+                )
+                await asyncio.sleep(backoff_s(attempt))
+
+    async def give_up(
+        self,
+        file: MissionFile,
+        meta: EventMeta,
+        reaction: Reaction,
+        error: Exception,
+        late: bool,
+    ) -> None:
+        """Fail the mission legibly: which reaction, why, and that the colony gave up."""
+        why = "past the mission's time budget" if late else f"after {REACTION_ATTEMPTS} attempts"
+        reason = f"{type(reaction).__name__} to {meta.event_type} kept failing {why}: "
+        body = FailMission(reason=cleaned(reason + summary(error))[0][:900])
+        logger.bind(mission_id=file.mission_id).error("giving up: {}", body.reason)
+        await persist(lambda: self.worker.send(meta, "fail/reaction", body))
 
     def fold(self, event: RecordedEvent) -> MissionFile:
         file = self.files.setdefault(event.meta.mission_id, MissionFile.new(event.meta.mission_id))
@@ -159,7 +263,7 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
             self.settings.WRITEBACK_APPROVAL_GATE_PASSED,
         )
 
-    def admit(self, file: MissionFile, event: RecordedEvent) -> Reaction | None:
+    def admit(self, file: MissionFile) -> Reaction | None:
         """Queue a new mission when every slot is taken; None lets `react` start it."""
         limit = self.settings.MAX_CONCURRENT_MISSIONS
         others = [f for f in self.files.values() if f.mission_id != file.mission_id]
@@ -175,201 +279,98 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         for waiting in next_waiting(self.files.values(), self.starting, free):
             assert waiting.last is not None
             self.starting.add(waiting.mission_id)
-            await self.send(waiting.last, "plan/start", StartPlanning(planner="colony:planner"))
+            start = Send([("plan/start", StartPlanning(planner="colony:planner"))])
+            partition = self.home.get(waiting.mission_id, -1)
+            self.spawn(partition, self.until_done(waiting, waiting.last, start))
 
-    async def _react_to(self, event: RecordedEvent) -> None:
-        before = self.files.get(event.meta.mission_id)
-        since, stage = (before.state.status_since, before.state.stage) if before else (None, "")
-        was_working = before is not None and before.state.status in WORKING
-        file = self.fold(event)
-        if isinstance(event.body, PlanningStarted):
-            self.starting.discard(file.mission_id)
-        queued = self.admit(file, event) if isinstance(event.body, MissionRequested) else None
-        freed = was_working and file.state.status not in WORKING
-        # decided before the first await: a concurrent reaction must not fold events
-        # this one has not seen yet
-        workers = self.settings.MAX_WORKERS_PER_MISSION
-        reaction = queued or react(file, event.body, self.context(file), workers)
-        await self.observe(file, event, since, stage)
-        if freed:
-            await self.release()
-        if reaction is None:
-            return
-        log = logger.bind(mission_id=file.mission_id, trace_id=event.meta.trace_id)
-        async with self.slots:
-            try:
-                await self.perform(file, event.meta, reaction)
-            except Exception as error:  # a reaction must never stop the colony
-                log.exception("reaction to {} failed: {}", event.event_type, error)
+    async def execute_stalled(self, stalled: list[tuple[str, str]]) -> None:
+        """Execute approved writebacks of our missions that have no result (the sweeper's
+        safety net); each at most once at a time, with the approval's own reaction id."""
+        for mission_id, writeback_id in stalled:
+            file = self.files.get(mission_id)
+            approval = file.approved.get(writeback_id) if file else None
+            if file is None or approval is None or writeback_id in self.redoing:
+                continue
+            self.redoing.add(writeback_id)
+            logger.bind(mission_id=mission_id).warning("re-executing writeback {}", writeback_id)
+            work = self.until_done(file, approval, ApplyWriteback(writeback_id))
+            self.spawn(self.home[mission_id], self._redone(writeback_id, work))
 
-    async def perform(self, file: MissionFile, meta: EventMeta, reaction: Reaction) -> None:
-        if isinstance(reaction, Send):
-            for step, body in reaction.commands:
-                await self.send(meta, step, body)
-        elif isinstance(reaction, RunTask):
-            await self.send(meta, f"result/{reaction.task_id}", await self.run_task(file, reaction))
-        elif isinstance(reaction, Review):
-            await self.send(meta, "review", await self.review(file))
-        elif isinstance(reaction, ProposeWritebacks):
-            await self.propose(file, meta)
-        elif isinstance(reaction, ApplyWriteback):
-            await self.send(meta, "writeback", await self.execute(file, reaction.writeback_id))
-
-    async def run_task(self, file: MissionFile, task: RunTask) -> CommandBody:
-        """The task's outcome; past TASK_TIMEOUT_MS a retryable failure, never a hang."""
-        limit_s = self.settings.TASK_TIMEOUT_MS / 1000
+    async def _redone(self, writeback_id: str, work: Awaitable[None]) -> None:
         try:
-            return await asyncio.wait_for(self.runner.run(file, task.task_id, task.tool), limit_s)
-        except TimeoutError:
-            error = f"{task.tool} gave no result within {self.settings.TASK_TIMEOUT_MS} ms"
-            return FailTask(task_id=task.task_id, error=error, retryable=True)
-
-    async def review(self, file: MissionFile) -> RecordReview:
-        sources = [
-            Source(number=i, title=s.artifact_id, source=s.source, content_hash=s.content_hash)
-            for i, s in enumerate(file.sources, 1)
-        ]
-        draft = next((v for k, v in file.outputs.items() if k.startswith("draft_")), "")
-        packet = review(draft, sources, file.denials, file.failures)
-        packet_hash = await self.root.store(
-            packet.model_dump_json(indent=2),
-            mission_id=file.mission_id,
-            artifact_id="reviewer-packet",
-            kind="reviewer_packet",
-            source="colony:reviewer",
-            media_type="application/json",
-        )
-        return RecordReview(
-            packet_hash=packet_hash,
-            verdict=packet.verdict,
-            output=draft,
-            checks=check_lines(packet),
-        )
-
-    async def propose(self, file: MissionFile, meta: EventMeta) -> None:
-        context = self.context(file)
-        assert context is not None and file.request is not None
-        decision = evaluate_writeback(context)
-        await self.send(
-            meta, "policy/writeback", tool_decision("writeback", "crm_writeback", decision)
-        )
-        account = await self.pool.fetchrow(
-            "SELECT account_id, employees, notes FROM crm_accounts"
-            " WHERE lower(company) = lower($1)",
-            file.request.lead_company or "",
-        )
-        if not decision.allowed or account is None:
-            await self.send(
-                meta, "complete", CompleteMission(output=file.outputs.get("review", ""))
-            )
-            return
-        proposal = ProposeWriteback(
-            writeback_id=reaction_id(meta.event_id, "writeback"),
-            target="crm",
-            record_ref=account["account_id"],
-            changes=qualify(account["employees"], account["notes"]),
-            rationale=f"from the reviewed brief of mission {file.mission_id}",
-        )
-        await self.send(meta, "propose", proposal)
-
-    async def execute(self, file: MissionFile, writeback_id: str) -> RecordWritebackResult:
-        proposed = file.writebacks[writeback_id]
-        try:
-            detail = await apply_writeback(
-                self.pool, writeback_id, proposed.record_ref, proposed.changes
-            )
-        except (asyncpg.PostgresError, OSError, ValueError) as error:
-            return RecordWritebackResult(
-                writeback_id=writeback_id, succeeded=False, detail=str(error)
-            )
-        return RecordWritebackResult(writeback_id=writeback_id, succeeded=True, detail=detail)
-
-    async def send(self, cause: EventMeta, step: str, body: CommandBody) -> None:
-        """Send `body` as the reaction `step` to the event `cause` (its id derived from both)."""
-        await self.send_command(
-            cause.mission_id,
-            reaction_id(cause.event_id, step),
-            body,
-            step.split("/")[0],
-            cause.correlation_id,
-            cause.trace_id,
-        )
-
-    async def sweep_send(self, mission_id: str, step: str, body: CommandBody) -> None:
-        """The sweeper's commands: ids derived from what was stuck since when."""
-        command_id = reaction_id(mission_id, step)
-        await self.send_command(
-            mission_id, command_id, body, "sweeper", mission_id, uuid.uuid4().hex
-        )
-
-    async def send_command(
-        self,
-        mission_id: str,
-        command_id: str,
-        body: CommandBody,
-        role: str,
-        correlation_id: str,
-        trace_id: str,
-    ) -> None:
-        command = Command.issue(
-            mission_id,
-            body,
-            command_id=command_id,
-            actor=f"colony:{role}",
-            trace_id=trace_id,
-            correlation_id=correlation_id,
-        )
-        record = self.wire.encode_command(command)
-        await self.producer.send_and_wait(
-            self.topics.commands, record.value, record.key, headers=record.headers
-        )
+            await work
+        finally:
+            self.redoing.discard(writeback_id)
 
     async def observe(
         self, file: MissionFile, event: RecordedEvent, since: datetime | None, stage: str
     ) -> None:
-        """Metrics about the event: stage latency, policy decisions, waits, outcomes."""
-        meta, body = event.meta, event.body
-        labels: dict[str, str] = {
-            "mission_type": file.request.mission_type if file.request else "unknown"
+        """Emit the event's measurements (fire and forget: a metric is never worth a wait)."""
+        meta = event.meta
+        for index, (name, value, tags) in enumerate(measurements(file, event, since, stage)):
+            try:
+                await self.metrics.emit(
+                    name, value, tags, f"{meta.event_id}/{index}", meta.mission_id, meta.trace_id
+                )
+            except OUTAGES as error:
+                logger.warning("metric {} not sent: {}", name, summary(error))
+
+    async def save_offsets(self, force: bool = False, only: set[int] | None = None) -> None:
+        """Store where each owned partition resumes, at most every SAVE_EVERY_S."""
+        now = asyncio.get_running_loop().time()
+        if not force and now - self.saved_at < SAVE_EVERY_S:
+            return
+        owned = (only if only is not None else self.partitions) - self.unprepared
+        positions = {
+            (self.offsets_name, partition): offset
+            for partition, offset in self.in_flight.resume_at().items()
+            if partition in owned
         }
-        metrics: list[tuple[MetricName, float, dict[str, str]]] = []
-        moved = status_change(body)
-        if moved is not None and since is not None:
-            spent = (meta.occurred_at - since).total_seconds() * 1000
-            metrics.append(("stage_latency", spent, labels | {"stage": stage}))
-            if moved[0] in TERMINAL_STATUSES:
-                metrics.append(("mission_outcome", 1.0, labels | {"outcome": moved[0]}))
-        if event.event_type in ("ToolRequestAllowed", "ToolRequestDenied"):
-            decision = "allowed" if event.event_type == "ToolRequestAllowed" else "denied"
-            rule = str(getattr(body, "rule_id", ""))
-            metrics.append(
-                ("policy_decision", 1.0, labels | {"decision": decision, "rule_id": rule})
-            )
-        writeback_id = str(getattr(body, "writeback_id", ""))
-        if (
-            event.event_type in ("WritebackApproved", "WritebackRejected")
-            and writeback_id in file.asked_at
-        ):
-            wait = (meta.occurred_at - file.asked_at[writeback_id]).total_seconds() * 1000
-            metrics.append(("approval_wait", wait, labels))
-        for index, (name, value, tags) in enumerate(metrics):
-            await self.metrics.emit(
-                name, value, tags, f"{meta.event_id}/{index}", meta.mission_id, meta.trace_id
-            )
+        if not positions:
+            return
+        try:
+            async with self.pool.acquire() as connection:
+                await save_offsets(connection, self.topics.events, positions)
+            self.saved_at = now
+        except OUTAGES as error:
+            logger.warning("colony offsets not stored yet: {}", summary(error))
+
+    async def drain(self, grace_s: float) -> None:
+        """On stop: give running reactions `grace_s` to finish, store offsets, cancel the
+        rest (they re-run after the restart)."""
+        running = [task for tasks in self.tasks.values() for task in tasks]
+        if running:
+            logger.info("colony stopping: {} reactions running", len(running))
+            await asyncio.wait(running, timeout=grace_s)
+        await self.save_offsets(force=True)
+        for task in running:
+            task.cancel()
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.partitions -= {tp.partition for tp in revoked}
-        self.unfolded -= {tp.partition for tp in revoked}
+        """Store where revoked partitions resume, stop their reactions, forget their files."""
+        gone = {tp.partition for tp in revoked}
+        await self.save_offsets(force=True, only=gone)
+        for partition in gone:
+            for task in self.tasks.pop(partition, set()):
+                task.cancel()
+        missions = {m for m, p in self.home.items() if p in gone}
+        for mission_id in missions:
+            self.files.pop(mission_id, None)
+            self.home.pop(mission_id, None)
+        self.starting -= missions
+        self.in_flight.forget(gone)
+        self.partitions -= gone
+        self.unprepared -= gone
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Newly owned partitions get their history folded before their first reaction."""
+        """Newly owned partitions wait, paused, until `prepare` has folded their history."""
         self.partitions |= {tp.partition for tp in assigned}
-        self.unfolded |= {tp.partition for tp in assigned}
+        self.unprepared |= {tp.partition for tp in assigned}
+        self.consumer.pause(*assigned)
         logger.info("colony owns partitions {}", sorted(self.partitions))
 
     async def fold_history(self, tp: TopicPartition, end: int) -> None:
-        """Fold the partition's events before `end` (the committed offset) without reacting:
-        the first record a new owner receives sits at the committed offset."""
+        """Fold the partition's events before `end` (the stored offset) without reacting."""
         if end == 0:
             return
         reader = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=25, **self.options)
@@ -382,6 +383,32 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
                 for record in batch.get(tp, []):
                     event = self._decode(record) if record.offset < end else None
                     if event is not None:
+                        self.home[event.meta.mission_id] = tp.partition
                         self.fold(event)
         finally:
             await reader.stop()
+
+    def _decode(self, record: ConsumerRecord) -> RecordedEvent | None:
+        """The event, or None for a record that is none (dead-lettered when first seen)."""
+        try:
+            return self.wire.decode_event(record.value or b"")
+        except InvalidRecordError:
+            return None
+
+
+def summary(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
+
+
+async def persist(send: Callable[[], Awaitable[None]]) -> None:
+    """Run `send` until it succeeds: it records something that must not be lost (a dead
+    letter, a mission's failure), and an outage ends."""
+    attempt = 0
+    while True:
+        try:
+            await send()
+            return
+        except Exception as error:
+            attempt += 1
+            logger.warning("retrying after {} (#{})", summary(error), attempt)
+            await asyncio.sleep(backoff_s(attempt))

@@ -7,7 +7,7 @@ a crash would lose.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ledger.events import (
     ArtifactRecorded,
@@ -19,6 +19,7 @@ from ledger.events import (
     TaskSucceeded,
     TaskTimedOut,
     ToolRequestDenied,
+    WritebackApproved,
     WritebackProposed,
 )
 from ledger.state import MissionState, evolve
@@ -35,6 +36,8 @@ class MissionFile:
     failures: list[str] = field(default_factory=list)
     writebacks: dict[str, WritebackProposed] = field(default_factory=dict)
     asked_at: dict[str, datetime] = field(default_factory=dict)
+    approved: dict[str, EventMeta] = field(default_factory=dict)
+    requested_at: datetime | None = None
     last: EventMeta | None = None
 
     @classmethod
@@ -48,6 +51,7 @@ class MissionFile:
         body = event.body
         if isinstance(body, MissionRequested):
             self.request = body
+            self.requested_at = event.meta.occurred_at
         elif isinstance(body, ArtifactRecorded) and body.kind == "source":
             self.sources.append(body)
         elif isinstance(body, TaskSucceeded):
@@ -61,3 +65,13 @@ class MissionFile:
             self.asked_at[body.writeback_id] = event.meta.occurred_at
         elif isinstance(body, ReviewerPacketRecorded):
             self.outputs["review"] = body.output
+        elif isinstance(body, WritebackApproved):
+            self.approved[body.writeback_id] = event.meta
+
+    def deadline(self, default_ms: int) -> datetime | None:
+        """When the mission's time budget runs out (`default_ms` after its request if it
+        states none); None before its request is known."""
+        if self.requested_at is None:
+            return None
+        budget = self.request.time_budget_ms if self.request else default_ms
+        return self.requested_at + timedelta(milliseconds=budget)

@@ -19,6 +19,8 @@ from typing import Any, Protocol, TypeVar
 import asyncpg
 import httpx
 
+from colony_consumers.outages import OUTAGES, OutageError
+
 T = TypeVar("T")
 WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(
@@ -83,15 +85,22 @@ class Model(Protocol):
 
 
 class LocalResearch:
-    """Full-text search over kb_documents and the CRM tables in PostgreSQL."""
+    """Full-text search over kb_documents and the CRM tables in PostgreSQL. PostgreSQL being
+    unreachable is an outage of ours, not a failure of the research (OutageError)."""
 
     name = "local-research"
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
+    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        try:
+            return list(await self.pool.fetch(query, *args))
+        except OUTAGES as error:
+            raise OutageError(f"PostgreSQL unavailable ({type(error).__name__})") from error
+
     async def project(self, project_id: str, query: str) -> list[Document]:
-        rows = await self.pool.fetch(
+        rows = await self._fetch(
             "SELECT title, source, body FROM kb_documents WHERE project_id = $1"
             " ORDER BY ts_rank(search, plainto_tsquery('english', $2)) DESC, document_id LIMIT 5",
             project_id,
@@ -100,11 +109,12 @@ class LocalResearch:
         return [Document(r["title"], r["source"], r["body"]) for r in rows]
 
     async def account(self, company: str) -> list[Document]:
-        row = await self.pool.fetchrow(
+        rows = await self._fetch(
             "SELECT * FROM crm_accounts WHERE lower(company) = lower($1)", company
         )
-        if row is None:
+        if not rows:
             return []
+        row = rows[0]
         text = (
             f"{row['company']} ({row['industry']}, {row['employees']} employees),"
             f" contact {row['contact']}. {row['notes']}"
@@ -114,7 +124,7 @@ class LocalResearch:
         ]
 
     async def web(self, query: str) -> list[Document]:
-        rows = await self.pool.fetch(
+        rows = await self._fetch(
             "SELECT title, source, body FROM kb_documents"
             " WHERE search @@ websearch_to_tsquery('english', $1) LIMIT 3",
             query,

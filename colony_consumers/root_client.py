@@ -1,6 +1,10 @@
 """The colony's bridge to the root: artifacts are persisted through POST /internal/artifacts
 with ROOT_API_KEY (a colony-role key), content-addressed; the root records them in the
-mission. The colony checks at start, and in its /readyz, that the root accepts that key."""
+mission. The colony checks at start, and in its /readyz, that the root accepts that key.
+
+The root unreachable, answering 5xx, or refusing the key is an outage (waited out: the
+reaction is retried, no task attempt is spent); any other refusal (the mission no longer
+takes evidence, an invalid artifact) is the task's failure."""
 
 from __future__ import annotations
 
@@ -10,11 +14,22 @@ import contextlib
 import httpx
 from loguru import logger
 
+from colony_consumers.outages import OutageError
 from infra.readiness import NotReady
 
 
-class RootUnavailableError(RuntimeError):
-    """The root did not store the artifact; the task fails legibly and may be retried."""
+class RootRefusedError(RuntimeError):
+    """The root refused the request for what it is (4xx other than a key problem)."""
+
+
+def checked(response: httpx.Response, expected: int, what: str) -> httpx.Response:
+    """`response` if it is `expected`; else an outage or a refusal, saying which."""
+    if response.status_code == expected:
+        return response
+    summary = f"{what}: root answered {response.status_code}"
+    if response.status_code >= 500 or response.status_code in (401, 403, 429):
+        raise OutageError(summary)
+    raise RootRefusedError(f"{summary}: {response.text[:200]}")
 
 
 class RootClient:
@@ -42,13 +57,18 @@ class RootClient:
         }
         try:
             response = await self.client.post("/internal/artifacts", json=body)
-        except httpx.HTTPError as error:
-            raise RootUnavailableError(f"root unreachable: {error}") from error
-        if response.status_code != 201:
-            raise RootUnavailableError(
-                f"root answered {response.status_code}: {response.text[:200]}"
-            )
+        except httpx.TransportError as error:
+            raise OutageError(f"root unreachable ({type(error).__name__})") from error
+        checked(response, 201, "storing an artifact")
         return str(response.json()["content_hash"])
+
+    async def content(self, content_hash: str) -> str:
+        """A stored artifact's text."""
+        try:
+            response = await self.client.get(f"/artifacts/{content_hash}")
+        except httpx.TransportError as error:
+            raise OutageError(f"root unreachable ({type(error).__name__})") from error
+        return checked(response, 200, f"reading artifact {content_hash[:12]}").text
 
 
 async def check_root_key(root: RootClient) -> None:

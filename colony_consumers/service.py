@@ -24,6 +24,7 @@ from colony_consumers.root_client import RootClient, check_root_key, wait_for_ro
 from colony_consumers.settings import ColonySettings
 from colony_consumers.sweeper import sweep_forever
 from colony_consumers.task_runner import TaskRunner
+from colony_consumers.worker import Worker
 from infra.config import load_settings
 from infra.heartbeat import beat_forever
 from infra.kafka import client_options, probe_broker
@@ -101,8 +102,8 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
     options = client_options(settings, bootstrap)
     async with clients(settings) as (pool, root_http, provider_http):
         producer = AIOKafkaProducer(acks="all", linger_ms=2, **options)
-        topic = TopicNames(settings.KAFKA_TOPIC_PREFIX).metrics
-        metrics = MetricEmitter(producer, topic, MetricWire())
+        topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
+        metrics = MetricEmitter(producer, topics.metrics, MetricWire())
         guarded = Guarded(
             settings.TASK_TIMEOUT_MS / 1000 / 3,
             report=metrics.provider_call,
@@ -116,7 +117,8 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
             guarded,
             choose_browser(settings.BROWSER_PROVIDER, provider_http),
         )
-        colony = Colony(settings, options, pool, root, runner, producer, metrics)
+        worker = Worker(pool, root, runner, producer, topics, settings.TASK_TIMEOUT_MS)
+        colony = Colony(settings, options, pool, worker, producer, metrics)
 
         def status() -> dict[str, Any]:
             return {
@@ -146,7 +148,8 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
                 asyncio.create_task(
                     sweep_forever(
                         pool,
-                        colony.sweep_send,
+                        worker.sweep_send,
+                        colony.execute_stalled,
                         settings.MISSION_TIMEOUT_MS,
                         settings.TASK_TIMEOUT_MS,
                         SWEEP_EVERY_S,

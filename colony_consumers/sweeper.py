@@ -3,7 +3,9 @@ the stage they were stuck in, and missions past their time budget are failed by 
 ledger with that reason. Operators can then replay them (POST /missions/{id}/replay).
 
 Missions waiting for an operator (awaiting_approval) are not swept: that is the approval
-backlog, with its own runbook and dashboard.
+backlog, with its own runbook and dashboard. Writebacks approved a while ago that have no
+result yet are handed back to the colony to execute (a safety net: the same derived ids,
+so the CRM and the ledger apply them at most once). The sweeper survives any error.
 """
 
 from __future__ import annotations
@@ -33,7 +35,14 @@ FROM missions
 WHERE status IN ('requested', 'planning', 'running', 'in_review')
   AND created_at < now() - make_interval(secs => time_budget_ms / 1000.0)
 """
+STALLED_WRITEBACKS = """
+SELECT a.mission_id, a.writeback_id FROM approvals a JOIN missions m USING (mission_id)
+WHERE a.status = 'approved' AND a.decided_at < now() - make_interval(secs => $1)
+  AND m.status NOT IN ('completed', 'failed', 'cancelled', 'timed_out')
+"""
+STALLED_AFTER_S = 30.0
 Sender = Callable[[str, str, CommandBody], Awaitable[None]]
+Executor = Callable[[list[tuple[str, str]]], Awaitable[None]]
 
 
 async def sweep_once(
@@ -64,12 +73,27 @@ async def sweep_once(
     return swept
 
 
+async def stalled_writebacks(pool: asyncpg.Pool, execute: Executor) -> int:
+    """Hand approved writebacks without a result (after STALLED_AFTER_S) to `execute`."""
+    rows = await pool.fetch(STALLED_WRITEBACKS, STALLED_AFTER_S)
+    if rows:
+        await execute([(row["mission_id"], row["writeback_id"]) for row in rows])
+    return len(rows)
+
+
 async def sweep_forever(
-    pool: asyncpg.Pool, send: Sender, mission_timeout_ms: int, task_timeout_ms: int, every_s: float
+    pool: asyncpg.Pool,
+    send: Sender,
+    execute: Executor,
+    mission_timeout_ms: int,
+    task_timeout_ms: int,
+    every_s: float,
 ) -> None:
+    """Sweep every `every_s` until cancelled; no error stops it (each is logged)."""
     while True:
         try:
             await sweep_once(pool, send, mission_timeout_ms, task_timeout_ms)
-        except (OSError, asyncpg.PostgresError) as error:
-            logger.warning("sweep skipped: {}", error)
+            await stalled_writebacks(pool, execute)
+        except Exception as error:
+            logger.warning("sweep skipped: {}: {}", type(error).__name__, error)
         await asyncio.sleep(every_s)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import httpx
 from loguru import logger
 
 from colony_consumers.mission_file import MissionFile
@@ -23,7 +22,7 @@ from colony_consumers.providers import (
     ProviderError,
     Research,
 )
-from colony_consumers.root_client import RootClient, RootUnavailableError
+from colony_consumers.root_client import RootClient, RootRefusedError
 from ledger.commands import CommandBody, CompleteTask, FailTask
 from ledger.text import cleaned
 
@@ -79,7 +78,7 @@ class TaskRunner:
         started = time.monotonic()
         try:
             done = await self._work(file, task_id, tool)
-        except (ProviderError, RootUnavailableError) as error:
+        except (ProviderError, RootRefusedError) as error:
             retryable = getattr(error, "retryable", True)
             return FailTask(task_id=task_id, error=cleaned(str(error))[0], retryable=retryable)
         if done.notes:
@@ -151,11 +150,4 @@ class TaskRunner:
         return Done(output, [draft_hash], len(output.split()), notes)
 
     async def _content(self, content_hash: str) -> str:
-        try:
-            response = await self.root.client.get(f"/artifacts/{content_hash}")
-            response.raise_for_status()
-        except httpx.HTTPError as error:
-            raise RootUnavailableError(
-                f"artifact {content_hash[:12]} unreadable: {error}"
-            ) from error
-        return response.text.split("\n\n", 1)[-1]
+        return (await self.root.content(content_hash)).split("\n\n", 1)[-1]

@@ -35,14 +35,14 @@ def instance_name() -> str:
 async def beat_forever(
     pool: asyncpg.Pool, service: str, details: Callable[[], dict[str, Any]] = dict
 ) -> None:
-    """Write a heartbeat every INTERVAL_S until cancelled; database errors are logged."""
+    """Write a heartbeat every INTERVAL_S until cancelled; no error stops it (logged)."""
     started = datetime.now(UTC)
     instance = instance_name()
     while True:
         try:
             await pool.execute(UPSERT, service, instance, started, json.dumps(details()))
-        except (OSError, asyncpg.PostgresError) as error:
-            logger.warning("heartbeat of {} not written: {}", service, error)
+        except Exception as error:
+            logger.warning("heartbeat of {} not written: {}", service, type(error).__name__)
         await asyncio.sleep(INTERVAL_S)
 
 
