@@ -92,6 +92,12 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         self.dead_letters = DeadLetters(
             producer, self.topics.dead_letters, self.wire.codec, "colony"
         )
+        self.consumer: AIOKafkaConsumer  # made by `run`
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """React until `stop`; then let running reactions finish for a moment, store where
+        to resume, and leave the group."""
+        settings = self.settings
         self.consumer = AIOKafkaConsumer(
             group_id=settings.COLONY_GROUP_ID,
             enable_auto_commit=False,
@@ -100,12 +106,8 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
             heartbeat_interval_ms=max(settings.KAFKA_SESSION_TIMEOUT_MS // 5, 300),
             fetch_max_wait_ms=25,
             max_poll_records=200,
-            **options,
+            **self.options,
         )
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """React until `stop`; then let running reactions finish for a moment, store where
-        to resume, and leave the group."""
         await self.producer.start()
         try:
             await self.consumer.start()
