@@ -68,5 +68,10 @@ async def check_partitions_owned(
         raise NotReady(f"no {service} heartbeat in the last {STALE_AFTER_S:g}s")
     owned = {p for details in instances for p in details.get("partitions", [])}
     unowned = sorted(set(range(partitions)) - owned)
+    rebuilding = {
+        int(p): why for details in instances for p, why in details.get("rebuilding", {}).items()
+    }
     if unowned:
-        raise NotReady(f"{service} partitions without an owner yet: {unowned}")
+        known = {p: rebuilding[p] for p in unowned if p in rebuilding}
+        suffix = f" (rebuilding: {', '.join(f'{p}: {w}' for p, w in known.items())})" * bool(known)
+        raise NotReady(f"{service} partitions without an owner yet: {unowned}{suffix}")

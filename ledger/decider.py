@@ -1,11 +1,18 @@
 """The decider process: the single writer of `mission.events`.
 
 It consumes `mission.commands` in a consumer group. For each command it folds the
-mission's state, `decide`s, stamps the events (sequence, hash chain) and appends
-them to the *same partition number* of `mission.events`. A command's offset is
-committed only after its events are acknowledged (acks=all). After a crash or a
-rebalance, state is rebuilt from `mission.events`, and the command ids recorded as
-causation ids make a redelivered command append nothing.
+mission's state, `decide`s, stamps the events (sequence, hash chain) and appends them to
+the *same partition number* of `mission.events`, a whole command per record batch
+(ledger/event_writer.py). A batch of commands' offsets is committed only after their
+events are acknowledged (acks=all). A redelivered command appends nothing: the command
+ids recorded as causation ids are part of the rebuilt state.
+
+Fail-stop: when a partition's write fails, its in-memory state and every undelivered
+decision are dropped, the partition is paused and rebuilt from the log, and deciding
+resumes from its committed offset. Newly assigned partitions are rebuilt the same way,
+in the background: the rebalance callback only records them, so heartbeats and the other
+partitions go on, and a rebuild that fails is retried with backoff and reported in the
+heartbeat (and so on the root's /readyz).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from infra.structured_logs import configure_logging
 from infra.topics import COMMANDS, TopicNames
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
+from ledger.event_writer import CommandRecords, EventWriter
 from ledger.events import CommandRejected
 from ledger.log_reader import read_to_end
 from ledger.settings import DeciderSettings
@@ -38,7 +46,7 @@ from ledger.wire import InvalidRecordError, LedgerWire, misrouted
 PartitionStates = dict[str, MissionState]
 COMMIT_INTERVAL_S = 1.0
 FETCH_WAIT_MS = 25  # an idle partition answers fast: intake latency, not throughput
-MAX_IN_FLIGHT = 20_000  # unacknowledged events before the decider waits for the broker
+MAX_BATCH_BYTES = 512 * 1024
 
 
 class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -51,15 +59,18 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         self.wire = LedgerWire(AvroCodec())
         self.authority = settings.authority
         self.states: dict[int, PartitionStates] = {}
+        self.assigned: set[int] = set()
+        self.rebuilding: dict[int, asyncio.Task[None]] = {}
+        self.rebuild_errors: dict[int, str] = {}
         self.decided = 0
         self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._in_flight: list[tuple[dict[TopicPartition, OffsetAndMetadata], list[Any]]] = []
-        self._sending = 0
         self._committed_at = 0.0
-        self._turn = asyncio.Lock()  # a rebalance waits for the batch in flight
-        # a batch's events are awaited together, so lingering a few ms only fills batches
+        self._turn = asyncio.Lock()  # a rebalance waits for the batch being decided
         self.producer = AIOKafkaProducer(
-            acks="all", linger_ms=5, max_batch_size=512 * 1024, **self.options
+            acks="all", linger_ms=0, max_batch_size=MAX_BATCH_BYTES, **self.options
+        )
+        self.writer = EventWriter(
+            self.producer, self.topics.events, MAX_BATCH_BYTES, settings.DECIDER_KILL_AFTER_BATCHES
         )
         self.consumer = AIOKafkaConsumer(
             group_id=settings.DECIDER_GROUP_ID,
@@ -76,7 +87,7 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Decide commands until `stop` is set; then finish the batch and leave the group."""
+        """Decide commands until `stop` is set; then commit and leave the group."""
         await self.producer.start()
         try:
             await self.consumer.start()
@@ -86,49 +97,50 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
                     batch = await self.consumer.getmany(timeout_ms=200)
                     async with self._turn:
                         await self.decide_batch(batch)
-                        await self.settle(everything=self._sending > MAX_IN_FLIGHT)
                         await self.commit(force=False)
                 async with self._turn:
-                    await self.settle(everything=True)
                     await self.commit(force=True)
             finally:
+                for task in self.rebuilding.values():
+                    task.cancel()
                 await self.consumer.stop()
         finally:
             await self.producer.stop()
 
     async def decide_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Send the events of every command in `batch`.
+        """Decide and write each ready partition's commands, partitions side by side."""
+        ready = {tp: records for tp, records in batch.items() if tp.partition in self.states}
+        await asyncio.gather(*(self.decide_partition(tp, rs) for tp, rs in ready.items()))
 
-        The acknowledgements are not awaited here: the next batch is decided while
-        these are in flight (the state already holds their events). Only `settle` makes
-        the batch's offsets committable, once every one of its events is acknowledged.
-        """
-        sends: list[asyncio.Future[Any]] = []
-        decided: dict[TopicPartition, OffsetAndMetadata] = {}
-        for partition, records in batch.items():
-            if partition.partition not in self.states:
-                continue  # revoked while the batch was fetched; the new owner decides it
+    async def decide_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        """Decide `records` in order, write their events, and make their offsets committable;
+        on a failed write, fail stop (see the module docstring)."""
+        states = self.states[tp.partition]
+        try:
+            commands: list[CommandRecords] = []
             for command_record in records:
-                sends.extend(await self._decide_one(partition.partition, command_record))
-            decided[partition] = OffsetAndMetadata(records[-1].offset + 1, "")
-        if decided:
-            self._in_flight.append((decided, sends))
-            self._sending += len(sends)
+                events = await self._decide_one(tp.partition, states, command_record)
+                if events:
+                    commands.append(events)
+            await self.writer.write(tp.partition, commands)
+        except Exception as error:  # the broker refused or timed out: nothing more is sent
+            self.fail_stop(tp, error)
+            return
+        self._uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+        self.decided += len(records)
 
-    async def settle(self, everything: bool) -> None:
-        """Make acknowledged batches' offsets committable, oldest first.
-
-        With `everything`, wait for every batch in flight. A failed send raises: the
-        process stops without committing, and its restart re-decides from the log.
-        """
-        while self._in_flight:
-            offsets, sends = self._in_flight[0]
-            if not everything and not all(send.done() for send in sends):
-                return
-            await asyncio.gather(*sends)
-            self._uncommitted.update(offsets)
-            self._sending -= len(sends)
-            self._in_flight.pop(0)
+    def fail_stop(self, tp: TopicPartition, error: Exception) -> None:
+        logger.error(
+            "writing partition {} failed ({}: {}); its undelivered decisions are dropped and"
+            " it is rebuilt from the log before deciding again",
+            tp.partition,
+            type(error).__name__,
+            error,
+        )
+        self.states.pop(tp.partition, None)
+        self._uncommitted.pop(tp, None)
+        self.consumer.pause(tp)
+        self.start_rebuild(tp)
 
     async def commit(self, force: bool, only: list[TopicPartition] | None = None) -> None:
         """Commit decided offsets, at most every COMMIT_INTERVAL_S unless `force`.
@@ -148,7 +160,10 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
             self._uncommitted.pop(tp, None)
         self._committed_at = now
 
-    async def _decide_one(self, partition: int, command_record: ConsumerRecord) -> list[Any]:
+    async def _decide_one(
+        self, partition: int, states: PartitionStates, command_record: ConsumerRecord
+    ) -> CommandRecords:
+        """The encoded events of one command (none for a dead letter or a redelivery)."""
         try:
             command = self.wire.decode_command(command_record.value or b"")
         except InvalidRecordError as error:
@@ -159,39 +174,79 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         if wrong is not None:
             await self.dead_letters.publish(command_record, "wrong_partition", wrong)
             return []
-        states = self.states[partition]
         state = states.get(mission_id) or MissionState(mission_id=mission_id)
         states[mission_id], events = step(state, command, datetime.now(UTC), self.authority)
-        sends = []
-        for event in events:
-            out = self.wire.encode_event(event)
-            sends.append(
-                await self.producer.send(
-                    self.topics.events, out.value, out.key, partition, headers=out.headers
-                )
-            )
-        self.decided += 1
         if events and isinstance(events[-1].body, CommandRejected):
             logger.bind(mission_id=mission_id, trace_id=command.meta.trace_id).info(
                 "{} rejected: {}", command.command_type, events[-1].body.reason
             )
-        return sends
+        return [self.wire.encode_event(event) for event in events]
+
+    def start_rebuild(self, tp: TopicPartition) -> None:
+        running = self.rebuilding.get(tp.partition)
+        if running is None or running.done():
+            self.rebuilding[tp.partition] = asyncio.create_task(self._rebuild(tp))
+
+    async def _rebuild(self, tp: TopicPartition) -> None:
+        """Fold the partition's events, retrying with backoff; then resume deciding it from
+        its committed offset."""
+        attempt = 0
+        while True:
+            try:
+                states = await self.rebuild([tp.partition])
+                committed = await self.consumer.committed(tp)
+                break
+            except Exception as error:
+                attempt += 1
+                self.rebuild_errors[tp.partition] = f"{type(error).__name__}: {error}"[:200]
+                logger.error(
+                    "rebuilding partition {} failed (#{}): {}", tp.partition, attempt, error
+                )
+                await asyncio.sleep(min(0.5 * 2**attempt, 15))
+        async with self._turn:
+            if tp.partition not in self.assigned:
+                return
+            self.states[tp.partition] = states[tp.partition]
+            self.consumer.seek(tp, committed or 0)
+            self.consumer.resume(tp)
+            self.rebuild_errors.pop(tp.partition, None)
+            self.rebuilding.pop(tp.partition, None)
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        gone = {tp.partition for tp in revoked}
         async with self._turn:
-            await self.settle(everything=True)
-            await self.commit(force=True, only=revoked)
-            for partition in revoked:
-                self.states.pop(partition.partition, None)
+            try:
+                await self.commit(force=True, only=revoked)
+            finally:
+                for partition in gone:
+                    self.states.pop(partition, None)
+                    self.rebuild_errors.pop(partition, None)
+                    task = self.rebuilding.pop(partition, None)
+                    if task is not None:
+                        task.cancel()
+                self.assigned -= gone
         if revoked:
-            logger.info("decider released partitions {}", sorted(p.partition for p in revoked))
+            logger.info("decider released partitions {}", sorted(gone))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        async with self._turn:
-            self.states.update(await self.rebuild([tp.partition for tp in assigned]))
+        """Only record the partitions: they are paused and rebuilt outside the callback."""
+        self.assigned |= {tp.partition for tp in assigned}
+        for tp in assigned:
+            self.consumer.pause(tp)
+            self.start_rebuild(tp)
 
     async def rebuild(self, partitions: list[int]) -> dict[int, PartitionStates]:
         return await rebuild_states(self.options, self.topics.events, partitions, self.wire)
+
+    def heartbeat(self) -> dict[str, Any]:
+        """What the root's /readyz reads: the partitions this decider serves, and those it
+        is still rebuilding (with the last error, if a rebuild failed)."""
+        return {
+            "partitions": sorted(self.states),
+            "rebuilding": {
+                str(p): self.rebuild_errors.get(p, "in progress") for p in sorted(self.rebuilding)
+            },
+        }
 
 
 async def rebuild_states(
@@ -241,9 +296,7 @@ async def serve(settings: DeciderSettings, stop: asyncio.Event) -> None:
     bootstrap, database_url = settings.require_infrastructure()
     decider = Decider(settings, bootstrap)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    heartbeat = asyncio.create_task(
-        beat_forever(pool, "decider", lambda: {"partitions": sorted(decider.states)})
-    )
+    heartbeat = asyncio.create_task(beat_forever(pool, "decider", decider.heartbeat))
     try:
         await decider.run(stop)
     finally:

@@ -20,6 +20,8 @@ class DeciderSettings(CommonSettings):
     KAFKA_SESSION_TIMEOUT_MS: int = Field(default=10_000, ge=1_000)
     DECIDER_MAX_BATCH: int = Field(default=500, gt=0)
     OPERATOR_VERIFY_KEYS: str = LOCAL_VERIFY_KEYS
+    DECIDER_KILL_AFTER_BATCHES: int | None = Field(default=None, gt=0)
+    """Fault drills only: SIGKILL the decider right after its Nth acknowledged batch."""
 
     @field_validator("OPERATOR_VERIFY_KEYS")
     @classmethod

@@ -1,0 +1,69 @@
+"""Appending decided events to `mission.events`: whole commands, in order, fail-stop.
+
+A command's events (a writeback proposal and its approval request; a task result, the
+budget it broke and the failure that follows) go into one Kafka record batch, which the
+broker appends atomically: a command is never half in the log, whatever dies when. A
+partition's batches are sent one at a time, each acknowledged (acks=all) before the next
+leaves, so no record of a partition is ever written after an earlier one failed; the
+caller (the decider) then drops that partition's state and rebuilds it from the log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+from ledger.wire import KafkaRecord
+
+CommandRecords = list[KafkaRecord]
+
+
+class EventWriter:
+    """Writes one partition's decided commands as atomic record batches."""
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        max_batch_bytes: int,
+        kill_after_batches: int | None = None,
+    ) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.max_batch_bytes = max_batch_bytes
+        self.kill_after_batches = kill_after_batches
+        self.batches_written = 0
+
+    async def write(self, partition: int, commands: list[CommandRecords]) -> None:
+        """Append every command's records to `partition`, each command within one batch;
+        raises (nothing further sent) when a batch is not acknowledged."""
+        batch = self.producer.create_batch()
+        for records in commands:
+            needed = sum(_upper_bound(record) for record in records)
+            if batch.record_count() and batch.size() + needed > self.max_batch_bytes:
+                await self._send(batch, partition)
+                batch = self.producer.create_batch()
+            for record in records:
+                appended = batch.append(
+                    timestamp=None, key=record.key, value=record.value, headers=record.headers
+                )
+                assert appended is not None, "a command's records outgrew an empty batch"
+        if batch.record_count():
+            await self._send(batch, partition)
+
+    async def _send(self, batch: object, partition: int) -> None:
+        delivered = await self.producer.send_batch(batch, self.topic, partition=partition)
+        await delivered
+        self.batches_written += 1
+        if self.kill_after_batches is not None and self.batches_written >= self.kill_after_batches:
+            os.kill(os.getpid(), signal.SIGKILL)  # a fault drill: die right after an ack
+
+
+def _upper_bound(record: KafkaRecord) -> int:
+    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        record.key, record.value, record.headers
+    )
+    return size
