@@ -22,6 +22,16 @@ class RootRefusedError(RuntimeError):
     """The root refused the request for what it is (4xx other than a key problem)."""
 
 
+LAGGING = frozenset(
+    {
+        "urn:velocity:problem:mission_not_found",
+        "urn:velocity:problem:mission_not_accepting_artifacts",
+    }
+)
+"""Refusals from the root's projection of a mission the colony knows is being worked: the
+projection is behind the log (e.g. catching up after a database restart). Waited out."""
+
+
 def checked(response: httpx.Response, expected: int, what: str) -> httpx.Response:
     """`response` if it is `expected`; else an outage or a refusal, saying which."""
     if response.status_code == expected:
@@ -29,7 +39,17 @@ def checked(response: httpx.Response, expected: int, what: str) -> httpx.Respons
     summary = f"{what}: root answered {response.status_code}"
     if response.status_code >= 500 or response.status_code in (401, 403, 429):
         raise OutageError(summary)
+    if _problem_type(response) in LAGGING:
+        raise OutageError(f"{summary}: its view of the mission lags the log")
     raise RootRefusedError(f"{summary}: {response.text[:200]}")
+
+
+def _problem_type(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return str(body.get("type")) if isinstance(body, dict) else None
 
 
 class RootClient:
