@@ -42,6 +42,7 @@ from infra.topics import TopicNames
 from ledger.commands import FailMission, QueueMission, StartPlanning
 from ledger.dead_letters import DeadLetters
 from ledger.events import EventMeta, MissionRequested, PlanningStarted, RecordedEvent
+from ledger.history import why_not_next
 from ledger.text import cleaned
 from ledger.wire import InvalidRecordError, LedgerWire
 from projections.offsets import save_offsets
@@ -176,6 +177,8 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         since, stage = (before.state.status_since, before.state.stage) if before else (None, "")
         was_working = before is not None and before.state.status in WORKING
         file = self.fold(event)
+        if file is None:
+            return
         if isinstance(event.body, PlanningStarted):
             self.starting.discard(file.mission_id)
         queued = self.admit(file) if isinstance(event.body, MissionRequested) else None
@@ -249,10 +252,15 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         logger.bind(mission_id=file.mission_id).error("giving up: {}", body.reason)
         await persist(lambda: self.worker.send(meta, "fail/reaction", body))
 
-    def fold(self, event: RecordedEvent) -> MissionFile:
+    def fold(self, event: RecordedEvent) -> MissionFile | None:
+        """Fold `event` into its mission's file; None (and nothing folded or reacted to)
+        when it is not the next link of the mission's history."""
         file = self.files.setdefault(event.meta.mission_id, MissionFile.new(event.meta.mission_id))
-        if event.meta.sequence > file.state.sequence:
-            file.record(event)
+        why = why_not_next((file.state.sequence, file.state.last_hash), event)
+        if why is not None:
+            logger.bind(mission_id=file.mission_id).warning("not history, ignored: {}", why)
+            return None
+        file.record(event)
         return file
 
     def context(self, file: MissionFile) -> PolicyContext | None:

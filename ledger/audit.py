@@ -1,7 +1,10 @@
 """Verifying mission chains: gap-free sequences and hashes that match their content.
 
-Pure: feed each mission's events in sequence order; the first bad link is reported
-with what is wrong, which is what an auditor needs to start looking.
+Pure: feed each mission's events in order; the first bad link is reported with what is
+wrong, which is what an auditor needs to start looking. A record that is not the next
+link of its mission (ledger/history.py) is not history: in the log that is a finding (a
+retried send, the orphan of a failed write, a forgery, which every reader ignores); in
+the archive, which admits history only, it is a break.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 
 from ledger.chain import link_hash
 from ledger.events import GENESIS_HASH, RecordedEvent
+from ledger.history import START, why_not_next
 
 
 @dataclass(frozen=True)
@@ -26,24 +30,33 @@ class BrokenLink:
 
 
 class ChainVerifier:
-    """Checks chains event by event; remembers each mission's last sequence and hash."""
+    """Checks chains event by event; remembers each mission's last accepted link.
 
-    def __init__(self, source: str) -> None:
+    `strict` (the archive): a record that is not the next link is a break. Otherwise (the
+    log) it is a finding, kept in `findings`, and the chain goes on from the first writer.
+    """
+
+    def __init__(self, source: str, strict: bool = True) -> None:
         self.source = source
+        self.strict = strict
         self.heads: dict[str, tuple[int, str]] = {}
+        self.findings: list[BrokenLink] = []
         self.checked = 0
 
     def check(self, event: RecordedEvent) -> BrokenLink | None:
-        """The broken link at `event`, or None; the chain continues from `event` either way."""
+        """The broken link at `event`, or None."""
         meta = event.meta
-        sequence, prev_hash = self.heads.get(meta.mission_id, (0, GENESIS_HASH))
-        self.heads[meta.mission_id] = (meta.sequence, meta.hash)
+        head = self.heads.get(meta.mission_id, START)
         self.checked += 1
-        if meta.sequence != sequence + 1:
-            return self._broken(event, f"expected sequence {sequence + 1} (gap or duplicate)")
-        if meta.prev_hash != prev_hash:
-            return self._broken(event, f"prev_hash {meta.prev_hash[:12]}… != {prev_hash[:12]}…")
-        if meta.hash != link_hash(prev_hash, meta, event.body):
+        why = why_not_next(head, event)
+        if why is not None:
+            outside = self._broken(event, f"not history ({why})")
+            if self.strict:
+                return outside
+            self.findings.append(outside)
+            return None
+        self.heads[meta.mission_id] = (meta.sequence, meta.hash)
+        if meta.hash != link_hash(head[1], meta, event.body):
             return self._broken(event, "hash does not match the event's content")
         return None
 

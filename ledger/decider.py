@@ -37,6 +37,7 @@ from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from ledger.event_writer import CommandRecords, EventWriter
 from ledger.events import CommandRejected
+from ledger.history import why_not_next
 from ledger.log_reader import read_to_end
 from ledger.settings import DeciderSettings
 from ledger.state import MissionState, evolve
@@ -277,7 +278,16 @@ async def rebuild_states(
                     continue
                 mission_id = event.meta.mission_id
                 current = missions.get(mission_id) or MissionState(mission_id=mission_id)
-                missions[mission_id] = evolve(current, event)
+                why = why_not_next((current.sequence, current.last_hash), event)
+                if why is None:
+                    missions[mission_id] = evolve(current, event)
+                else:
+                    logger.bind(mission_id=mission_id).warning(
+                        "decider skips a record that is not history at {}@{}: {}",
+                        tp.partition,
+                        event_record.offset,
+                        why,
+                    )
             count += len(records)
     finally:
         await reader.stop()

@@ -9,14 +9,14 @@ from ledger.events import (
     ApprovalRequested,
     EventBody,
     EventMeta,
-    RecordedEvent,
     WritebackApproved,
     WritebackExecuted,
     WritebackFailed,
     WritebackProposed,
     WritebackRejected,
 )
-from projections.projection import ProjectedEvent, Projection, Write
+from projections.archive import FollowsArchive
+from projections.projection import ProjectedEvent, Write
 
 PROPOSED = """
 INSERT INTO approvals (writeback_id, mission_id, target, record_ref, changes, rationale,
@@ -82,7 +82,7 @@ def _failed(body: WritebackFailed, meta: EventMeta) -> list[Write]:
     return [(FINISHED, args)]
 
 
-class ApprovalsProjection(Projection[RecordedEvent]):
+class ApprovalsProjection(FollowsArchive):
     """Projection `approvals` into the `approvals` table."""
 
     name = "approvals"

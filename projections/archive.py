@@ -1,18 +1,26 @@
-"""The event archive projection: every event, exactly once, append-only, with its bytes.
+"""The event archive projection: every event of a mission's history, exactly once,
+append-only, with its bytes; and the views that follow it.
 
 Auditors query it without Kafka; `velocity ledger verify` checks its chains; the stack
-republishes it into an empty broker (ledger/restore.py). It never parks: an event whose
-text jsonb cannot hold is archived with that text replaced (`data_exact` false, the
-exact bytes in `record`), and a record that is no link of any chain (undecodable, or a
-position already taken: a forgery or a fork) is set aside by offset in
-`ledger_set_aside`, so the log can always be republished exactly.
+republishes it into an empty broker (ledger/restore.py). It admits an event only if it is
+the next link of its mission's history (ledger/history.py, against the archived heads);
+a record that is not (undecodable, a taken position, the orphan after a gap) is set aside
+by offset in `ledger_set_aside` with why, so the log can always be republished exactly.
+It never parks: an event whose text jsonb cannot hold is archived with that text replaced
+(`data_exact` false, the exact bytes in `record`).
+
+The other views of `mission.events` (`FollowsArchive`) apply exactly the events the
+archive holds, so nothing that is not history reaches them.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from infra.database import Connection
 from ledger.events import RecordedEvent
+from ledger.history import History
 from ledger.text import cleaned_document
 from projections.projection import ProjectedEvent, Projection, Unusable, Write
 
@@ -21,6 +29,14 @@ INSERT INTO ledger_events (
     mission_id, sequence, event_id, event_type, occurred_at, causation_id, correlation_id,
     trace_id, actor, prev_hash, hash, data, record, topic_partition, topic_offset, data_exact
 ) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16)
+"""
+HEADS = """
+SELECT DISTINCT ON (mission_id) mission_id, sequence, hash FROM ledger_events
+WHERE mission_id = ANY($1::text[]) ORDER BY mission_id, sequence DESC
+"""
+ARCHIVED = """
+SELECT topic_offset FROM ledger_events
+WHERE topic_partition = $1 AND topic_offset = ANY($2::bigint[])
 """
 SET_ASIDE = """
 INSERT INTO ledger_set_aside (topic_partition, topic_offset, record_key, record, mission_id,
@@ -75,6 +91,34 @@ class EventArchive(Projection[RecordedEvent]):
             )
         ]
 
+    async def admit(
+        self, connection: Connection, items: list[ProjectedEvent], batch: dict[str, Any]
+    ) -> tuple[list[ProjectedEvent], list[Unusable]]:
+        """The events that are their missions' next links; the rest with why."""
+        missions = sorted({item.event.meta.mission_id for item in items})
+        history = History()
+        for row in await connection.fetch(HEADS, missions):
+            history.heads[row["mission_id"]] = (row["sequence"], row["hash"])
+        admitted: list[ProjectedEvent] = []
+        refused: list[Unusable] = []
+        for item in items:
+            why = history.admit(item.event)
+            if why is None:
+                admitted.append(item)
+            else:
+                refused.append(
+                    Unusable(
+                        item.partition,
+                        item.offset,
+                        item.record_key,
+                        item.raw,
+                        item.key,
+                        "not_history",
+                        why,
+                    )
+                )
+        return admitted, refused
+
     def set_aside(self, record: Unusable) -> list[Write]:
         args = (
             record.partition,
@@ -86,3 +130,19 @@ class EventArchive(Projection[RecordedEvent]):
             record.detail[:2_000],
         )
         return [(SET_ASIDE, args)]
+
+
+class FollowsArchive(Projection[RecordedEvent]):
+    """A view of `mission.events` that applies exactly the events the archive holds."""
+
+    async def admit(
+        self, connection: Connection, items: list[ProjectedEvent], batch: dict[str, Any]
+    ) -> tuple[list[ProjectedEvent], list[Unusable]]:
+        if not items:
+            return items, []
+        if "archived" not in batch:
+            offsets = [item.offset for item in items]
+            rows = await connection.fetch(ARCHIVED, items[0].partition, offsets)
+            batch["archived"] = {row["topic_offset"] for row in rows}
+        archived: set[int] = batch["archived"]
+        return [item for item in items if item.offset in archived], []

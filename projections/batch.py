@@ -102,14 +102,16 @@ class BatchApplier(Generic[R]):
             stored = await lock_offsets(connection, tp.topic, [tp.partition], self.names)
             waiting = await parked_keys(connection, tp.topic, tp.partition, self.names)
             advanced: StoredOffsets = {}
+            shared: dict[str, Any] = {}
             for projection in self.projections:
                 next_offset = stored.get((projection.name, tp.partition), 0)
                 if next_offset < first or next_offset > last:
                     continue  # reset behind this batch, or already past it
                 fresh = [item for item in usable if item.offset >= next_offset]
+                fresh, refused = await projection.admit(connection, fresh, shared)
                 held = waiting.get(projection.name, set())
                 await self._project(connection, projection, tp.topic, fresh, held)
-                bad = [item for item in unusable if item.offset >= next_offset]
+                bad = [item for item in unusable if item.offset >= next_offset] + refused
                 await self._set_aside(connection, projection, bad)
                 advanced[(projection.name, tp.partition)] = last + 1
             await save_offsets(connection, tp.topic, advanced)

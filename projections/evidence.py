@@ -12,12 +12,12 @@ from ledger.events import (
     ArtifactRecorded,
     EventBody,
     EventMeta,
-    RecordedEvent,
     ReviewerPacketRecorded,
     ToolRequestAllowed,
     ToolRequestDenied,
 )
-from projections.projection import ProjectedEvent, Projection, Write
+from projections.archive import FollowsArchive
+from projections.projection import ProjectedEvent, Write
 
 ARTIFACT = """
 INSERT INTO artifacts (mission_id, artifact_id, kind, content_hash, source, size_bytes, recorded_at)
@@ -98,7 +98,7 @@ def _denied(body: ToolRequestDenied, meta: EventMeta) -> list[Write]:
     return [_decision("denied", body, meta)]
 
 
-class EvidenceProjection(Projection[RecordedEvent]):
+class EvidenceProjection(FollowsArchive):
     """Projection `evidence` into artifacts, reviewer_packets and policy_decisions."""
 
     name = "evidence"

@@ -18,7 +18,6 @@ from ledger.events import (
     MissionReplayRequested,
     MissionRequested,
     MissionTimedOut,
-    RecordedEvent,
     ReviewerPacketRecorded,
     TaskSucceeded,
     WritebackExecuted,
@@ -26,7 +25,8 @@ from ledger.events import (
     WritebackRejected,
 )
 from ledger.state import TERMINAL_STATUSES, status_change
-from projections.projection import ProjectedEvent, Projection, Write
+from projections.archive import FollowsArchive
+from projections.projection import ProjectedEvent, Write
 
 INSERT = """
 INSERT INTO missions (
@@ -139,7 +139,7 @@ def _writeback_settled(body: EventBody, meta: EventMeta) -> list[Write]:
     return [(SETTLE_WRITEBACKS, (meta.mission_id, meta.occurred_at))]
 
 
-class MissionsProjection(Projection[RecordedEvent]):
+class MissionsProjection(FollowsArchive):
     """Projection `missions` into the `missions` table."""
 
     name = "missions"

@@ -78,6 +78,13 @@ class Projection(Generic[R]):
         """How this projection keeps a record it cannot apply; None parks it (views)."""
         return None
 
+    async def admit(
+        self, connection: Connection, items: list[Projected[R]], batch: dict[str, Any]
+    ) -> tuple[list[Projected[R]], list[Unusable]]:
+        """The items this projection takes, and those it refuses with why (set aside).
+        `batch` is shared by the projections of one batch (to compute a lookup once)."""
+        return items, []
+
 
 async def execute_writes(connection: Connection, writes: list[Write]) -> None:
     """Run `writes` in order, consecutive runs of one statement as one executemany."""

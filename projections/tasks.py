@@ -8,14 +8,14 @@ from ledger.events import (
     EventBody,
     EventMeta,
     MissionPlanned,
-    RecordedEvent,
     TaskFailed,
     TaskRetried,
     TaskStarted,
     TaskSucceeded,
     TaskTimedOut,
 )
-from projections.projection import ProjectedEvent, Projection, Write
+from projections.archive import FollowsArchive
+from projections.projection import ProjectedEvent, Write
 
 PLANNED = """
 INSERT INTO tasks (mission_id, task_id, kind, description, depends_on, status)
@@ -89,7 +89,7 @@ def _retried(body: TaskRetried, meta: EventMeta) -> list[Write]:
     return [(RETRIED, (meta.mission_id, body.task_id))]
 
 
-class TasksProjection(Projection[RecordedEvent]):
+class TasksProjection(FollowsArchive):
     """Projection `tasks` into the `tasks` table."""
 
     name = "tasks"
