@@ -37,6 +37,7 @@ from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from ledger.event_writer import CommandRecords, EventWriter
 from ledger.events import CommandRejected
+from ledger.faults import Fault
 from ledger.history import why_not_next
 from ledger.log_reader import read_to_end
 from ledger.settings import DeciderSettings
@@ -64,15 +65,16 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         self.rebuilding: dict[int, asyncio.Task[None]] = {}
         self.rebuild_errors: dict[int, str] = {}
         self.decided = 0
+        self.assignments = 0
+        self.rebuilds = 0
         self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
         self._committed_at = 0.0
         self._turn = asyncio.Lock()  # a rebalance waits for the batch being decided
         self.producer = AIOKafkaProducer(
             acks="all", linger_ms=0, max_batch_size=MAX_BATCH_BYTES, **self.options
         )
-        self.writer = EventWriter(
-            self.producer, self.topics.events, MAX_BATCH_BYTES, settings.DECIDER_KILL_AFTER_BATCHES
-        )
+        self.fault = Fault.parse(settings.DECIDER_FAULT)
+        self.writer = EventWriter(self.producer, self.topics.events, MAX_BATCH_BYTES, self.fault)
         self.consumer = AIOKafkaConsumer(
             group_id=settings.DECIDER_GROUP_ID,
             enable_auto_commit=False,
@@ -194,6 +196,8 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         attempt = 0
         while True:
             try:
+                if self.fault is not None:
+                    await asyncio.sleep(self.fault.rebuild_delay_s)
                 states = await self.rebuild([tp.partition])
                 committed = await self.consumer.committed(tp)
                 break
@@ -207,6 +211,7 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self._turn:
             if tp.partition not in self.assigned:
                 return
+            self.rebuilds += 1
             self.states[tp.partition] = states[tp.partition]
             self.consumer.seek(tp, committed or 0)
             self.consumer.resume(tp)
@@ -231,6 +236,7 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Only record the partitions: they are paused and rebuilt outside the callback."""
+        self.assignments += 1
         self.assigned |= {tp.partition for tp in assigned}
         for tp in assigned:
             self.consumer.pause(tp)

@@ -10,12 +10,10 @@ caller (the decider) then drops that partition's state and rebuilds it from the 
 
 from __future__ import annotations
 
-import os
-import signal
-
 from aiokafka import AIOKafkaProducer
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from ledger.faults import Fault
 from ledger.wire import KafkaRecord
 
 CommandRecords = list[KafkaRecord]
@@ -29,13 +27,13 @@ class EventWriter:
         producer: AIOKafkaProducer,
         topic: str,
         max_batch_bytes: int,
-        kill_after_batches: int | None = None,
+        fault: Fault | None = None,
     ) -> None:
         self.producer = producer
         self.topic = topic
         self.max_batch_bytes = max_batch_bytes
-        self.kill_after_batches = kill_after_batches
-        self.batches_written = 0
+        self.fault = fault
+        self.batches = 0
 
     async def write(self, partition: int, commands: list[CommandRecords]) -> None:
         """Append every command's records to `partition`, each command within one batch;
@@ -55,11 +53,13 @@ class EventWriter:
             await self._send(batch, partition)
 
     async def _send(self, batch: object, partition: int) -> None:
+        self.batches += 1
+        if self.fault is not None:
+            self.fault.before_batch(self.batches)
         delivered = await self.producer.send_batch(batch, self.topic, partition=partition)
         await delivered
-        self.batches_written += 1
-        if self.kill_after_batches is not None and self.batches_written >= self.kill_after_batches:
-            os.kill(os.getpid(), signal.SIGKILL)  # a fault drill: die right after an ack
+        if self.fault is not None:
+            self.fault.after_batch(self.batches)
 
 
 def _upper_bound(record: KafkaRecord) -> int:

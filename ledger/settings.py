@@ -11,6 +11,7 @@ from ledger.authority import (
     parse_verify_keys,
     trusts_local_key,
 )
+from ledger.faults import FAULT_PATTERN
 
 
 class DeciderSettings(CommonSettings):
@@ -20,8 +21,8 @@ class DeciderSettings(CommonSettings):
     KAFKA_SESSION_TIMEOUT_MS: int = Field(default=10_000, ge=1_000)
     DECIDER_MAX_BATCH: int = Field(default=500, gt=0)
     OPERATOR_VERIFY_KEYS: str = LOCAL_VERIFY_KEYS
-    DECIDER_KILL_AFTER_BATCHES: int | None = Field(default=None, gt=0)
-    """Fault drills only: SIGKILL the decider right after its Nth acknowledged batch."""
+    DECIDER_FAULT: str | None = Field(default=None, pattern=FAULT_PATTERN)
+    """Fault drills only (ledger/faults.py): `kill:N`, `refuse:N`, `slow_rebuild:MS`."""
 
     @field_validator("OPERATOR_VERIFY_KEYS")
     @classmethod

@@ -69,16 +69,20 @@ async def command_sender(slice_: Isolated) -> AsyncIterator[CommandSender]:
 
 
 @asynccontextmanager
-async def ledger_services(slice_: Isolated) -> AsyncIterator[tuple[Decider, Projector[Any]]]:
-    """A decider and the projectors (events, metrics, dead letters) running as tasks until
-    the block ends; yields the decider and the events projector."""
+async def ledger_services(
+    slice_: Isolated, with_decider: bool = True, **decider_settings: Any
+) -> AsyncIterator[tuple[Decider, Projector[Any]]]:
+    """A decider (unless not `with_decider`) and the projectors (events, metrics, dead
+    letters) running as tasks until the block ends; yields the decider and the events
+    projector. `decider_settings` override the decider's (e.g. DECIDER_FAULT)."""
     group = uuid.uuid4().hex[:8]
     common = {
         "KAFKA_TOPIC_PREFIX": slice_.topic_prefix,
         "KAFKA_SESSION_TIMEOUT_MS": 6000,
     }
     decider = Decider(
-        DeciderSettings(DECIDER_GROUP_ID=f"d-{group}", **common), slice_.bootstrap_servers
+        DeciderSettings(**({"DECIDER_GROUP_ID": f"d-{group}"} | common | decider_settings)),
+        slice_.bootstrap_servers,
     )
     pool = await asyncpg.create_pool(slice_.database_url, min_size=1, max_size=6)
     stop = asyncio.Event()
@@ -88,7 +92,7 @@ async def ledger_services(slice_: Isolated) -> AsyncIterator[tuple[Decider, Proj
         pool,
         stop,
     )
-    tasks = [asyncio.create_task(decider.run(stop))]
+    tasks = [asyncio.create_task(decider.run(stop))] if with_decider else []
     tasks += [asyncio.create_task(projector.run(stop)) for projector in running]
     try:
         yield decider, running[0]
