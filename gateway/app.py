@@ -44,6 +44,7 @@ def create_app(settings: RootSettings) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    app.state.draining = False
     install_problem_handlers(app)
     app.middleware("http")(observe)
     limits = BodyLimits(

@@ -32,6 +32,7 @@ from infra.stack_file import write_stack_file
 from infra.structured_logs import configure_logging
 
 RESTART_DELAY_S = 1.0
+STOP_ORDER = ("root", "colony", "decider", "projector")
 SECRETS = frozenset(
     {"OPERATOR_SIGNING_KEY", "VELOCITY_API_KEYS", "ROOT_API_KEY", "COLONY_SERVICE_API_KEY"}
 )
@@ -121,16 +122,36 @@ class Supervisor:
             service.start(self.env, self.log_dir)
 
     def stop_all(self) -> None:
-        for service in reversed(self.services):
-            service.stop()
+        """Stop in STOP_ORDER: intake first, the writers next, the projector last, so
+        what was decided before the stop is projected (and archived) before it ends."""
+        for name in STOP_ORDER:
+            for service in self.services:
+                if service.name == name:
+                    service.stop()
+
+    def kill_all(self) -> None:
+        for service in self.services:
+            if service.process is not None and service.process.poll() is None:
+                service.process.kill()
+                service.process.wait()
 
 
 class StopRequested(Exception):
     """SIGTERM or SIGINT arrived."""
 
 
+class ForceStop(Exception):
+    """A second SIGTERM or SIGINT arrived while stopping: kill everything now."""
+
+
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise StopRequested(signal.Signals(signum).name)
+
+
+def _raise_force(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise ForceStop(signal.Signals(signum).name)
 
 
 def wait_until_ready(url: str, timeout_s: float = 60, probe: str = "/readyz") -> bool:
@@ -231,14 +252,36 @@ def run_stack() -> None:
         logger.error("stack failed: {}", error)
         raise SystemExit(1) from None
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if supervisor:
-            supervisor.stop_all()
+        signal.signal(signal.SIGINT, _raise_force)
+        signal.signal(signal.SIGTERM, _raise_force)
+        try:
+            stop_in_order(supervisor, broker, database)
+        except ForceStop:
+            logger.warning("second stop signal: killing every process now")
+            kill_everything(supervisor, broker, database)
         if stack_file:
             stack_file.unlink(missing_ok=True)
-        if broker:
-            broker.stop()
-        if database:
-            database.stop()
         logger.info("stack stopped")
+
+
+def stop_in_order(
+    supervisor: Supervisor | None, broker: EmbeddedBroker | None, database: EmbeddedPostgres | None
+) -> None:
+    """Services in STOP_ORDER, then the broker and PostgreSQL they need to drain."""
+    if supervisor:
+        supervisor.stop_all()
+    if broker:
+        broker.stop()
+    if database:
+        database.stop()
+
+
+def kill_everything(
+    supervisor: Supervisor | None, broker: EmbeddedBroker | None, database: EmbeddedPostgres | None
+) -> None:
+    if supervisor:
+        supervisor.kill_all()
+    for process in (p.process for p in (broker, database) if p is not None):
+        if process.poll() is None:
+            process.kill()
+            process.wait()

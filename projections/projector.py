@@ -32,6 +32,7 @@ from projections.projection import R
 from projections.settings import ProjectorSettings
 
 RESET_CHECK_S = 1.0
+DRAIN_S = 10.0
 FETCH_WAIT_MS = 25  # an idle partition answers fast: intake latency, not throughput
 
 
@@ -78,7 +79,7 @@ class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
         return self.applier.applied
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Project until `stop` is set."""
+        """Project until `stop` is set, then drain to the log's end."""
         await self.producer.start()
         try:
             await self.consumer.start()
@@ -86,18 +87,40 @@ class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
                 self.consumer.subscribe([self.topic], listener=self)
                 checked_at = 0.0
                 while not stop.is_set():
-                    batch = await self.consumer.getmany(timeout_ms=200)
-                    for tp, records in batch.items():
-                        await self.seek_back_to(tp, await self.applier.apply(tp, records))
-                    await self.measure_lag()
+                    await self.project_next()
                     now = asyncio.get_running_loop().time()
                     if now - checked_at > RESET_CHECK_S:
                         checked_at = now
                         await self.follow_resets()
+                await self.drain()
             finally:
                 await self.consumer.stop()
         finally:
             await self.producer.stop()
+
+    async def project_next(self) -> None:
+        batch = await self.consumer.getmany(timeout_ms=200)
+        for tp, records in batch.items():
+            await self.seek_back_to(tp, await self.applier.apply(tp, records))
+        await self.measure_lag()
+
+    async def drain(self) -> None:
+        """On stop: project what the log holds up to its end, for DRAIN_S at most. The
+        stack stops the projector after the decider, so what was decided is archived
+        before the memory-only embedded broker goes."""
+        deadline = asyncio.get_running_loop().time() + DRAIN_S
+        try:
+            while asyncio.get_running_loop().time() < deadline:
+                await self.measure_lag()
+                lags = [self.lag.get(tp.partition) for tp in self.consumer.assignment()]
+                if all(lag == 0 for lag in lags):
+                    return
+                await self.project_next()
+            logger.warning(
+                "projector stopped {} events short of the log's end", sum(self.lag.values())
+            )
+        except Exception as error:  # stopping anyway: say why, no traceback
+            logger.warning("projector drain cut short: {}: {}", type(error).__name__, error)
 
     async def seek_back_to(self, tp: TopicPartition, offset: int | None) -> None:
         if offset is not None:

@@ -44,7 +44,10 @@ async def readyz(request: Request) -> JSONResponse:
     """Broker, database, migrations, decider, projector and (if enabled) colony are healthy;
     "degraded" names what needs an operator while the root still works."""
     runtime: GatewayRuntime = request.app.state.runtime
-    report = await run_checks(readiness_checks(runtime))
+    checks = readiness_checks(runtime)
+    if request.app.state.draining:
+        checks["draining"] = shutting_down
+    report = await run_checks(checks)
     return JSONResponse(report.model_dump(exclude_none=True), status_code=http_status(report))
 
 
@@ -81,6 +84,10 @@ def readiness_checks(runtime: GatewayRuntime) -> dict[str, Check]:
     if runtime.settings.COLONY_ENABLED:
         checks["colony"] = lambda: colony_ready(runtime)
     return checks
+
+
+async def shutting_down() -> None:
+    raise NotReady("the root is stopping")
 
 
 async def parked_views(runtime: GatewayRuntime) -> None:

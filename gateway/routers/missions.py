@@ -57,6 +57,17 @@ def runtime_of(request: Request) -> GatewayRuntime:
     return runtime
 
 
+def refuse_while_draining(request: Request) -> None:
+    """503 `shutting_down` for new missions once the root is stopping."""
+    if request.app.state.draining:
+        raise ProblemError(
+            503,
+            "shutting_down",
+            "the root is stopping; send the mission again in a moment",
+            headers={"Retry-After": "5"},
+        )
+
+
 def links(mission_id: str) -> MissionLinks:
     base = f"/missions/{mission_id}"
     return MissionLinks(self=base, events=f"{base}/events", evidence=f"{base}/evidence")
@@ -125,6 +136,7 @@ async def create_mission(
     """Open a mission: normalise, check rollout rules, append RequestMission."""
     runtime = runtime_of(request)
     settings = runtime.settings
+    refuse_while_draining(request)
     if not settings.COLONY_ENABLED:
         raise ProblemError(503, "colony_disabled", "COLONY_ENABLED is false; reads still work")
     refused = refusal(settings.VELOCITY_ENV, settings.VELOCITY_ROLLOUT_STEP, body.type, body.mode)
@@ -299,6 +311,7 @@ async def replay_mission(
     idempotency_key: IdempotencyKey = None,
 ) -> MissionAccepted:
     """Run a terminal mission again as a new mission linked to the original."""
+    refuse_while_draining(request)
     runtime = runtime_of(request)
     row = await existing(runtime, mission_id)
     if row["status"] not in TERMINAL_STATUSES:

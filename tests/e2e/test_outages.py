@@ -4,6 +4,7 @@ middle of running missions fails none of them (the short version of `make drills
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from pathlib import Path
 
@@ -78,3 +79,23 @@ async def test_a_database_restart_under_load_fails_no_mission(
         if m["status"] != "completed"
     }
     assert not not_completed, not_completed
+
+
+async def test_a_stopping_root_refuses_intake_and_fails_readiness_while_it_drains(
+    infrastructure: Infrastructure, tmp_path: Path
+) -> None:
+    stack = await start_stack(infrastructure, tmp_path)
+    root = next(s for s in stack.supervisor.services if s.name == "root")
+    try:
+        assert root.process is not None
+        root.process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.2)
+        with stack.client() as client:
+            refused = client.post("/missions", json=ORACLE)
+            ready = client.get("/readyz")
+        assert await asyncio.to_thread(root.process.wait, 10) == 0
+    finally:
+        stack.supervisor.stop_all()
+    assert refused.status_code == 503 and refused.headers["retry-after"]
+    assert refused.json()["type"] == "urn:velocity:problem:shutting_down"
+    assert ready.status_code == 503 and "draining" in ready.json()["failing"]

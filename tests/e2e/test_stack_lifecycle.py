@@ -86,6 +86,28 @@ def interrupt(stack: subprocess.Popen[bytes]) -> set[int]:
     return descendants
 
 
+def assert_clean_logs(data_dir: Path) -> None:
+    """A clean stop leaves no traceback in any service's log."""
+    for log in (data_dir / "logs").glob("*.log"):
+        assert "Traceback" not in log.read_text(errors="replace"), log.name
+
+
+def test_a_second_ctrl_c_forces_the_stop_and_leaves_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    root_port = free_port()
+    stack = run_stack(data_dir, root_port)
+    assert wait_until_ready(f"http://127.0.0.1:{root_port}", 90)
+    descendants = children_of(stack.pid)
+    started = time.monotonic()
+    stack.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    stack.send_signal(signal.SIGINT)
+    assert stack.wait(30) == 0
+    assert time.monotonic() - started < 10, "the second Ctrl-C did not force the stop"
+    time.sleep(0.5)
+    assert not [pid for pid in descendants if alive(pid)], "processes left behind"
+
+
 def wait_for(probe, timeout_s: float = 60):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -126,6 +148,7 @@ def test_stack_runs_stops_clean_and_comes_back_with_its_history(tmp_path: Path) 
     assert len(descendants) >= 6  # broker, postgres, four services
     time.sleep(0.5)
     assert not [pid for pid in descendants if alive(pid)], "processes left behind"
+    assert_clean_logs(data_dir)
 
     second = run_stack(data_dir, root_port)
     try:
@@ -149,6 +172,7 @@ def test_stack_runs_stops_clean_and_comes_back_with_its_history(tmp_path: Path) 
         ).json()["events"]
     finally:
         interrupt(second)
+    assert_clean_logs(data_dir)
     assert done["last_sequence"] > before["last_sequence"]
     assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
     assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(events))
