@@ -5,6 +5,8 @@ operator actions on these rows, so the view is never rebuilt (a rebuild would lo
 
 from __future__ import annotations
 
+import hashlib
+
 from ledger.dead_letters import DeadLetter
 from ledger.text import cleaned
 from projections.projection import Projected, Projection, Write
@@ -14,6 +16,17 @@ INSERT INTO dead_letters (letter_id, source_topic, source_partition, source_offs
                           original, reason, detail, consumer, failed_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (letter_id) DO NOTHING
 """
+
+
+def letter_id(letter: DeadLetter) -> str:
+    """A short id from what the letter is about and when, not from where it sits in the
+    dead-letter topic: the same letter read twice (the topic re-read after the embedded
+    broker restarted) keeps its id and is stored once."""
+    about = (
+        f"{letter.source_topic}/{letter.source_partition}/{letter.source_offset}/"
+        f"{letter.consumer}/{letter.failed_at.isoformat()}"
+    )
+    return hashlib.sha256(about.encode(errors="replace")).hexdigest()[:16]
 
 
 class DeadLettersProjection(Projection[DeadLetter]):
@@ -26,7 +39,7 @@ class DeadLettersProjection(Projection[DeadLetter]):
     def writes(self, item: Projected[DeadLetter]) -> list[Write]:
         letter = item.event
         args = (
-            f"{item.partition}-{item.offset}",
+            letter_id(letter),
             cleaned(letter.source_topic)[0],
             letter.source_partition,
             letter.source_offset,

@@ -51,6 +51,10 @@ class Feed(Generic[R]):
     label: Callable[[R], Label]
     projections: Sequence[Projection[R]]
     group_suffix: str = ""
+    rereadable: bool = False
+    """Whether the topic may be read again from its start when it comes back emptied (the
+    memory-only broker restarted): true where records carry ids that make a re-read
+    harmless (metrics, dead letters); never for the ledger, which is restored instead."""
 
     def project(
         self, partition: int, offset: int, raw: bytes, record_key: bytes | None
@@ -86,6 +90,7 @@ def metrics_feed() -> Feed[Metric]:
         lambda metric: Label(metric.metric_id, metric.name),
         [MetricSamplesProjection()],
         "-metrics",
+        rereadable=True,
     )
 
 
@@ -98,4 +103,5 @@ def dead_letter_feed() -> Feed[DeadLetter]:
         ),
         [DeadLettersProjection()],
         "-deadletters",
+        rereadable=True,
     )

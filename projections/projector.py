@@ -27,7 +27,7 @@ from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from projections.batch import BatchApplier, transient
 from projections.feeds import Feed, dead_letter_feed, ledger_feed, metrics_feed
-from projections.offsets import resume_positions
+from projections.offsets import resume_positions, save_offsets
 from projections.projection import R
 from projections.settings import ProjectorSettings
 
@@ -53,6 +53,8 @@ class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
     ) -> None:
         self.topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
         self.topic = self.topics.of(feed.topic)
+        self.feed = feed
+        self.beyond_reported: set[int] = set()
         self.pool = pool
         self.assigned: set[int] = set()
         self.lag: dict[int, int] = {}
@@ -142,8 +144,39 @@ class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
             logger.warning("reset check skipped: database unavailable ({})", type(error).__name__)
             return
         for tp in assignment:
-            if wanted[tp.partition] < await self.consumer.position(tp):
+            end = self.consumer.highwater(tp)
+            if end is not None and wanted[tp.partition] > end:
+                await self.beyond_end(tp, wanted[tp.partition], end)
+            elif wanted[tp.partition] < await self.consumer.position(tp):
                 await self.seek_back_to(tp, wanted[tp.partition])
+
+    async def beyond_end(self, tp: TopicPartition, stored: int, end: int) -> None:
+        """Stored offsets past the partition's end: the topic came back emptied. Said, and
+        a re-readable topic is read again from its start (never skipped silently)."""
+        where = f"{self.topic}[{tp.partition}]"
+        if not self.feed.rereadable:
+            if tp.partition not in self.beyond_reported:
+                self.beyond_reported.add(tp.partition)
+                logger.error(
+                    "stored offset {} of {} is beyond its end {}: the broker lost records the"
+                    " archive holds; run `velocity ledger restore`",
+                    stored,
+                    where,
+                    end,
+                )
+            return
+        logger.warning(
+            "stored offset {} of {} is beyond its end {}: the topic was emptied (a broker"
+            " restart); reading it again from the start",
+            stored,
+            where,
+            end,
+        )
+        async with self.pool.acquire() as connection:
+            await save_offsets(
+                connection, self.topic, {(name, tp.partition): 0 for name in self.applier.names}
+            )
+        self.consumer.seek(tp, 0)
 
     async def measure_lag(self) -> None:
         """Events fetched-but-unprojected per partition, from the fetch high-water mark."""

@@ -58,7 +58,7 @@ ALTER TABLE ledger_events ADD COLUMN data_exact boolean NOT NULL DEFAULT true;
 
 -- Dead letters as projected from mission.deadletter, and their re-drives.
 CREATE TABLE dead_letters (
-    letter_id        text        PRIMARY KEY,  -- <partition>-<offset> in mission.deadletter
+    letter_id        text        PRIMARY KEY,  -- digest of what the letter is about and when
     source_topic     text        NOT NULL,
     source_partition integer     NOT NULL,
     source_offset    bigint      NOT NULL,

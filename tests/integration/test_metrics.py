@@ -10,12 +10,19 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from infra.broker import start_broker
 from infra.topics import TopicNames
 from ledger.metrics import Metric, MetricWire
 from projections.projector import Projector, metrics_feed
 from projections.settings import ProjectorSettings
 from tests.conftest import Isolated
-from tests.integration.conftest import dead_letters, eventually, prepared, root_api
+from tests.integration.conftest import (
+    dead_letters,
+    eventually,
+    ledger_services,
+    prepared,
+    root_api,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +79,46 @@ async def test_provider_calls_become_health_rollups_once(isolated: Isolated) -> 
 
 async def _calls(pool: asyncpg.Pool, query: str) -> list[asyncpg.Record]:
     return list(await pool.fetch(query))
+
+
+async def test_after_the_broker_comes_back_empty_metrics_are_read_again_not_skipped(
+    isolated: Isolated,
+) -> None:
+    await prepared(isolated)
+    wire = MetricWire()
+    topic = TopicNames(isolated.topic_prefix).metrics
+    await send_metrics(
+        isolated.bootstrap_servers,
+        topic,
+        [wire.encode(provider_call("a", "ok", 1.0)) for _ in range(3)],
+    )
+    async with ledger_services(isolated, with_decider=False):
+        await eventually(lambda: _count(isolated.database_url, 3))
+    fresh = await asyncio.to_thread(start_broker)  # memory only: the embedded broker restarted
+    try:
+        emptied = Isolated(fresh.bootstrap_servers, isolated.database_url, isolated.topic_prefix)
+        await prepared(emptied)
+        later = [wire.encode(provider_call("b", "ok", 2.0)) for _ in range(2)]
+        await send_metrics(fresh.bootstrap_servers, topic, later)
+        async with ledger_services(emptied, with_decider=False):
+            await eventually(lambda: _count(isolated.database_url, 5))
+    finally:
+        fresh.stop()
+
+
+async def send_metrics(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, partition=0)
+    finally:
+        await producer.stop()
+
+
+async def _count(database_url: str, at_least: int) -> bool:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM metric_samples")) >= at_least
+    finally:
+        await connection.close()
