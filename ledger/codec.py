@@ -53,6 +53,11 @@ class UndecodableRecordError(ValueError):
     """Bytes that are not a record of any known schema; the message says why."""
 
 
+class UnknownSchemaError(UndecodableRecordError):
+    """An Avro record whose writer schema this code does not know (yet): written by a newer
+    release during a rolling deploy, it decodes once this reader is upgraded."""
+
+
 class AvroCodec:
     """Encodes and decodes records by full schema name (e.g. velocity.events.MissionRequested)."""
 
@@ -97,7 +102,7 @@ class AvroCodec:
             raise UndecodableRecordError("not Avro single-object encoding (bad magic bytes)")
         known = self._writers.get(bytes(data[2:HEADER_SIZE]))
         if known is None:
-            raise UndecodableRecordError(f"unknown schema fingerprint {data[2:10].hex()}")
+            raise UnknownSchemaError(f"unknown writer schema, fingerprint {data[2:10].hex()}")
         name, old_writer = known
         if name not in self._schemas:
             raise UndecodableRecordError(f"{name}: record type no longer exists")

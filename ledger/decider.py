@@ -43,7 +43,7 @@ from ledger.log_reader import read_to_end
 from ledger.settings import DeciderSettings
 from ledger.state import MissionState, evolve
 from ledger.step import step
-from ledger.wire import InvalidRecordError, LedgerWire, misrouted
+from ledger.wire import UNKNOWN_SCHEMA, InvalidRecordError, LedgerWire, misrouted
 
 PartitionStates = dict[str, MissionState]
 COMMIT_INTERVAL_S = 1.0
@@ -274,8 +274,10 @@ async def rebuild_states(
             for event_record in records:
                 try:
                     event = wire.decode_event(event_record.value or b"")
-                except InvalidRecordError as error:  # not an event: the archive sets it aside
-                    logger.warning(
+                except InvalidRecordError as error:
+                    if error.reason == UNKNOWN_SCHEMA:
+                        raise  # history this release cannot read: hold, never decide past it
+                    logger.warning(  # not an event: the archive sets it aside
                         "decider skips a record that is no event at {}@{}: {}",
                         tp.partition,
                         event_record.offset,

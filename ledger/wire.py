@@ -11,10 +11,13 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from infra.topics import partition_for
-from ledger.codec import AvroCodec, UndecodableRecordError
+from ledger.codec import AvroCodec, UndecodableRecordError, UnknownSchemaError
 from ledger.commands import COMMAND_TYPES, Command, CommandMeta
 from ledger.events import EVENT_TYPES, EventMeta, RecordedEvent
 
+UNKNOWN_SCHEMA = "unknown_schema"
+"""The reason of a record whose writer schema this release does not know: readers hold
+the partition there instead of setting the record aside (it decodes after an upgrade)."""
 COMMAND_NAMESPACE = "velocity.commands"
 EVENT_NAMESPACE = "velocity.events"
 Headers = list[tuple[str, bytes]]
@@ -100,6 +103,8 @@ class LedgerWire:
     def _decode(self, data: bytes, namespace: str) -> tuple[dict[str, Any], str]:
         try:
             name, fields = self.codec.decode(data)
+        except UnknownSchemaError as error:
+            raise InvalidRecordError(UNKNOWN_SCHEMA, str(error)) from error
         except UndecodableRecordError as error:
             raise InvalidRecordError("undecodable", str(error)) from error
         prefix, _, type_name = name.rpartition(".")

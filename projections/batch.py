@@ -24,6 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from infra.database import Connection
 from ledger.dead_letters import DeadLetters
+from ledger.wire import UNKNOWN_SCHEMA
 from projections.feeds import Feed
 from projections.offsets import StoredOffsets, lock_offsets, save_offsets
 from projections.parking import describe, deterministic, park_write, parked_keys
@@ -63,11 +64,26 @@ class BatchApplier(Generic[R]):
         self.stopping = stopping
         self.applied = 0
         self.retries = 0
+        self.held: dict[int, str] = {}
+        self.held_at: dict[int, int] = {}
 
     async def apply(self, tp: TopicPartition, records: list[ConsumerRecord]) -> int | None:
         """Apply `records`; return an earlier offset to seek back to if a projection was
-        reset behind this batch (a rebuild), else None."""
-        usable, unusable = await self._decode(records)
+        reset behind this batch (a rebuild) or the partition is held, else None.
+
+        A record whose writer schema this release does not know holds the partition at its
+        offset (`held`): what precedes it is applied, nothing after it, until an upgraded
+        projector reads it. It is not set aside: it is history this code cannot read yet."""
+        items = [self.feed.project(r.partition, r.offset, r.value or b"", r.key) for r in records]
+        items = self._until_unknown_schema(tp, items)
+        records = records[: len(items)]
+        if not records:
+            return self.held_at.get(tp.partition)
+        for record, item in zip(records, items, strict=True):
+            if isinstance(item, Unusable):
+                await self.dead_letters.publish(record, item.reason, item.detail)
+        usable = [item for item in items if isinstance(item, Projected)]
+        unusable = [item for item in items if isinstance(item, Unusable)]
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(transient),
             wait=wait_exponential(multiplier=0.2, max=5),
@@ -78,7 +94,26 @@ class BatchApplier(Generic[R]):
             with attempt:
                 behind = await self._apply_once(tp, records, usable, unusable)
         self.applied += len(records)
-        return behind
+        return self.held_at.get(tp.partition, behind)
+
+    def _until_unknown_schema(
+        self, tp: TopicPartition, items: list[Projected[R] | Unusable]
+    ) -> list[Projected[R] | Unusable]:
+        """`items` up to the first of an unknown writer schema, which holds `tp` there."""
+        for index, item in enumerate(items):
+            if isinstance(item, Unusable) and item.reason == UNKNOWN_SCHEMA:
+                if tp.partition not in self.held_at:
+                    logger.error(
+                        "{}[{}] held at offset {}: {} (upgrade this projector to read it)",
+                        tp.topic,
+                        tp.partition,
+                        item.offset,
+                        item.detail,
+                    )
+                self.held_at[tp.partition] = item.offset
+                self.held[tp.partition] = f"offset {item.offset}: {item.detail}"
+                return items[:index]
+        return items
 
     def _log_retry(self, state: Any) -> None:
         self.retries += 1
@@ -221,19 +256,3 @@ class BatchApplier(Generic[R]):
             kept = projection.set_aside(record)
             if kept:
                 await execute_writes(connection, kept)
-
-    async def _decode(
-        self, records: list[ConsumerRecord]
-    ) -> tuple[list[Projected[R]], list[Unusable]]:
-        usable: list[Projected[R]] = []
-        unusable: list[Unusable] = []
-        for record in records:
-            item = self.feed.project(
-                record.partition, record.offset, record.value or b"", record.key
-            )
-            if isinstance(item, Unusable):
-                await self.dead_letters.publish(record, item.reason, item.detail)
-                unusable.append(item)
-            else:
-                usable.append(item)
-        return usable, unusable

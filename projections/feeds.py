@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Generic
 
 from infra.topics import DEAD_LETTERS, EVENTS, METRICS, TopicSpec
+from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetter, DeadLetterWire
 from ledger.events import RecordedEvent
 from ledger.metrics import Metric, MetricWire
@@ -77,9 +78,13 @@ def _event_label(event: RecordedEvent) -> Label:
 
 def ledger_feed(
     projections: Sequence[Projection[RecordedEvent]] | None = None,
+    codec: AvroCodec | None = None,
 ) -> Feed[RecordedEvent]:
     return Feed(
-        EVENTS, LedgerWire().decode_event, _event_label, list(projections or all_projections())
+        EVENTS,
+        LedgerWire(codec).decode_event,
+        _event_label,
+        list(projections or all_projections()),
     )
 
 

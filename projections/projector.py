@@ -104,6 +104,8 @@ class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
         batch = await self.consumer.getmany(timeout_ms=200)
         for tp, records in batch.items():
             await self.seek_back_to(tp, await self.applier.apply(tp, records))
+            if tp.partition in self.applier.held_at:
+                self.consumer.pause(tp)  # until an upgraded projector can read on
         await self.measure_lag()
 
     async def drain(self) -> None:
@@ -223,6 +225,7 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
                 "partitions": sorted(projector.assigned),
                 "projected": projector.projected,
                 "lag": {str(p): n for p, n in projector.lag.items() if p in projector.assigned},
+                "held": {str(p): why for p, why in projector.applier.held.items()},
             },
         )
     )

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from gateway.runtime import GatewayRuntime
-from infra.heartbeat import check_partitions_owned
+from infra.heartbeat import check_partitions_owned, live_instances
 from infra.kafka import probe_broker
 from infra.readiness import Check, Degraded, NotReady, ReadinessReport, http_status, run_checks
 from infra.topics import EVENTS
@@ -91,11 +91,17 @@ async def shutting_down() -> None:
 
 
 async def parked_views(runtime: GatewayRuntime) -> None:
-    """Degraded while a view has parked events or the archive set records aside."""
+    """Degraded while a view has parked events, the archive set records aside, or the
+    projector holds a partition at a record of a writer schema it does not know."""
     pool = await runtime.database.pool()
     groups = await summary(pool)
     aside = await pool.fetchval(SET_ASIDE)
-    if not groups and not aside:
+    held = {
+        partition: why
+        for details in await live_instances(pool, "projector")
+        for partition, why in details.get("held", {}).items()
+    }
+    if not groups and not aside and not held:
         return
     views: dict[str, list[int]] = {}
     for group in groups:
@@ -106,6 +112,7 @@ async def parked_views(runtime: GatewayRuntime) -> None:
     ]
     if aside:
         parts.append(f"event_archive: {aside} record(s) of the log set aside")
+    parts += [f"events partition {p} held at {why}" for p, why in sorted(held.items())]
     raise Degraded("; ".join(parts) + " (velocity projections parked)")
 
 

@@ -90,6 +90,12 @@ PARKED = Gauge(
     ["projection"],
     registry=REGISTRY,
 )
+HELD = Gauge(
+    "velocity_projection_held_partitions",
+    "Partitions the projector holds at a record of a writer schema it does not know",
+    ["partition"],
+    registry=REGISTRY,
+)
 SET_ASIDE = Gauge(
     "velocity_ledger_set_aside_records",
     "Records of mission.events that are no link of any chain (undecodable, forged)",
@@ -158,12 +164,16 @@ async def refresh(runtime: GatewayRuntime) -> None:
         APPROVALS_PENDING.set(backlog["n"])
         APPROVAL_OLDEST.set(float(backlog["age"]))
     PROJECTION_LAG.clear()
+    HELD.clear()
     for row in await db.fetch(
         "SELECT details FROM service_heartbeats WHERE service = 'projector'"
         " AND last_seen_at > now() - interval '10 seconds'"
     ):
-        for partition, lag in json.loads(row["details"]).get("lag", {}).items():
+        details = json.loads(row["details"])
+        for partition, lag in details.get("lag", {}).items():
             PROJECTION_LAG.labels(partition).set(lag)
+        for partition in details.get("held", {}):
+            HELD.labels(partition).set(1)
     PARKED.clear()
     for row in await db.fetch("SELECT projection, count(*) AS n FROM projection_parked GROUP BY 1"):
         PARKED.labels(row["projection"]).set(row["n"])
