@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-e2e lint bench clean
+.PHONY: install run test test-unit test-integration test-e2e lint bench drills clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ledger
 	$(BIN)/python -m bench.projections
 	$(BIN)/python -m bench.colony
+
+drills: $(STAMP)
+	$(BIN)/python -m bench.drills
 
 clean:
 	rm -rf $(VENV) .velocity .pytest_cache .mypy_cache .ruff_cache

@@ -134,7 +134,8 @@ class CommandBus:
         async with self._starting:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    acks="all", request_timeout_ms=int(self.timeout_s * 1000), **self.options
+                    acks="all",
+                    **(self.options | {"request_timeout_ms": int(self.timeout_s * 1000)}),
                 )
                 try:
                     await asyncio.wait_for(producer.start(), self.timeout_s)

@@ -46,6 +46,7 @@ class CommonSettings(BaseSettings):
     KAFKA_SSL_CAFILE: Path | None = None
     KAFKA_REPLICATION_FACTOR: int = Field(default=1, ge=1, le=7)
     KAFKA_TOPIC_PREFIX: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    KAFKA_REQUEST_TIMEOUT_MS: int = Field(default=40_000, ge=1_000, le=600_000)
     DATABASE_URL: SecretStr | None = None
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["text", "json"] | None = None

@@ -15,6 +15,7 @@ def client_options(settings: CommonSettings, bootstrap_servers: str) -> dict[str
     options: dict[str, Any] = {
         "bootstrap_servers": bootstrap_servers,
         "security_protocol": settings.KAFKA_SECURITY_PROTOCOL,
+        "request_timeout_ms": settings.KAFKA_REQUEST_TIMEOUT_MS,
     }
     if settings.KAFKA_SECURITY_PROTOCOL in ("SSL", "SASL_SSL"):
         cafile = str(settings.KAFKA_SSL_CAFILE) if settings.KAFKA_SSL_CAFILE else None
@@ -29,7 +30,7 @@ def client_options(settings: CommonSettings, bootstrap_servers: str) -> dict[str
 
 async def probe_broker(options: dict[str, Any], timeout_ms: int = 2_000) -> None:
     """One metadata round trip; raises if the broker does not answer."""
-    admin = AIOKafkaAdminClient(request_timeout_ms=timeout_ms, **options)
+    admin = AIOKafkaAdminClient(**(options | {"request_timeout_ms": timeout_ms}))
     try:
         await admin.start()
         await admin.list_topics()
