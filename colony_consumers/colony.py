@@ -179,8 +179,8 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         file = self.fold(event)
         if file is None:
             return
-        if isinstance(event.body, PlanningStarted):
-            self.starting.discard(file.mission_id)
+        if file.state.status != "requested" or isinstance(event.body, PlanningStarted):
+            self.starting.discard(file.mission_id)  # started, or refused and moved on
         queued = self.admit(file) if isinstance(event.body, MissionRequested) else None
         reaction = queued or react(
             file, event.body, self.context(file), self.settings.MAX_WORKERS_PER_MISSION
