@@ -41,7 +41,7 @@ from colony_consumers.worker import Worker
 from infra.topics import TopicNames
 from ledger.commands import FailMission, QueueMission, StartPlanning
 from ledger.dead_letters import DeadLetters
-from ledger.events import EventMeta, MissionRequested, PlanningStarted, RecordedEvent
+from ledger.events import EventMeta, MissionRequested, RecordedEvent
 from ledger.history import why_not_next
 from ledger.text import cleaned
 from ledger.wire import InvalidRecordError, LedgerWire
@@ -179,8 +179,8 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         file = self.fold(event)
         if file is None:
             return
-        if file.state.status != "requested" or isinstance(event.body, PlanningStarted):
-            self.starting.discard(file.mission_id)  # started, or refused and moved on
+        if file.state.status != "requested":
+            self.starting.discard(file.mission_id)  # started (or ended) one way or another
         queued = self.admit(file) if isinstance(event.body, MissionRequested) else None
         reaction = queued or react(
             file, event.body, self.context(file), self.settings.MAX_WORKERS_PER_MISSION
