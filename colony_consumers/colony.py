@@ -25,7 +25,6 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from loguru import logger
 
 from colony_consumers.admission import WORKING, is_waiting, next_waiting, working_count
@@ -38,6 +37,7 @@ from colony_consumers.policy import PolicyContext
 from colony_consumers.reactions import ApplyWriteback, Reaction, Send, policy_context, react
 from colony_consumers.settings import ColonySettings
 from colony_consumers.worker import Worker
+from infra.partition_loop import PartitionLoop, group_consumer
 from infra.topics import TopicNames
 from ledger.commands import FailMission, QueueMission, StartPlanning
 from ledger.dead_letters import DeadLetters
@@ -48,7 +48,7 @@ from ledger.wire import InvalidRecordError, LedgerWire
 from projections.offsets import save_offsets
 
 REACTION_ATTEMPTS = 5  # failures that are not outages, before the mission is failed
-SAVE_EVERY_S = 1.0
+DRAIN_S = 5.0
 STORED_OFFSET = """
 SELECT next_offset FROM projector_offsets WHERE projector = $1 AND topic = $2 AND partition = $3
 """
@@ -59,7 +59,10 @@ def backoff_s(attempt: int) -> float:
     return float(min(0.5 * 2 ** (attempt - 1), 10.0) * random.uniform(0.8, 1.2))
 
 
-class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
+class Colony:
+    """The colony's reactions over the event partitions it owns (a worker of
+    infra/partition_loop.py, which prepares, pauses and resumes partitions)."""
+
     def __init__(
         self,
         settings: ColonySettings,
@@ -79,8 +82,6 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         self.offsets_name = f"colony:{settings.COLONY_GROUP_ID}"
         self.files: dict[str, MissionFile] = {}
         self.home: dict[str, int] = {}
-        self.partitions: set[int] = set()
-        self.unprepared: set[int] = set()
         self.starting: set[str] = set()
         self.in_flight = InFlight()
         self.tasks: dict[int, set[asyncio.Task[None]]] = defaultdict(set)
@@ -88,72 +89,56 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         self.max_in_flight = max(
             100, 4 * settings.MAX_CONCURRENT_MISSIONS * settings.MAX_WORKERS_PER_MISSION
         )
-        self.saved_at = 0.0
         self.producer = producer
         self.dead_letters = DeadLetters(
             producer, self.topics.dead_letters, self.wire.codec, "colony"
         )
-        self.consumer: AIOKafkaConsumer  # made by `run`
+        self.loop: PartitionLoop | None = None  # made by `run`
+
+    @property
+    def partitions(self) -> set[int]:
+        return set(self.loop.ready) if self.loop else set()
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        assert self.loop is not None, "the colony is not running"
+        return self.loop.consumer
 
     async def run(self, stop: asyncio.Event) -> None:
         """React until `stop`; then let running reactions finish for a moment, store where
         to resume, and leave the group."""
         settings = self.settings
-        self.consumer = AIOKafkaConsumer(
-            group_id=settings.COLONY_GROUP_ID,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=max(settings.KAFKA_SESSION_TIMEOUT_MS // 5, 300),
-            fetch_max_wait_ms=25,
-            max_poll_records=200,
-            **self.options,
+        consumer = group_consumer(
+            self.options, settings.COLONY_GROUP_ID, settings.KAFKA_SESSION_TIMEOUT_MS, 200
         )
+        self.loop = PartitionLoop("colony", self.topics.events, consumer, self)
         await self.producer.start()
         try:
-            await self.consumer.start()
-            try:
-                self.consumer.subscribe([self.topics.events], listener=self)
-                while not stop.is_set():
-                    await self.prepare()
-                    self.throttle()
-                    batch = await self.consumer.getmany(timeout_ms=200)
-                    for tp, records in batch.items():
-                        if tp.partition in self.partitions - self.unprepared:
-                            for record in records:
-                                await self.accept(tp.partition, record)
-                    await self.save_offsets()
-                await self.drain(grace_s=5.0)
-            finally:
-                await self.consumer.stop()
+            await self.loop.run(stop)
         finally:
             await self.producer.stop()
+
+    async def prepare(self, tp: TopicPartition) -> int:
+        """Fold the partition's history up to its stored offset; react from there."""
+        start = await self.resume_offset(tp)
+        await self.fold_history(tp, start)
+        self.in_flight.fetched(tp.partition, start - 1)
+        await self.start_waiting()
+        return start
+
+    async def handle(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        for record in records:
+            await self.accept(tp.partition, record)
+        self.throttle()
 
     def throttle(self) -> None:
         """Pause fetching while too many reactions are unfinished (an outage); the consumer
         keeps polling, so it stays in its group."""
-        ready = [TopicPartition(self.topics.events, p) for p in self.partitions - self.unprepared]
+        ready = [TopicPartition(self.topics.events, p) for p in self.partitions]
         if self.in_flight.count >= self.max_in_flight:
             self.consumer.pause(*ready)
         else:
             self.consumer.resume(*ready)
-
-    async def prepare(self) -> None:
-        """Fold the history of newly owned partitions up to their stored offsets, then
-        resume them from there (outside the rebalance callback, which must stay short)."""
-        for partition in sorted(self.unprepared):
-            tp = TopicPartition(self.topics.events, partition)
-            try:
-                start = await self.resume_offset(tp)
-            except OUTAGES as error:
-                logger.warning("partition {} waits for PostgreSQL: {}", partition, error)
-                return
-            await self.fold_history(tp, start)
-            self.consumer.seek(tp, start)
-            self.in_flight.fetched(partition, start - 1)
-            self.unprepared.discard(partition)
-            logger.info("colony resumes partition {} at offset {}", partition, start)
-        await self.release()
 
     async def resume_offset(self, tp: TopicPartition) -> int:
         """The stored offset; else what an older colony committed to the broker; else 0."""
@@ -187,7 +172,7 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         )
         await self.observe(file, event, since, stage)
         if was_working and file.state.status not in WORKING:
-            await self.release()
+            await self.start_waiting()
         if reaction is not None:
             self.in_flight.started(partition, record.offset)
             self.spawn(partition, self._react(partition, record.offset, file, event.meta, reaction))
@@ -282,7 +267,7 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         position = sum(1 for f in others if is_waiting(f)) + 1
         return Send([("queue", QueueMission(position=position, limit=limit))])
 
-    async def release(self) -> None:
+    async def start_waiting(self) -> None:
         """Start waiting missions while slots are free (oldest first)."""
         limit = self.settings.MAX_CONCURRENT_MISSIONS
         free = limit - working_count(self.files.values(), self.starting)
@@ -325,12 +310,9 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
             except OUTAGES as error:
                 logger.warning("metric {} not sent: {}", name, summary(error))
 
-    async def save_offsets(self, force: bool = False, only: set[int] | None = None) -> None:
-        """Store where each owned partition resumes, at most every SAVE_EVERY_S."""
-        now = asyncio.get_running_loop().time()
-        if not force and now - self.saved_at < SAVE_EVERY_S:
-            return
-        owned = (only if only is not None else self.partitions) - self.unprepared
+    async def flush(self, partitions: set[int] | None) -> None:
+        """Store where each owned partition (or each of `partitions`) resumes."""
+        owned = self.partitions if partitions is None else partitions
         positions = {
             (self.offsets_name, partition): offset
             for partition, offset in self.in_flight.resume_at().items()
@@ -341,43 +323,30 @@ class Colony(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             async with self.pool.acquire() as connection:
                 await save_offsets(connection, self.topics.events, positions)
-            self.saved_at = now
         except OUTAGES as error:
             logger.warning("colony offsets not stored yet: {}", summary(error))
 
-    async def drain(self, grace_s: float) -> None:
-        """On stop: give running reactions `grace_s` to finish, store offsets, cancel the
-        rest (they re-run after the restart)."""
+    async def drain(self) -> None:
+        """On stop: give running reactions DRAIN_S to finish, then cancel the rest (they
+        re-run after the restart; the stored offsets stay behind them)."""
         running = [task for tasks in self.tasks.values() for task in tasks]
         if running:
             logger.info("colony stopping: {} reactions running", len(running))
-            await asyncio.wait(running, timeout=grace_s)
-        await self.save_offsets(force=True)
+            await asyncio.wait(running, timeout=DRAIN_S)
         for task in running:
             task.cancel()
 
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Store where revoked partitions resume, stop their reactions, forget their files."""
-        gone = {tp.partition for tp in revoked}
-        await self.save_offsets(force=True, only=gone)
-        for partition in gone:
+    def release(self, partitions: set[int]) -> None:
+        """Stop revoked partitions' reactions and forget their missions."""
+        for partition in partitions:
             for task in self.tasks.pop(partition, set()):
                 task.cancel()
-        missions = {m for m, p in self.home.items() if p in gone}
+        missions = {m for m, p in self.home.items() if p in partitions}
         for mission_id in missions:
             self.files.pop(mission_id, None)
             self.home.pop(mission_id, None)
         self.starting -= missions
-        self.in_flight.forget(gone)
-        self.partitions -= gone
-        self.unprepared -= gone
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Newly owned partitions wait, paused, until `prepare` has folded their history."""
-        self.partitions |= {tp.partition for tp in assigned}
-        self.unprepared |= {tp.partition for tp in assigned}
-        self.consumer.pause(*assigned)
-        logger.info("colony owns partitions {}", sorted(self.partitions))
+        self.in_flight.forget(partitions)
 
     async def fold_history(self, tp: TopicPartition, end: int) -> None:
         """Fold the partition's events before `end` (the stored offset) without reacting."""

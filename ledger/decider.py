@@ -23,13 +23,13 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.structs import OffsetAndMetadata
 from loguru import logger
 
 from infra.config import load_settings
 from infra.heartbeat import beat_forever
 from infra.kafka import client_options
+from infra.partition_loop import PartitionLoop, group_consumer
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import COMMANDS, TopicNames
@@ -46,13 +46,12 @@ from ledger.step import step
 from ledger.wire import UNKNOWN_SCHEMA, InvalidRecordError, LedgerWire, misrouted
 
 PartitionStates = dict[str, MissionState]
-COMMIT_INTERVAL_S = 1.0
-FETCH_WAIT_MS = 25  # an idle partition answers fast: intake latency, not throughput
 MAX_BATCH_BYTES = 512 * 1024
 
 
-class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Owns the mission states of the command partitions assigned to this process."""
+class Decider:
+    """Owns the mission states of the command partitions assigned to this process (a
+    worker of infra/partition_loop.py, which prepares, pauses and resumes partitions)."""
 
     def __init__(self, settings: DeciderSettings, bootstrap_servers: str) -> None:
         self.settings = settings
@@ -61,30 +60,21 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         self.wire = LedgerWire(AvroCodec())
         self.authority = settings.authority
         self.states: dict[int, PartitionStates] = {}
-        self.assigned: set[int] = set()
-        self.rebuilding: dict[int, asyncio.Task[None]] = {}
-        self.rebuild_errors: dict[int, str] = {}
         self.decided = 0
-        self.assignments = 0
         self.rebuilds = 0
         self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._committed_at = 0.0
-        self._turn = asyncio.Lock()  # a rebalance waits for the batch being decided
         self.producer = AIOKafkaProducer(
             acks="all", linger_ms=0, max_batch_size=MAX_BATCH_BYTES, **self.options
         )
         self.fault = Fault.parse(settings.DECIDER_FAULT)
         self.writer = EventWriter(self.producer, self.topics.events, MAX_BATCH_BYTES, self.fault)
-        self.consumer = AIOKafkaConsumer(
-            group_id=settings.DECIDER_GROUP_ID,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=max(settings.KAFKA_SESSION_TIMEOUT_MS // 5, 300),
-            max_poll_records=settings.DECIDER_MAX_BATCH,
-            fetch_max_wait_ms=FETCH_WAIT_MS,
-            **self.options,
+        self.consumer = group_consumer(
+            self.options,
+            settings.DECIDER_GROUP_ID,
+            settings.KAFKA_SESSION_TIMEOUT_MS,
+            settings.DECIDER_MAX_BATCH,
         )
+        self.loop = PartitionLoop("decider", self.topics.commands, self.consumer, self)
         self.dead_letters = DeadLetters(
             self.producer, self.topics.dead_letters, self.wire.codec, "decider"
         )
@@ -93,29 +83,21 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
         """Decide commands until `stop` is set; then commit and leave the group."""
         await self.producer.start()
         try:
-            await self.consumer.start()
-            try:
-                self.consumer.subscribe([self.topics.commands], listener=self)
-                while not stop.is_set():
-                    batch = await self.consumer.getmany(timeout_ms=200)
-                    async with self._turn:
-                        await self.decide_batch(batch)
-                        await self.commit(force=False)
-                async with self._turn:
-                    await self.commit(force=True)
-            finally:
-                for task in self.rebuilding.values():
-                    task.cancel()
-                await self.consumer.stop()
+            await self.loop.run(stop)
         finally:
             await self.producer.stop()
 
-    async def decide_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Decide and write each ready partition's commands, partitions side by side."""
-        ready = {tp: records for tp, records in batch.items() if tp.partition in self.states}
-        await asyncio.gather(*(self.decide_partition(tp, rs) for tp, rs in ready.items()))
+    async def prepare(self, tp: TopicPartition) -> int:
+        """Fold the partition's events; deciding resumes at its committed offset."""
+        if self.fault is not None:
+            await asyncio.sleep(self.fault.rebuild_delay_s)
+        states = await self.rebuild([tp.partition])
+        committed = await self.consumer.committed(tp)
+        self.states[tp.partition] = states[tp.partition]
+        self.rebuilds += 1
+        return int(committed or 0)
 
-    async def decide_partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    async def handle(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         """Decide `records` in order, write their events, and make their offsets committable;
         on a failed write, fail stop (see the module docstring)."""
         states = self.states[tp.partition]
@@ -140,28 +122,30 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
             type(error).__name__,
             error,
         )
-        self.states.pop(tp.partition, None)
-        self._uncommitted.pop(tp, None)
-        self.consumer.pause(tp)
-        self.start_rebuild(tp)
+        self.release({tp.partition})
+        self.loop.prepare_again(tp)
 
-    async def commit(self, force: bool, only: list[TopicPartition] | None = None) -> None:
-        """Commit decided offsets, at most every COMMIT_INTERVAL_S unless `force`.
-
-        Committing less often than every batch costs a redelivery after a crash, which
-        the command-id dedupe makes harmless, and saves a round trip per batch.
-        """
-        now = asyncio.get_running_loop().time()
-        if not self._uncommitted or (not force and now - self._committed_at < COMMIT_INTERVAL_S):
-            return
+    async def flush(self, partitions: set[int] | None) -> None:
+        """Commit decided offsets (their events are acknowledged). Committing about once a
+        second costs a redelivery after a crash, which the command-id dedupe absorbs."""
         offsets = {
-            tp: offset for tp, offset in self._uncommitted.items() if only is None or tp in only
+            tp: offset
+            for tp, offset in self._uncommitted.items()
+            if partitions is None or tp.partition in partitions
         }
         if offsets:
             await self.consumer.commit(offsets)
         for tp in offsets:
             self._uncommitted.pop(tp, None)
-        self._committed_at = now
+
+    def release(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.states.pop(partition, None)
+        for tp in [tp for tp in self._uncommitted if tp.partition in partitions]:
+            self._uncommitted.pop(tp)
+
+    async def drain(self) -> None:
+        """Nothing runs between batches: every batch's events are acknowledged in turn."""
 
     async def _decide_one(
         self, partition: int, states: PartitionStates, command_record: ConsumerRecord
@@ -185,75 +169,13 @@ class Decider(ConsumerRebalanceListener):  # type: ignore[misc]
             )
         return [self.wire.encode_event(event) for event in events]
 
-    def start_rebuild(self, tp: TopicPartition) -> None:
-        running = self.rebuilding.get(tp.partition)
-        if running is None or running.done():
-            self.rebuilding[tp.partition] = asyncio.create_task(self._rebuild(tp))
-
-    async def _rebuild(self, tp: TopicPartition) -> None:
-        """Fold the partition's events, retrying with backoff; then resume deciding it from
-        its committed offset."""
-        attempt = 0
-        while True:
-            try:
-                if self.fault is not None:
-                    await asyncio.sleep(self.fault.rebuild_delay_s)
-                states = await self.rebuild([tp.partition])
-                committed = await self.consumer.committed(tp)
-                break
-            except Exception as error:
-                attempt += 1
-                self.rebuild_errors[tp.partition] = f"{type(error).__name__}: {error}"[:200]
-                logger.error(
-                    "rebuilding partition {} failed (#{}): {}", tp.partition, attempt, error
-                )
-                await asyncio.sleep(min(0.5 * 2**attempt, 15))
-        async with self._turn:
-            if tp.partition not in self.assigned:
-                return
-            self.rebuilds += 1
-            self.states[tp.partition] = states[tp.partition]
-            self.consumer.seek(tp, committed or 0)
-            self.consumer.resume(tp)
-            self.rebuild_errors.pop(tp.partition, None)
-            self.rebuilding.pop(tp.partition, None)
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        gone = {tp.partition for tp in revoked}
-        async with self._turn:
-            try:
-                await self.commit(force=True, only=revoked)
-            finally:
-                for partition in gone:
-                    self.states.pop(partition, None)
-                    self.rebuild_errors.pop(partition, None)
-                    task = self.rebuilding.pop(partition, None)
-                    if task is not None:
-                        task.cancel()
-                self.assigned -= gone
-        if revoked:
-            logger.info("decider released partitions {}", sorted(gone))
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        """Only record the partitions: they are paused and rebuilt outside the callback."""
-        self.assignments += 1
-        self.assigned |= {tp.partition for tp in assigned}
-        for tp in assigned:
-            self.consumer.pause(tp)
-            self.start_rebuild(tp)
-
     async def rebuild(self, partitions: list[int]) -> dict[int, PartitionStates]:
         return await rebuild_states(self.options, self.topics.events, partitions, self.wire)
 
     def heartbeat(self) -> dict[str, Any]:
         """What the root's /readyz reads: the partitions this decider serves, and those it
         is still rebuilding (with the last error, if a rebuild failed)."""
-        return {
-            "partitions": sorted(self.states),
-            "rebuilding": {
-                str(p): self.rebuild_errors.get(p, "in progress") for p in sorted(self.rebuilding)
-            },
-        }
+        return self.loop.status()
 
 
 async def rebuild_states(

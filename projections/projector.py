@@ -13,13 +13,13 @@ import asyncio
 from typing import Any, Generic
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from loguru import logger
 
 from infra.config import load_settings
 from infra.heartbeat import beat_forever
 from infra.kafka import client_options
+from infra.partition_loop import PartitionLoop, group_consumer
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
@@ -33,11 +33,11 @@ from projections.settings import ProjectorSettings
 
 RESET_CHECK_S = 1.0
 DRAIN_S = 10.0
-FETCH_WAIT_MS = 25  # an idle partition answers fast: intake latency, not throughput
 
 
-class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
-    """The live projector: a consumer-group member feeding its partitions to a BatchApplier.
+class Projector(Generic[R]):
+    """The live projector: a worker of infra/partition_loop.py feeding its partitions to a
+    BatchApplier.
 
     Every second it also re-reads the stored offsets, so a rebuild that reset them is
     followed even when no new events arrive.
@@ -56,20 +56,17 @@ class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
         self.feed = feed
         self.beyond_reported: set[int] = set()
         self.pool = pool
-        self.assigned: set[int] = set()
         self.lag: dict[int, int] = {}
+        self.checked_at = 0.0
         options = client_options(settings, bootstrap_servers)
         self.producer = AIOKafkaProducer(acks="all", **options)
-        self.consumer = AIOKafkaConsumer(
-            group_id=settings.PROJECTOR_GROUP_ID + feed.group_suffix,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
-            heartbeat_interval_ms=max(settings.KAFKA_SESSION_TIMEOUT_MS // 5, 300),
-            max_poll_records=settings.PROJECTOR_MAX_BATCH,
-            fetch_max_wait_ms=FETCH_WAIT_MS,
-            **options,
+        self.consumer = group_consumer(
+            options,
+            settings.PROJECTOR_GROUP_ID + feed.group_suffix,
+            settings.KAFKA_SESSION_TIMEOUT_MS,
+            settings.PROJECTOR_MAX_BATCH,
         )
+        self.loop = PartitionLoop(f"projector{feed.group_suffix}", self.topic, self.consumer, self)
         dead_letters = DeadLetters(
             self.producer, self.topics.dead_letters, AvroCodec(), "projector"
         )
@@ -80,32 +77,50 @@ class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
     def projected(self) -> int:
         return self.applier.applied
 
+    @property
+    def assigned(self) -> set[int]:
+        return self.loop.ready
+
     async def run(self, stop: asyncio.Event) -> None:
         """Project until `stop` is set, then drain to the log's end."""
         await self.producer.start()
         try:
-            await self.consumer.start()
-            try:
-                self.consumer.subscribe([self.topic], listener=self)
-                checked_at = 0.0
-                while not stop.is_set():
-                    await self.project_next()
-                    now = asyncio.get_running_loop().time()
-                    if now - checked_at > RESET_CHECK_S:
-                        checked_at = now
-                        await self.follow_resets()
-                await self.drain()
-            finally:
-                await self.consumer.stop()
+            await self.loop.run(stop)
         finally:
             await self.producer.stop()
+
+    async def prepare(self, tp: TopicPartition) -> int:
+        """Resume where the least advanced projection of this partition stands."""
+        names = self.applier.names
+        position = (await resume_positions(self.pool, self.topic, [tp.partition], names))[
+            tp.partition
+        ]
+        logger.info("projector resumes {}[{}] at {}", self.topic, tp.partition, position)
+        return position
+
+    async def handle(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        await self.seek_back_to(tp, await self.applier.apply(tp, records))
+        if tp.partition in self.applier.held_at:
+            self.consumer.pause(tp)  # until an upgraded projector can read on
+
+    async def flush(self, partitions: set[int] | None) -> None:
+        """Offsets are stored with each batch; here lag is measured and, every
+        RESET_CHECK_S, stored offsets compared with positions (rebuilds, emptied topics)."""
+        await self.measure_lag()
+        now = asyncio.get_running_loop().time()
+        if partitions is None and now - self.checked_at > RESET_CHECK_S:
+            self.checked_at = now
+            await self.follow_resets()
+
+    def release(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.lag.pop(partition, None)
 
     async def project_next(self) -> None:
         batch = await self.consumer.getmany(timeout_ms=200)
         for tp, records in batch.items():
-            await self.seek_back_to(tp, await self.applier.apply(tp, records))
-            if tp.partition in self.applier.held_at:
-                self.consumer.pause(tp)  # until an upgraded projector can read on
+            if tp.partition in self.loop.ready:
+                await self.handle(tp, records)
         await self.measure_lag()
 
     async def drain(self) -> None:
@@ -186,20 +201,6 @@ class Projector(ConsumerRebalanceListener, Generic[R]):  # type: ignore[misc]
             end = self.consumer.highwater(tp)
             if end is not None:
                 self.lag[tp.partition] = max(end - await self.consumer.position(tp), 0)
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.assigned -= {tp.partition for tp in revoked}
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.assigned |= {tp.partition for tp in assigned}
-        if not assigned:
-            return
-        positions = await resume_positions(
-            self.pool, self.topic, [tp.partition for tp in assigned], self.applier.names
-        )
-        for tp in assigned:
-            self.consumer.seek(tp, positions[tp.partition])
-        logger.info("projector resumes at {}", positions)
 
 
 def projectors(

@@ -76,7 +76,7 @@ async def test_a_refused_write_drops_the_partitions_decisions_and_decides_them_a
             await sender.send(*(c for m in missions for c in crm_script(m)))
         await eventually(lambda: all_archived(isolated, missions), timeout_s=60)
         rebuilds = decider.rebuilds
-    assert rebuilds > len(decider.assigned), "the failed partition was rebuilt from the log"
+    assert rebuilds > len(decider.states), "the failed partition was rebuilt from the log"
     assert_whole(await log_events(isolated), missions)
     assert "every chain intact" in await verified(isolated, capsys)
 
@@ -120,7 +120,7 @@ async def test_a_rebuild_slower_than_the_session_timeout_keeps_the_member_and_fo
         async with command_sender(isolated) as sender:
             await sender.send(*(c for m in missions for c in crm_script(m)))
         await eventually(lambda: all_archived(isolated, missions), timeout_s=60)
-        assignments = decider.assignments
+        assignments = decider.loop.assignments
     assert assignments == 1, "the member was evicted while it rebuilt"
     assert_whole(await log_events(isolated), missions)
     await verified(isolated, capsys)

@@ -1,0 +1,171 @@
+"""The one consumer skeleton: a consumer-group member that owns partitions and hands each
+fetched batch to a worker. The decider, the projector and the colony are workers.
+
+What every consumer here needs, done once:
+- start and stop the client in `try/finally`; subscribe with this loop as the listener;
+- a newly assigned partition is paused and *prepared* outside the rebalance callback (the
+  worker folds its state, says where to resume), retried with backoff, reported while it
+  is not ready; then sought and resumed. Heartbeats and other partitions go on meanwhile;
+- a worker may ask to prepare a partition again (the decider's fail-stop);
+- progress is flushed periodically, for revoked partitions before they go, and on stop;
+- revoked partitions' state is released in a `finally`;
+- on stop the worker drains (finishes what is running, or reads to the log's end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from loguru import logger
+
+FLUSH_EVERY_S = 1.0
+FETCH_WAIT_MS = 25  # an idle partition answers fast: latency, not throughput
+
+
+def group_consumer(
+    options: dict[str, Any], group_id: str, session_timeout_ms: int, max_poll_records: int
+) -> AIOKafkaConsumer:
+    """A group member that commits nothing by itself and starts new groups at the start."""
+    return AIOKafkaConsumer(
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(session_timeout_ms // 5, 300),
+        max_poll_records=max_poll_records,
+        fetch_max_wait_ms=FETCH_WAIT_MS,
+        **options,
+    )
+
+
+class PartitionWorker(Protocol):
+    """What a consumer does with the partitions it owns."""
+
+    async def prepare(self, tp: TopicPartition) -> int:
+        """Build the partition's state; the offset to resume consuming from."""
+
+    async def handle(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        """Process one fetched batch of a prepared partition."""
+
+    async def flush(self, partitions: set[int] | None) -> None:
+        """Record progress (of `partitions`, or all owned ones)."""
+
+    def release(self, partitions: set[int]) -> None:
+        """Forget the state of partitions this member no longer owns."""
+
+    async def drain(self) -> None:
+        """On stop: finish or hand back what is running."""
+
+
+class PartitionLoop(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs a worker over the partitions of `topic` this group member owns."""
+
+    def __init__(
+        self, name: str, topic: str, consumer: AIOKafkaConsumer, worker: PartitionWorker
+    ) -> None:
+        self.name = name
+        self.topic = topic
+        self.consumer = consumer
+        self.worker = worker
+        self.ready: set[int] = set()
+        self.preparing: dict[int, asyncio.Task[None]] = {}
+        self.prepare_errors: dict[int, str] = {}
+        self.assignments = 0
+        self._turn = asyncio.Lock()  # a rebalance waits for the batch being handled
+        self._flushed_at = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop`; then drain, flush and leave the group."""
+        await self.consumer.start()
+        try:
+            self.consumer.subscribe([self.topic], listener=self)
+            while not stop.is_set():
+                batch = await self.consumer.getmany(timeout_ms=200)
+                async with self._turn:
+                    for tp, records in batch.items():
+                        if tp.partition in self.ready:
+                            await self.worker.handle(tp, records)
+                    await self._flush_now_and_then()
+            await self.worker.drain()  # outside the lock: a drain may fetch
+            async with self._turn:
+                await self.worker.flush(None)
+        finally:
+            for task in self.preparing.values():
+                task.cancel()
+            await self.consumer.stop()
+
+    async def _flush_now_and_then(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._flushed_at >= FLUSH_EVERY_S:
+            self._flushed_at = now
+            await self.worker.flush(None)
+
+    def prepare_again(self, tp: TopicPartition) -> None:
+        """Pause `tp` and prepare it anew (its state is gone): the worker's fail-stop."""
+        self.ready.discard(tp.partition)
+        self.consumer.pause(tp)
+        running = self.preparing.get(tp.partition)
+        if running is None or running.done():
+            self.preparing[tp.partition] = asyncio.create_task(self._prepare(tp))
+
+    async def _prepare(self, tp: TopicPartition) -> None:
+        attempt = 0
+        while True:
+            try:
+                start = await self.worker.prepare(tp)
+                break
+            except Exception as error:
+                attempt += 1
+                self.prepare_errors[tp.partition] = f"{type(error).__name__}: {error}"[:200]
+                logger.error(
+                    "{}: preparing partition {} failed (#{}): {}",
+                    self.name,
+                    tp.partition,
+                    attempt,
+                    error,
+                )
+                await asyncio.sleep(min(0.5 * 2**attempt, 15))
+        async with self._turn:
+            if tp not in self.consumer.assignment():
+                return
+            self.consumer.seek(tp, start)
+            self.consumer.resume(tp)
+            self.ready.add(tp.partition)
+            self.prepare_errors.pop(tp.partition, None)
+            self.preparing.pop(tp.partition, None)
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        gone = {tp.partition for tp in revoked}
+        async with self._turn:
+            try:
+                await self.worker.flush(gone & self.ready)
+            finally:
+                for partition in gone:
+                    task = self.preparing.pop(partition, None)
+                    if task is not None:
+                        task.cancel()
+                    self.prepare_errors.pop(partition, None)
+                self.ready -= gone
+                self.worker.release(gone)
+        if gone:
+            logger.info("{} released partitions {}", self.name, sorted(gone))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Only record and pause: the partitions are prepared outside the callback."""
+        self.assignments += 1
+        for tp in assigned:
+            self.prepare_again(tp)
+        if assigned:
+            logger.info("{} owns partitions {}", self.name, sorted(tp.partition for tp in assigned))
+
+    def status(self) -> dict[str, Any]:
+        """For heartbeats: the partitions served, and those still being prepared."""
+        return {
+            "partitions": sorted(self.ready),
+            "rebuilding": {
+                str(p): self.prepare_errors.get(p, "in progress") for p in sorted(self.preparing)
+            },
+        }
