@@ -108,7 +108,7 @@ async def decider_pass(bootstrap: str, names: TopicNames, total: int) -> tuple[f
     rebuild = Stopwatch()
     options = {"bootstrap_servers": bootstrap}
     partitions = list(range(COMMANDS.partitions))
-    states = await rebuild_states(options, names.events, partitions, LedgerWire())
+    states, _ = await rebuild_states(options, names.events, partitions, LedgerWire())
     rebuild_s = rebuild.seconds
     assert sum(len(s) for s in states.values()) == MISSIONS
     return seconds, rebuild_s

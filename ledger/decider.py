@@ -91,9 +91,10 @@ class Decider:
         """Fold the partition's events; deciding resumes at its committed offset."""
         if self.fault is not None:
             await asyncio.sleep(self.fault.rebuild_delay_s)
-        states = await self.rebuild([tp.partition])
+        states, ends = await self.rebuild([tp.partition])
         committed = await self.consumer.committed(tp)
         self.states[tp.partition] = states[tp.partition]
+        self.writer.ends[tp.partition] = ends[tp.partition]
         self.rebuilds += 1
         return int(committed or 0)
 
@@ -141,6 +142,7 @@ class Decider:
     def release(self, partitions: set[int]) -> None:
         for partition in partitions:
             self.states.pop(partition, None)
+            self.writer.ends.pop(partition, None)
         for tp in [tp for tp in self._uncommitted if tp.partition in partitions]:
             self._uncommitted.pop(tp)
 
@@ -169,7 +171,9 @@ class Decider:
             )
         return [self.wire.encode_event(event) for event in events]
 
-    async def rebuild(self, partitions: list[int]) -> dict[int, PartitionStates]:
+    async def rebuild(
+        self, partitions: list[int]
+    ) -> tuple[dict[int, PartitionStates], dict[int, int]]:
         return await rebuild_states(self.options, self.topics.events, partitions, self.wire)
 
     def heartbeat(self) -> dict[str, Any]:
@@ -180,12 +184,14 @@ class Decider:
 
 async def rebuild_states(
     options: dict[str, Any], events_topic: str, partitions: list[int], wire: LedgerWire
-) -> dict[int, PartitionStates]:
-    """Fold every event of `partitions` of the events topic into mission states."""
+) -> tuple[dict[int, PartitionStates], dict[int, int]]:
+    """Fold every event of `partitions` of the events topic into mission states; with the
+    offset each partition ended at (where the decider's next batch must land)."""
     started = asyncio.get_running_loop().time()
     states: dict[int, PartitionStates] = {p: {} for p in partitions}
+    ends: dict[int, int] = {}
     if not partitions:
-        return states
+        return states, ends
     reader = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50, **options)
     await reader.start()
     count = 0
@@ -219,6 +225,8 @@ async def rebuild_states(
                         why,
                     )
             count += len(records)
+        for tp in tps:
+            ends[tp.partition] = await reader.position(tp)
     finally:
         await reader.stop()
     logger.info(
@@ -228,7 +236,7 @@ async def rebuild_states(
         count,
         asyncio.get_running_loop().time() - started,
     )
-    return states
+    return states, ends
 
 
 async def serve(settings: DeciderSettings, stop: asyncio.Event) -> None:

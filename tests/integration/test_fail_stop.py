@@ -11,6 +11,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -189,3 +190,43 @@ async def _set_aside_count(slice_: Isolated, count: int) -> bool:
 async def _at_least(rows_coro, count: int):  # type: ignore[no-untyped-def]
     rows = await rows_coro
     return rows if len(rows) >= count else None
+
+
+async def test_a_write_by_another_writer_makes_the_decider_rebuild_before_deciding_on(
+    isolated: Isolated, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stalled decider woke and appended the next event of a mission (the same command
+    the live decider is about to decide): the live one's own write then lands past where it
+    expected, so it rebuilds, and its next decisions link to the history, not its own."""
+    await prepared(isolated)
+    mission_id = str(uuid.uuid4())
+    start = command(mission_id, StartPlanning(planner="planner"))
+    plan = crm_script(mission_id)[2]
+    async with ledger_services(isolated) as (decider, _), command_sender(isolated) as sender:
+        await sender.send(command(mission_id, request_body()))
+        first = await eventually(lambda: archived(isolated.database_url, mission_id))
+        genuine = LedgerWire().decode_event(first[0]["record"])
+        zombie = record(
+            fold(mission_id, [genuine]),
+            start,
+            [PlanningStarted(planner="zombie")],
+            datetime.now(UTC),
+        )
+        await write(isolated, *zombie)
+        rebuilds = decider.rebuilds
+        await sender.send(start)
+        await eventually(lambda: _more_than(decider, rebuilds))
+        await sender.send(command(mission_id, plan.body, command_id=plan.meta.command_id))
+        trail = await eventually(lambda: _at_least(archived(isolated.database_url, mission_id), 3))
+    assert [(r["sequence"], r["event_type"]) for r in trail] == [
+        (1, "MissionRequested"),
+        (2, "PlanningStarted"),
+        (3, "MissionPlanned"),
+    ]
+    assert trail[1]["data"] == '{"planner": "zombie"}', "the first writer wins"
+    assert trail[2]["prev_hash"] == trail[1]["hash"]
+    assert "not history" in await verified(isolated, capsys)
+
+
+async def _more_than(decider: Any, rebuilds: int) -> bool:
+    return bool(decider.rebuilds > rebuilds)
