@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-unit test-integration test-e2e lint bench drills clean
+.PHONY: install browser run test test-unit test-integration test-e2e lint bench bench-console drills clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The console's browser tests drive Debian's Chromium through Playwright (no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the console's browser tests (apt-get, needs root)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 run: $(STAMP)
 	$(BIN)/velocity stack run
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest -q
 
 test-unit: $(STAMP)
@@ -28,7 +34,7 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) browser
 	$(BIN)/pytest -q tests/e2e
 
 lint: $(STAMP)

@@ -267,6 +267,14 @@ class Colony:
         position = sum(1 for f in others if is_waiting(f)) + 1
         return Send([("queue", QueueMission(position=position, limit=limit))])
 
+    def admission(self) -> dict[str, int]:
+        """Slots in use, missions waiting for one, and the limit (for the root's console)."""
+        return {
+            "running": working_count(self.files.values(), self.starting),
+            "queued": sum(1 for f in self.files.values() if is_waiting(f)),
+            "max": self.settings.MAX_CONCURRENT_MISSIONS,
+        }
+
     async def start_waiting(self) -> None:
         """Start waiting missions while slots are free (oldest first)."""
         limit = self.settings.MAX_CONCURRENT_MISSIONS

@@ -255,6 +255,13 @@ class Guarded:
         self.report = report
         self.breakers: dict[str, CircuitBreaker] = {}
 
+    def breaker_states(self) -> dict[str, dict[str, Any]]:
+        """Each provider's breaker: open or closed, and its run of failures."""
+        return {
+            provider: {"state": "open" if breaker.open else "closed", "failures": breaker.failures}
+            for provider, breaker in self.breakers.items()
+        }
+
     async def call(self, provider: str, operation: str, work: Callable[[], Awaitable[T]]) -> T:
         breaker = self.breakers.setdefault(provider, CircuitBreaker())
         last = "no attempt"

@@ -126,6 +126,8 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
                 "partitions": sorted(colony.partitions),
                 "missions_known": len(colony.files),
                 "missions_open": sum(1 for f in colony.files.values() if not f.state.terminal),
+                "admission": colony.admission(),
+                "breakers": guarded.breaker_states(),
             }
 
         checks: dict[str, Check] = {

@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
 from loguru import logger
 
+from gateway.console.router import STATIC_DIR
+from gateway.console.router import router as console_router
 from gateway.guard import BodyLimits, RequestGuard
 from gateway.problems import install_openapi, install_problem_handlers
 from gateway.routers import approvals, artifacts, health, identity, metrics, missions
@@ -45,6 +48,7 @@ def create_app(settings: RootSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.draining = False
+    app.state.console_sessions = settings.console_sessions
     install_problem_handlers(app)
     app.middleware("http")(observe)
     limits = BodyLimits(
@@ -54,6 +58,8 @@ def create_app(settings: RootSettings) -> FastAPI:
     app.add_middleware(RequestGuard, keys=settings.api_keys, limits=limits)
     for module in (health, metrics, identity, missions, approvals, artifacts):
         app.include_router(module.router)
+    app.include_router(console_router)
+    app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     install_openapi(app)
     return app
 

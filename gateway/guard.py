@@ -20,6 +20,9 @@ from gateway.problems import ProblemError, problem_response
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 )
+CONSOLE = "/console"
+"""The console authenticates by its session cookie (gateway/console/session.py), not by
+bearer keys; body limits apply to it as everywhere."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["path"] not in PUBLIC_PATHS:
+        if scope["path"] not in PUBLIC_PATHS and not _in_console(scope["path"]):
             try:
                 caller = identify(self.keys, _header(scope, b"authorization"))
             except ProblemError as refused:
@@ -125,6 +128,10 @@ class _LimitedExchange:
         if message["type"] == "http.response.start":
             self.started = True
         await self.send(message)
+
+
+def _in_console(path: str) -> bool:
+    return path == CONSOLE or path.startswith(CONSOLE + "/")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

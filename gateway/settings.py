@@ -6,6 +6,7 @@ import hmac
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 
+from gateway.console.session import SessionCodec, session_secret
 from gateway.keys import LOCAL_API_KEYS, Caller, parse_api_keys
 from infra.config import CommonSettings, ConfigurationError
 from ledger.authority import LOCAL_KEY_ID, LOCAL_SIGNING_KEY, NAME_PATTERN, OperatorSigner
@@ -31,6 +32,8 @@ class RootSettings(CommonSettings):
     VELOCITY_ROLLOUT_STEP: int = Field(default=6, ge=1, le=6)
     MAX_ARTIFACT_BYTES: int = Field(default=1_048_576, gt=0, le=64 * 1_048_576)
     MAX_REQUEST_BYTES: int = Field(default=65_536, ge=1_024, le=16 * 1_048_576)
+    CONSOLE_SESSION_SECRET: SecretStr | None = None
+    CONSOLE_SESSION_TTL_S: int = Field(default=28_800, ge=60, le=7 * 86_400)
 
     @field_validator("VELOCITY_API_KEYS")
     @classmethod
@@ -75,6 +78,16 @@ class RootSettings(CommonSettings):
     def api_keys(self) -> dict[str, Caller]:
         """Key -> caller (role and name), as configured."""
         return parse_api_keys(self.VELOCITY_API_KEYS.get_secret_value())
+
+    @property
+    def console_sessions(self) -> SessionCodec:
+        """The console's session codec (gateway/console/session.py)."""
+        configured = self.CONSOLE_SESSION_SECRET
+        secret = session_secret(
+            configured.get_secret_value() if configured else None,
+            self.VELOCITY_API_KEYS.get_secret_value(),
+        )
+        return SessionCodec(secret, self.CONSOLE_SESSION_TTL_S, self.api_keys)
 
     @property
     def signer(self) -> OperatorSigner:

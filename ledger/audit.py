@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ledger.chain import link_hash
 from ledger.events import GENESIS_HASH, RecordedEvent
 from ledger.history import START, why_not_next
+from ledger.wire import InvalidRecordError, LedgerWire
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,34 @@ class ChainVerifier:
 
     def _broken(self, event: RecordedEvent, problem: str) -> BrokenLink:
         return BrokenLink(self.source, event.meta.mission_id, event.meta.sequence, problem)
+
+
+@dataclass(frozen=True)
+class ArchivedRow:
+    """One archive row as verification needs it: its columns and its original bytes."""
+
+    mission_id: str
+    sequence: int
+    hash: str
+    record: bytes
+
+
+def check_archived(
+    verifier: ChainVerifier, wire: LedgerWire, row: ArchivedRow
+) -> tuple[RecordedEvent | None, BrokenLink | None]:
+    """Decode an archived record and check it as the next link of its chain.
+
+    The one check behind `velocity ledger verify` and the console's trail: the record
+    bytes must decode, the row's columns must be what the bytes say, and the event must be
+    the next link with a hash matching its content."""
+    try:
+        event = wire.decode_event(row.record)
+    except InvalidRecordError as error:
+        return None, BrokenLink(verifier.source, row.mission_id, row.sequence, str(error))
+    if (event.meta.sequence, event.meta.hash) != (row.sequence, row.hash):
+        problem = "columns differ from the archived record bytes"
+        return event, BrokenLink(verifier.source, row.mission_id, row.sequence, problem)
+    return event, verifier.check(event)
 
 
 def compare_heads(archive: ChainVerifier, log: ChainVerifier) -> list[BrokenLink]:

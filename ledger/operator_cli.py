@@ -18,7 +18,7 @@ from infra.config import CommonSettings
 from infra.kafka import client_options
 from infra.progress import Progress
 from infra.topics import EVENTS, TopicNames
-from ledger.audit import BrokenLink, ChainVerifier, compare_heads
+from ledger.audit import ArchivedRow, BrokenLink, ChainVerifier, check_archived, compare_heads
 from ledger.events import RecordedEvent
 from ledger.log_reader import read_to_end
 from ledger.restore import restore_log
@@ -95,23 +95,7 @@ async def _verify_archive(
     async with connection.transaction():
         async for row in connection.cursor(ARCHIVE_ROWS, mission_id, bounds, prefetch=2_000):
             progress.advance()
-            try:
-                event = wire.decode_event(row["record"])
-            except InvalidRecordError as error:
-                problems.append(
-                    BrokenLink("archive", row["mission_id"], row["sequence"], str(error))
-                )
-                continue
-            if (event.meta.sequence, event.meta.hash) != (row["sequence"], row["hash"]):
-                problems.append(
-                    BrokenLink(
-                        "archive",
-                        row["mission_id"],
-                        row["sequence"],
-                        "columns differ from the archived record bytes",
-                    )
-                )
-            broken = verifier.check(event)
+            _, broken = check_archived(verifier, wire, ArchivedRow(**dict(row)))
             if broken:
                 problems.append(broken)
     progress.finish()

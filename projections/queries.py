@@ -159,3 +159,73 @@ async def rejection_of(db: Reader, command_id: str) -> str | None:
         command_id,
     )
     return f"{row['reason']}: {row['detail']}" if row else None
+
+
+MISSION_FILTER = """
+($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR mission_type = $2)
+AND ($3::text IS NULL OR stage = $3) AND ($4::text IS NULL OR mode = $4)
+AND ($5::text IS NULL OR environment = $5)
+AND ($6::timestamptz IS NULL OR (status_since < $6
+     AND status NOT IN ('completed', 'failed', 'cancelled', 'timed_out')))
+AND ($7::text IS NULL OR mission_id = $7 OR objective ILIKE '%' || $7 || '%')
+"""
+
+
+async def filtered_missions(
+    db: Reader,
+    where: tuple[Any, ...],
+    cursor: tuple[datetime, str] | None,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Missions matching `where` (the seven MISSION_FILTER parameters), newest first."""
+    rows = await db.fetch(
+        f"SELECT {MISSION_COLUMNS} FROM missions WHERE {MISSION_FILTER}"
+        " AND ($8::timestamptz IS NULL OR (created_at, mission_id) < ($8, $9))"
+        " ORDER BY created_at DESC, mission_id DESC LIMIT $10",
+        *where,
+        cursor[0] if cursor else None,
+        cursor[1] if cursor else None,
+        limit + 1,
+    )
+    items = [dict(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    next_cursor = encode_cursor(items[-1]["created_at"], items[-1]["mission_id"]) if more else None
+    return items, next_cursor
+
+
+async def status_counts(db: Reader, where: tuple[Any, ...]) -> dict[str, int]:
+    """Missions per status under `where` with its status filter left out."""
+    rows = await db.fetch(
+        f"SELECT status, count(*) AS n FROM missions WHERE {MISSION_FILTER} GROUP BY status",
+        None,
+        *where[1:],
+    )
+    return {row["status"]: row["n"] for row in rows}
+
+
+async def archived_trail(db: Reader, mission_id: str) -> list[dict[str, Any]]:
+    """The mission's archived rows with their original record bytes, in sequence order."""
+    rows = await db.fetch(
+        "SELECT mission_id, sequence, hash, record FROM ledger_events WHERE mission_id = $1"
+        " ORDER BY sequence",
+        mission_id,
+    )
+    return [dict(row) for row in rows]
+
+
+async def mission_approvals(db: Reader, mission_id: str) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE mission_id = $1 ORDER BY requested_at",
+        mission_id,
+    )
+    return [dict(row) for row in rows]
+
+
+async def crm_accounts(db: Reader, account_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The CRM records writebacks target, as they are now."""
+    rows = await db.fetch(
+        "SELECT account_id, company, contact, qualification_score, next_step, updated_at"
+        " FROM crm_accounts WHERE account_id = ANY($1::text[])",
+        account_ids,
+    )
+    return {row["account_id"]: dict(row) for row in rows}

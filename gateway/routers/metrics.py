@@ -142,8 +142,8 @@ async def refresh_rollups(runtime: GatewayRuntime) -> None:
         PROVIDER_LATENCY.labels(row["provider"], "0.5").set(row["p50_ms"])
         PROVIDER_LATENCY.labels(row["provider"], "0.99").set(row["p99_ms"])
     for row in await db.fetch("SELECT * FROM stage_latency"):
-        for quantile in ("p50", "p95", "p99"):
-            STAGE_LATENCY.labels(row["stage"], f"0.{quantile[1:]}").set(row[f"{quantile}_ms"])
+        for column, quantile in (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99")):
+            STAGE_LATENCY.labels(row["stage"], quantile).set(row[f"{column}_ms"])
     MISSION_OUTCOMES.clear()
     for row in await db.fetch("SELECT * FROM mission_outcomes"):
         MISSION_OUTCOMES.labels(row["mission_type"], row["outcome"]).set(row["missions"])

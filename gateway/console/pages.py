@@ -1,0 +1,201 @@
+"""What each console page shows, gathered from the projections, the archive and the
+root's own checks. Reads only; the router renders and acts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+
+from gateway.console.dashboards import Dashboard, load
+from gateway.console.trail import Trail, verified_trail
+from gateway.routers import metrics
+from gateway.routers.health import WAITING_LETTERS, readiness_checks
+from gateway.runtime import GatewayRuntime
+from infra.heartbeat import live_instances
+from infra.readiness import ReadinessReport, run_checks
+from ledger.commands import MissionMode, MissionType
+from ledger.state import MissionStatus
+from ledger.wire import LedgerWire
+from projections import queries
+from projections.parking import summary
+
+PAGE_SIZE = 50
+STATUSES: tuple[str, ...] = MissionStatus.__args__  # type: ignore[attr-defined]
+STAGES = (
+    "intake",
+    "queued",
+    "planning",
+    "tasks",
+    "review",
+    "approval",
+    "writeback",
+    "done",
+)
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+Optional = BeforeValidator(_blank_is_none)
+"""An empty form field means "no filter"."""
+Stage = Annotated[str, StringConstraints(max_length=40, pattern=r"^[a-z_]+$")]
+Environment = Literal["local", "staging", "production"]
+Minutes = Annotated[int, Field(ge=1, le=525_600)]
+Text = Annotated[str, StringConstraints(max_length=200)]
+Cursor = Annotated[str, StringConstraints(pattern=queries.CURSOR_PATTERN)]
+
+
+class MissionFilters(BaseModel):
+    """The missions list's filters, all in the URL so a link reproduces the view."""
+
+    status: Annotated[MissionStatus | None, Optional] = None
+    type: Annotated[MissionType | None, Optional] = None
+    stage: Annotated[Stage | None, Optional] = None
+    mode: Annotated[MissionMode | None, Optional] = None
+    environment: Annotated[Environment | None, Optional] = None
+    stuck_minutes: Annotated[Minutes | None, Optional] = None
+    q: Annotated[Text | None, Optional] = None
+    after: Annotated[Cursor | None, Optional] = None
+
+    def where(self, now: datetime) -> tuple[Any, ...]:
+        stuck_before = now - timedelta(minutes=self.stuck_minutes) if self.stuck_minutes else None
+        text = self.q.replace("\x00", "").strip() if self.q else None
+        return (
+            self.status,
+            self.type,
+            self.stage,
+            self.mode,
+            self.environment,
+            stuck_before,
+            text or None,
+        )
+
+    def query(self, **changes: Any) -> str:
+        """This view's query string with `changes` applied (for paging and status links)."""
+        values = self.model_dump() | changes
+        return "&".join(f"{k}={_quote(v)}" for k, v in values.items() if v not in (None, ""))
+
+
+def _quote(value: Any) -> str:
+    return quote(str(value), safe="")
+
+
+async def missions_page(runtime: GatewayRuntime, filters: MissionFilters) -> dict[str, Any]:
+    db = runtime.database
+    where = filters.where(datetime.now(UTC))
+    cursor = queries.decode_cursor(filters.after) if filters.after else None
+    items, next_cursor = await queries.filtered_missions(db, where, cursor, PAGE_SIZE)
+    counts = await queries.status_counts(db, where)
+    return {
+        "filters": filters,
+        "missions": items,
+        "next_cursor": next_cursor,
+        "counts": counts,
+        "total": sum(counts.values()),
+        "statuses": STATUSES,
+        "stages": STAGES,
+        "now": datetime.now(UTC),
+    }
+
+
+async def mission_page(runtime: GatewayRuntime, mission_id: str) -> dict[str, Any] | None:
+    """Everything about one mission: row, verified trail, packet, decisions, writebacks."""
+    db = runtime.database
+    row = await queries.mission(db, mission_id)
+    if row is None:
+        return None
+    trail = await trail_of(runtime, mission_id)
+    found = await queries.evidence(db, mission_id)
+    approvals = await queries.mission_approvals(db, mission_id)
+    return {
+        "mission": row,
+        "trail": trail,
+        "packet": _packet(found["packets"]),
+        "artifacts": found["artifacts"],
+        "tasks": found["tasks"],
+        "decisions": found["decisions"],
+        "writebacks": [_with_changes(a) for a in approvals],
+        "now": datetime.now(UTC),
+    }
+
+
+async def trail_of(runtime: GatewayRuntime, mission_id: str) -> Trail:
+    rows = await queries.archived_trail(runtime.database, mission_id)
+    return verified_trail(mission_id, rows, LedgerWire())
+
+
+def _packet(packets: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not packets:
+        return None
+    latest = packets[0]
+    content = latest.get("content")
+    document = json.loads(content) if content else {}
+    return latest | {"document": document}
+
+
+def _with_changes(row: dict[str, Any]) -> dict[str, Any]:
+    changes = row["changes"]
+    return row | {"changes": json.loads(changes) if isinstance(changes, str) else changes}
+
+
+async def approvals_page(runtime: GatewayRuntime) -> dict[str, Any]:
+    """The queue oldest first, each with its diff against the CRM record and its brief."""
+    db = runtime.database
+    pending, decided = await queries.approval_queue(db, 50)
+    pending = [_with_changes(a) for a in pending]
+    accounts = await queries.crm_accounts(db, sorted({a["record_ref"] for a in pending}))
+    briefs = {}
+    for item in pending:
+        mission = await queries.mission(db, item["mission_id"])
+        found = await queries.evidence(db, item["mission_id"])
+        briefs[item["approval_id"]] = {"mission": mission, "packet": _packet(found["packets"])}
+    return {
+        "pending": pending,
+        "decided": [_with_changes(a) for a in decided],
+        "accounts": accounts,
+        "briefs": briefs,
+    }
+
+
+async def health_page(runtime: GatewayRuntime) -> dict[str, Any]:
+    readiness: ReadinessReport = await run_checks(readiness_checks(runtime))
+    pool = await runtime.database.pool()
+    lag: dict[str, int] = {}
+    for details in await live_instances(pool, "projector"):
+        lag |= {str(p): int(v) for p, v in details.get("lag", {}).items()}
+    return {
+        "readiness": readiness,
+        "lag": dict(sorted(lag.items(), key=lambda item: int(item[0]))),
+        "parked": await summary(pool),
+        "set_aside": await pool.fetchval("SELECT count(*) FROM ledger_set_aside"),
+        "dead_letters": [dict(r) for r in await pool.fetch(WAITING_LETTERS)],
+        "providers": [dict(r) for r in await pool.fetch("SELECT * FROM provider_health")],
+        "colony": await colony_status(runtime),
+        "environment": runtime.settings.VELOCITY_ENV,
+        "rollout_step": runtime.settings.VELOCITY_ROLLOUT_STEP,
+    }
+
+
+async def colony_status(runtime: GatewayRuntime) -> dict[str, Any] | None:
+    """The colony's admission and breakers, or None when it cannot be asked."""
+    if not runtime.settings.COLONY_ENABLED:
+        return None
+    try:
+        answer = await runtime.colony.get("/status")
+    except Exception:
+        return None
+    if answer.status_code != 200:
+        return None
+    status: dict[str, Any] = answer.json()
+    return status
+
+
+async def dashboards_page(runtime: GatewayRuntime) -> list[Dashboard]:
+    await metrics.refresh(runtime)
+    await metrics.refresh_rollups(runtime)
+    return load(metrics.REGISTRY)

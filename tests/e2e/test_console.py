@@ -1,0 +1,353 @@
+"""The operator console in a real headless Chromium (Playwright), on the real stack.
+
+Each test drives the console as a person would (sign in, click, type) and checks the
+outcome from outside too: the API, the CRM table, the ledger. Every page visited is
+screenshotted under the data directory (.velocity/screenshots/, git-ignored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.conftest import Infrastructure
+from tests.e2e.conftest import (
+    AUDITOR_KEY,
+    OPERATOR_KEY,
+    SERVICE_KEY,
+    RunningStack,
+    start_stack,
+    until,
+)
+from tests.e2e.test_colony import CRM, ORACLE, status_is
+
+pytestmark = pytest.mark.e2e
+SCREENSHOTS = Path(".velocity/screenshots")
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+async def console_stack(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningStack]:
+    running = await start_stack(
+        infrastructure, tmp_path_factory.mktemp("console-stack"), COLONY_REACTORS="true"
+    )
+    try:
+        yield running
+    finally:
+        running.supervisor.stop_all()
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert executable, "Debian's chromium is missing: `make test` installs it (apt-get)"
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = await context.new_page()
+    try:
+        yield opened
+    finally:
+        await context.close()
+
+
+async def shot(page: Page, name: str) -> None:
+    await asyncio.to_thread(SCREENSHOTS.mkdir, parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+async def sign_in(page: Page, stack: RunningStack, key: str, then: str = "/console") -> None:
+    await page.goto(stack.root_url + then)
+    await expect(page).to_have_url(re.compile(r"/console/login"))
+    await page.get_by_label("API key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_test_id("who")).to_be_visible()
+
+
+async def awaiting_approval(stack: RunningStack) -> tuple[str, dict[str, Any]]:
+    """A CRM mission the real colony drove to its approval; with its pending approval."""
+    with stack.client() as client, stack.client(OPERATOR_KEY) as operator:
+        mission_id = client.post("/missions", json=CRM).json()["mission_id"]
+        waiting = await until(lambda: status_is(client, mission_id, "awaiting_approval", "failed"))
+        assert waiting["status"] == "awaiting_approval", waiting
+        approval = next(
+            a for a in operator.get("/approvals").json()["pending"] if a["mission_id"] == mission_id
+        )
+    return mission_id, approval
+
+
+async def crm_state(stack: RunningStack, writeback_id: str) -> dict[str, Any]:
+    connection = await asyncpg.connect(stack.slice.database_url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT (SELECT count(*) FROM crm_writebacks WHERE writeback_id = $1) AS writes,"
+            " qualification_score, next_step FROM crm_accounts WHERE account_id = 'acct-northwind'",
+            writeback_id,
+        )
+        return dict(row)
+    finally:
+        await connection.close()
+
+
+async def test_an_operator_approves_from_the_queue_and_sees_one_write_and_a_verified_chain(
+    console_stack: RunningStack, page: Page
+) -> None:
+    mission_id, approval = await awaiting_approval(console_stack)
+    before = await crm_state(console_stack, approval["approval_id"])
+    await sign_in(page, console_stack, OPERATOR_KEY, "/console/approvals")
+    await expect(page).to_have_url(re.compile(r"/console/approvals$"))
+    item = page.locator(f"#approval-{approval['approval_id']}")
+    diff = item.get_by_test_id("diff")
+    await expect(diff).to_contain_text("qualification_score")
+    await expect(diff).to_contain_text(approval["changes"]["qualification_score"])
+    await shot(page, "approvals")
+
+    await item.get_by_test_id("approval-mission").click()
+    await expect(page).to_have_url(re.compile(f"/console/missions/{mission_id}$"))
+    evidence = page.get_by_test_id("evidence-link").first
+    await expect(evidence).to_be_visible()
+    stored = await page.request.get(console_stack.root_url + await evidence.get_attribute("href"))
+    assert stored.ok and len(await stored.body()) > 0, "the evidence's stored content opens"
+    await page.go_back()
+
+    await item.get_by_label("Reason").fill("score matches the account notes")
+    await item.get_by_test_id("approve").click()
+    await expect(page.get_by_role("status").first).to_contain_text("Approved")
+    with console_stack.client() as client:
+        done = await until(lambda: status_is(client, mission_id, "completed", "failed"), 60)
+    assert done["status"] == "completed", done["failure_reason"]
+    after = await crm_state(console_stack, approval["approval_id"])
+    assert (before["writes"], after["writes"]) == (0, 1), "exactly one CRM write"
+    assert after["qualification_score"] == approval["changes"]["qualification_score"]
+
+    await page.goto(f"{console_stack.root_url}/console/missions/{mission_id}")
+    await expect(page.get_by_test_id("status")).to_have_text("completed")
+    verdict = page.get_by_test_id("chain-verdict")
+    await expect(verdict).to_contain_text("verified:")
+    events = await page.get_by_test_id("event").count()
+    await expect(verdict).to_contain_text(f"{events} events, every link intact")
+    decided = page.get_by_test_id("decided")
+    await expect(decided).to_contain_text("Approved by operator:local-operator")
+    await expect(decided).to_contain_text("score matches the account notes")
+    await shot(page, "mission")
+
+
+async def test_an_auditor_sees_the_queue_but_cannot_approve_even_with_a_crafted_post(
+    console_stack: RunningStack, page: Page
+) -> None:
+    _, approval = await awaiting_approval(console_stack)
+    await sign_in(page, console_stack, AUDITOR_KEY, "/console/approvals")
+    item = page.locator(f"#approval-{approval['approval_id']}")
+    await expect(item).to_be_visible()
+    await expect(item.get_by_test_id("approve")).to_be_disabled()
+    await expect(item.get_by_test_id("reject")).to_be_disabled()
+    csrf = await page.locator("input[name=csrf_token]").first.get_attribute("value")
+    crafted = await page.request.post(
+        f"{console_stack.root_url}/console/approvals/{approval['approval_id']}/approve",
+        form={"csrf_token": csrf or "", "reason": "auditor tries"},
+        max_redirects=0,
+    )
+    assert crafted.status == 403
+    assert "may look, not act" in await crafted.text()
+    assert await still_pending(console_stack, approval["approval_id"])
+    await shot(page, "approvals-auditor")
+
+
+async def test_an_action_without_the_csrf_token_is_refused(
+    console_stack: RunningStack, page: Page
+) -> None:
+    _, approval = await awaiting_approval(console_stack)
+    await sign_in(page, console_stack, OPERATOR_KEY)
+    url = f"{console_stack.root_url}/console/approvals/{approval['approval_id']}/approve"
+    missing = await page.request.post(url, form={"reason": "no token"}, max_redirects=0)
+    forged = await page.request.post(
+        url, form={"reason": "forged token", "csrf_token": "x" * 32}, max_redirects=0
+    )
+    assert (missing.status, forged.status) == (403, 403)
+    assert "CSRF" in await missing.text()
+    assert await still_pending(console_stack, approval["approval_id"])
+
+
+async def still_pending(stack: RunningStack, approval_id: str) -> bool:
+    with stack.client(OPERATOR_KEY) as operator:
+        pending = operator.get("/approvals").json()["pending"]
+    return any(a["approval_id"] == approval_id for a in pending)
+
+
+async def test_from_sign_in_to_a_given_missions_verified_trail_in_at_most_five_steps(
+    console_stack: RunningStack, page: Page
+) -> None:
+    with console_stack.client() as client:
+        mission_id = client.post("/missions", json=ORACLE).json()["mission_id"]
+        await until(lambda: status_is(client, mission_id, "completed", "failed"), 60)
+    steps = 0
+    started = time.monotonic()
+    await page.goto(console_stack.root_url + "/console")
+    steps += 1
+    await page.get_by_label("API key").fill(OPERATOR_KEY)
+    await page.get_by_role("button", name="Sign in").click()
+    steps += 1
+    await page.get_by_label("Objective or id").fill(mission_id)
+    await page.get_by_role("button", name="Filter").click()
+    steps += 1
+    await expect(page).to_have_url(re.compile(f"q={mission_id}"))
+    await page.get_by_role("link", name=mission_id[:13]).click()
+    steps += 1
+    await expect(page.get_by_test_id("chain-verdict")).to_contain_text("every link intact")
+    await expect(page.get_by_test_id("verdict")).to_be_visible()
+    await expect(page.get_by_test_id("why")).to_contain_text("claims cite")
+    assert steps <= 5
+    assert time.monotonic() - started < 120
+
+
+async def test_filters_live_in_the_url_and_a_link_reproduces_the_view(
+    console_stack: RunningStack, page: Page
+) -> None:
+    with console_stack.client() as client:
+        oracle = client.post("/missions", json=ORACLE).json()["mission_id"]
+        await until(lambda: status_is(client, oracle, "completed", "failed"), 60)
+    await sign_in(page, console_stack, AUDITOR_KEY)
+    await page.get_by_label("Type", exact=True).select_option("oracle")
+    await page.get_by_label("Status", exact=True).select_option("completed")
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page).to_have_url(re.compile(r"status=completed.*type=oracle"))
+    rows = page.locator("table.missions tbody tr")
+    await expect(rows.first).to_contain_text("oracle")
+    texts = await rows.all_inner_texts()
+    shown = len(texts)
+    assert not any("crm" in text for text in texts)
+    await expect(page.get_by_role("navigation", name="Counts per status")).to_contain_text(
+        "completed"
+    )
+    link = page.url
+    await page.goto(console_stack.root_url + "/console/missions")
+    await page.goto(link)
+    await expect(page.get_by_label("Type", exact=True)).to_have_value("oracle")
+    await expect(rows).to_have_count(shown)
+    await shot(page, "missions")
+    invalid = await page.request.get(console_stack.root_url + "/console/missions?status=bogus")
+    assert invalid.status == 422 and "status" in await invalid.text()
+
+
+async def test_the_missions_list_refreshes_itself_while_it_is_open(
+    console_stack: RunningStack, page: Page
+) -> None:
+    await sign_in(page, console_stack, AUDITOR_KEY)
+    objective = f"Which risks does atlas carry this week? {time.time_ns()}"
+    with console_stack.client() as client:
+        client.post("/missions", json=ORACLE | {"objective": objective})
+    await expect(page.locator("table.missions")).to_contain_text(objective, timeout=15_000)
+
+
+async def test_an_operator_fails_a_mission_with_a_reason_and_replays_it(
+    console_stack: RunningStack, page: Page
+) -> None:
+    mission_id, _ = await awaiting_approval(console_stack)
+    await sign_in(page, console_stack, OPERATOR_KEY, f"/console/missions/{mission_id}")
+    await page.get_by_label("Reason to fail it").fill("customer withdrew the request")
+    await page.get_by_role("button", name="Fail the mission").click()
+    await expect(page.get_by_test_id("status")).to_have_text("failed")
+    await expect(page.get_by_test_id("failure-reason")).to_contain_text("customer withdrew")
+    await page.get_by_label("Reason to replay").fill("customer came back")
+    await page.get_by_role("button", name="Replay as a new mission").click()
+    await expect(page.get_by_text("Replay requested")).to_be_visible()
+    replay_id = page.url.rsplit("/", 1)[-1].split("?")[0]
+    assert replay_id != mission_id
+    with console_stack.client(AUDITOR_KEY) as auditor:
+        original = auditor.get(f"/missions/{mission_id}").json()
+        replay = await until(lambda: _mission(auditor, replay_id))
+    assert original["failure_reason"].endswith("customer withdrew the request")
+    assert replay["replay_of"] == mission_id
+
+
+def _mission(client: httpx.Client, mission_id: str) -> dict[str, Any] | None:
+    answer = client.get(f"/missions/{mission_id}")
+    return answer.json() if answer.status_code == 200 else None
+
+
+async def test_the_trail_exports_as_json_that_matches_the_api(
+    console_stack: RunningStack, page: Page
+) -> None:
+    with console_stack.client() as client:
+        mission_id = client.post("/missions", json=ORACLE).json()["mission_id"]
+        await until(lambda: status_is(client, mission_id, "completed", "failed"), 60)
+        events = client.get(f"/missions/{mission_id}/events", params={"limit": 500}).json()
+    await sign_in(page, console_stack, AUDITOR_KEY, f"/console/missions/{mission_id}")
+    async with page.expect_download() as download:
+        await page.get_by_role("link", name="Export the trail (JSON)").click()
+    saved = Path(await (await download.value).path())
+    exported = json.loads(await asyncio.to_thread(saved.read_text))
+    assert exported["chain"]["intact"] is True
+    assert [e["meta"]["hash"] for e in exported["events"]] == [e["hash"] for e in events["events"]]
+    assert exported["state"]["status"] == "completed"
+    await page.get_by_role("link", name="Printable page").click()
+    await expect(page.get_by_role("navigation", name="Console")).to_have_count(0)
+    await expect(page.get_by_test_id("chain-verdict")).to_contain_text("every link intact")
+
+
+async def test_health_and_the_four_dashboards_render_from_live_data(
+    console_stack: RunningStack, page: Page
+) -> None:
+    await sign_in(page, console_stack, AUDITOR_KEY, "/console/health")
+    await expect(page.get_by_test_id("readiness")).to_have_text(re.compile("ready|degraded"))
+    await expect(page.get_by_test_id("rollout-step")).to_have_text("6")
+    await expect(page.get_by_test_id("admission")).to_contain_text("Running")
+    await shot(page, "health")
+    await page.get_by_role("link", name="Dashboards").click()
+    boards = page.get_by_test_id("dashboard")
+    await expect(boards).to_have_count(4)
+    await expect(boards.first).to_contain_text("Missions by type and status")
+    await expect(boards.first).to_contain_text("status=completed")
+    stage_latency = page.locator("figure", has_text="Stage latency p50 / p99")
+    await expect(stage_latency).to_contain_text("quantile=0.5,")
+    await shot(page, "dashboards")
+
+
+async def test_without_a_session_pages_redirect_and_wrong_keys_are_refused(
+    console_stack: RunningStack,
+) -> None:
+    async with httpx.AsyncClient(base_url=console_stack.root_url, timeout=10) as anonymous:
+        redirected = await anonymous.get("/console/approvals")
+        assert redirected.status_code == 303
+        assert redirected.headers["location"] == "/console/login?next=%2Fconsole%2Fapprovals"
+        form = await anonymous.get("/console/login")
+        token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+        assert token
+        for key, status in ((SERVICE_KEY, 403), ("local-colony-root-key", 403), ("nope", 401)):
+            refused = await anonymous.post(
+                "/console/login", data={"key": key, "login_token": token.group(1)}
+            )
+            assert refused.status_code == status
+            assert "velocity_console=" not in refused.headers.get("set-cookie", "")
+        assert (await anonymous.post("/console/approvals/x/approve", data={})).status_code == 303
