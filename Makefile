@@ -47,6 +47,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.projections
 	$(BIN)/python -m bench.colony
 
+bench-console: $(STAMP)
+	$(BIN)/python -m bench.console
+
 drills: $(STAMP)
 	$(BIN)/python -m bench.drills
 

@@ -78,7 +78,7 @@ def main() -> None:
     sizes = [(1, max(int(10 * scale), 2)), (10, int(50 * scale)), (100, int(200 * scale))]
     with (
         embedded_infrastructure() as infra,
-        running_stack(infra, MAX_CONCURRENT_MISSIONS="100") as (root, database_url),
+        running_stack(infra, MAX_CONCURRENT_MISSIONS="100") as (root, database_url, _),
     ):
         asyncio.run(measure(root, database_url, sizes))
 

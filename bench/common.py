@@ -107,9 +107,9 @@ def mission_commands(mission_id: str, count: int, now: datetime) -> list[Command
 
 
 @contextmanager
-def running_stack(infra: BenchInfra, **env: str) -> Iterator[tuple[str, str]]:
+def running_stack(infra: BenchInfra, **env: str) -> Iterator[tuple[str, str, str]]:
     """Decider, projector, colony and root on a fresh database and topic prefix;
-    yields (root URL, database URL) and stops them afterwards."""
+    yields (root URL, database URL, topic prefix) and stops them afterwards."""
     database_url = asyncio.run(new_database(infra.database_url))
     prefix = f"s{uuid.uuid4().hex[:6]}."
     settings = CommonSettings(KAFKA_TOPIC_PREFIX=prefix)
@@ -133,7 +133,7 @@ def running_stack(infra: BenchInfra, **env: str) -> Iterator[tuple[str, str]]:
         root = f"http://127.0.0.1:{root_port}"
         if not wait_until_ready(root, 60):
             raise SystemExit(f"stack did not become ready; logs in {logs}")
-        yield root, database_url
+        yield root, database_url, prefix
     finally:
         supervisor.stop_all()
 

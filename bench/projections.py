@@ -158,7 +158,7 @@ def main() -> None:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     with embedded_infrastructure() as infra:
         asyncio.run(measure_projections(infra.bootstrap_servers, infra.database_url, total))
-        with running_stack(infra) as (root, _):
+        with running_stack(infra) as (root, _, _):
             asyncio.run(measure_gateway(root, rate=50, seconds=10))
 
 

@@ -24,6 +24,8 @@ from projections import queries
 from projections.parking import summary
 
 PAGE_SIZE = 50
+WIRE = LedgerWire()
+"""Built once: loading the Avro schemas takes ~50 ms, longer than a whole page should."""
 STATUSES: tuple[str, ...] = MissionStatus.__args__  # type: ignore[attr-defined]
 STAGES = (
     "intake",
@@ -126,7 +128,7 @@ async def mission_page(runtime: GatewayRuntime, mission_id: str) -> dict[str, An
 
 async def trail_of(runtime: GatewayRuntime, mission_id: str) -> Trail:
     rows = await queries.archived_trail(runtime.database, mission_id)
-    return verified_trail(mission_id, rows, LedgerWire())
+    return verified_trail(mission_id, rows, WIRE)
 
 
 def _packet(packets: list[dict[str, Any]]) -> dict[str, Any] | None:
