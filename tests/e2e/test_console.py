@@ -351,3 +351,29 @@ async def test_without_a_session_pages_redirect_and_wrong_keys_are_refused(
             assert refused.status_code == status
             assert "velocity_console=" not in refused.headers.get("set-cookie", "")
         assert (await anonymous.post("/console/approvals/x/approve", data={})).status_code == 303
+
+
+async def test_the_console_reads_without_javascript_and_by_keyboard(
+    console_stack: RunningStack, browser: Browser
+) -> None:
+    with console_stack.client() as client:
+        mission_id = client.post("/missions", json=ORACLE).json()["mission_id"]
+        await until(lambda: status_is(client, mission_id, "completed", "failed"), 60)
+    context = await browser.new_context(java_script_enabled=False)
+    page = await context.new_page()
+    try:
+        await page.goto(f"{console_stack.root_url}/console/missions/{mission_id}")
+        await shot(page, "login")
+        await expect(page.get_by_label("API key")).to_be_focused()
+        await page.keyboard.type(AUDITOR_KEY)
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_test_id("chain-verdict")).to_contain_text("every link intact")
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page).to_have_url(re.compile(r"/console/login"))
+        await expect(page.get_by_role("status")).to_have_text("Signed out.")
+        await page.goto(f"{console_stack.root_url}/console/missions/{mission_id}")
+        await expect(page).to_have_url(re.compile(r"/console/login\?next="))
+    finally:
+        await context.close()
