@@ -47,6 +47,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return EPOCH + int(micros) * MICROSECOND, mission_id
 
 
+def keyset_page(rows: list[Any], limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """The first `limit` of `limit + 1` rows fetched, and the cursor after them if more."""
+    items = [dict(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    next_cursor = encode_cursor(items[-1]["created_at"], items[-1]["mission_id"]) if more else None
+    return items, next_cursor
+
+
 async def missions_page(
     db: Reader,
     *,
@@ -73,10 +81,7 @@ async def missions_page(
         cursor[1] if cursor else None,
         limit + 1,
     )
-    items = [dict(row) for row in rows[:limit]]
-    more = len(rows) > limit
-    next_cursor = encode_cursor(items[-1]["created_at"], items[-1]["mission_id"]) if more else None
-    return items, next_cursor
+    return keyset_page(rows, limit)
 
 
 async def events_page(
@@ -187,10 +192,7 @@ async def filtered_missions(
         cursor[1] if cursor else None,
         limit + 1,
     )
-    items = [dict(row) for row in rows[:limit]]
-    more = len(rows) > limit
-    next_cursor = encode_cursor(items[-1]["created_at"], items[-1]["mission_id"]) if more else None
-    return items, next_cursor
+    return keyset_page(rows, limit)
 
 
 async def status_counts(db: Reader, where: tuple[Any, ...]) -> dict[str, int]:

@@ -243,18 +243,21 @@ async def missions_list(
 
 @router.get("/missions/{mission_id}")
 async def mission_detail(mission_id: MissionId, request: Request, session: Session) -> Response:
-    context = await pages.mission_page(runtime_of(request), mission_id)
-    if context is None:
-        raise ProblemError(404, "mission_not_found", f"no mission {mission_id}")
-    return page(request, "mission.html", context, session)
+    return await mission_view(request, session, mission_id, printable=False)
 
 
 @router.get("/missions/{mission_id}/print")
 async def mission_printable(mission_id: MissionId, request: Request, session: Session) -> Response:
+    return await mission_view(request, session, mission_id, printable=True)
+
+
+async def mission_view(
+    request: Request, session: ConsoleSession, mission_id: str, printable: bool
+) -> Response:
     context = await pages.mission_page(runtime_of(request), mission_id)
     if context is None:
         raise ProblemError(404, "mission_not_found", f"no mission {mission_id}")
-    return page(request, "mission.html", context | {"printable": True}, session)
+    return page(request, "mission.html", context | {"printable": printable}, session)
 
 
 @router.get("/missions/{mission_id}/trail.json")
@@ -266,30 +269,22 @@ async def mission_export(mission_id: MissionId, request: Request, session: Sessi
     return JSONResponse(trail.export(), headers=HEADERS | {"Content-Disposition": disposition})
 
 
-@router.post("/missions/{mission_id}/fail")
-async def mission_fail(
+@router.post("/missions/{mission_id}/{action}")
+async def mission_action(
     mission_id: MissionId,
+    action: Annotated[str, PathParam(pattern="^(fail|replay)$")],
     request: Request,
     session: Acting,
     reason: Reason = "",
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    """Fail a working mission, or replay a terminal one as a new mission (operator)."""
     body = reason_body(reason)
-    await missions.fail_mission(
-        mission_id, body, request, Response(), session.caller, idempotency_key
-    )
-    return see_other(f"/console/missions/{mission_id}?notice=failed")
-
-
-@router.post("/missions/{mission_id}/replay")
-async def mission_replay(
-    mission_id: MissionId,
-    request: Request,
-    session: Acting,
-    reason: Reason = "",
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    body = reason_body(reason)
+    if action == "fail":
+        await missions.fail_mission(
+            mission_id, body, request, Response(), session.caller, idempotency_key
+        )
+        return see_other(f"/console/missions/{mission_id}?notice=failed")
     accepted = await missions.replay_mission(
         mission_id, body, request, Response(), session.caller, idempotency_key
     )

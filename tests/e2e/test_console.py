@@ -21,18 +21,17 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.conftest import Infrastructure
 from tests.e2e.conftest import (
     AUDITOR_KEY,
     OPERATOR_KEY,
     SERVICE_KEY,
     RunningStack,
-    start_stack,
     until,
 )
-from tests.e2e.test_colony import CRM, ORACLE, status_is
+from tests.e2e.test_colony import CRM, ORACLE, colony_stack, status_is
 
 pytestmark = pytest.mark.e2e
+__all__ = ["colony_stack"]  # the stack with the real colony's reactors, as a fixture here
 SCREENSHOTS = Path(".velocity/screenshots")
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -43,19 +42,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-@pytest.fixture(scope="module")
-async def console_stack(
-    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[RunningStack]:
-    running = await start_stack(
-        infrastructure, tmp_path_factory.mktemp("console-stack"), COLONY_REACTORS="true"
-    )
-    try:
-        yield running
-    finally:
-        running.supervisor.stop_all()
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +81,15 @@ async def sign_in(page: Page, stack: RunningStack, key: str, then: str = "/conso
     await expect(page.get_by_test_id("who")).to_be_visible()
 
 
+async def completed_oracle(stack: RunningStack, **fields: Any) -> str:
+    """An Oracle mission the real colony completed."""
+    with stack.client() as client:
+        mission_id = client.post("/missions", json=ORACLE | fields).json()["mission_id"]
+        done = await until(lambda: status_is(client, mission_id, "completed", "failed"), 60)
+    assert done["status"] == "completed", done
+    return str(mission_id)
+
+
 async def awaiting_approval(stack: RunningStack) -> tuple[str, dict[str, Any]]:
     """A CRM mission the real colony drove to its approval; with its pending approval."""
     with stack.client() as client, stack.client(OPERATOR_KEY) as operator:
@@ -121,11 +116,11 @@ async def crm_state(stack: RunningStack, writeback_id: str) -> dict[str, Any]:
 
 
 async def test_an_operator_approves_from_the_queue_and_sees_one_write_and_a_verified_chain(
-    console_stack: RunningStack, page: Page
+    colony_stack: RunningStack, page: Page
 ) -> None:
-    mission_id, approval = await awaiting_approval(console_stack)
-    before = await crm_state(console_stack, approval["approval_id"])
-    await sign_in(page, console_stack, OPERATOR_KEY, "/console/approvals")
+    mission_id, approval = await awaiting_approval(colony_stack)
+    before = await crm_state(colony_stack, approval["approval_id"])
+    await sign_in(page, colony_stack, OPERATOR_KEY, "/console/approvals")
     await expect(page).to_have_url(re.compile(r"/console/approvals$"))
     item = page.locator(f"#approval-{approval['approval_id']}")
     diff = item.get_by_test_id("diff")
@@ -137,21 +132,21 @@ async def test_an_operator_approves_from_the_queue_and_sees_one_write_and_a_veri
     await expect(page).to_have_url(re.compile(f"/console/missions/{mission_id}$"))
     evidence = page.get_by_test_id("evidence-link").first
     await expect(evidence).to_be_visible()
-    stored = await page.request.get(console_stack.root_url + await evidence.get_attribute("href"))
+    stored = await page.request.get(colony_stack.root_url + await evidence.get_attribute("href"))
     assert stored.ok and len(await stored.body()) > 0, "the evidence's stored content opens"
     await page.go_back()
 
     await item.get_by_label("Reason").fill("score matches the account notes")
     await item.get_by_test_id("approve").click()
     await expect(page.get_by_role("status").first).to_contain_text("Approved")
-    with console_stack.client() as client:
+    with colony_stack.client() as client:
         done = await until(lambda: status_is(client, mission_id, "completed", "failed"), 60)
     assert done["status"] == "completed", done["failure_reason"]
-    after = await crm_state(console_stack, approval["approval_id"])
+    after = await crm_state(colony_stack, approval["approval_id"])
     assert (before["writes"], after["writes"]) == (0, 1), "exactly one CRM write"
     assert after["qualification_score"] == approval["changes"]["qualification_score"]
 
-    await page.goto(f"{console_stack.root_url}/console/missions/{mission_id}")
+    await page.goto(f"{colony_stack.root_url}/console/missions/{mission_id}")
     await expect(page.get_by_test_id("status")).to_have_text("completed")
     verdict = page.get_by_test_id("chain-verdict")
     await expect(verdict).to_contain_text("verified:")
@@ -164,39 +159,39 @@ async def test_an_operator_approves_from_the_queue_and_sees_one_write_and_a_veri
 
 
 async def test_an_auditor_sees_the_queue_but_cannot_approve_even_with_a_crafted_post(
-    console_stack: RunningStack, page: Page
+    colony_stack: RunningStack, page: Page
 ) -> None:
-    _, approval = await awaiting_approval(console_stack)
-    await sign_in(page, console_stack, AUDITOR_KEY, "/console/approvals")
+    _, approval = await awaiting_approval(colony_stack)
+    await sign_in(page, colony_stack, AUDITOR_KEY, "/console/approvals")
     item = page.locator(f"#approval-{approval['approval_id']}")
     await expect(item).to_be_visible()
     await expect(item.get_by_test_id("approve")).to_be_disabled()
     await expect(item.get_by_test_id("reject")).to_be_disabled()
     csrf = await page.locator("input[name=csrf_token]").first.get_attribute("value")
     crafted = await page.request.post(
-        f"{console_stack.root_url}/console/approvals/{approval['approval_id']}/approve",
+        f"{colony_stack.root_url}/console/approvals/{approval['approval_id']}/approve",
         form={"csrf_token": csrf or "", "reason": "auditor tries"},
         max_redirects=0,
     )
     assert crafted.status == 403
     assert "may look, not act" in await crafted.text()
-    assert await still_pending(console_stack, approval["approval_id"])
+    assert await still_pending(colony_stack, approval["approval_id"])
     await shot(page, "approvals-auditor")
 
 
 async def test_an_action_without_the_csrf_token_is_refused(
-    console_stack: RunningStack, page: Page
+    colony_stack: RunningStack, page: Page
 ) -> None:
-    _, approval = await awaiting_approval(console_stack)
-    await sign_in(page, console_stack, OPERATOR_KEY)
-    url = f"{console_stack.root_url}/console/approvals/{approval['approval_id']}/approve"
+    _, approval = await awaiting_approval(colony_stack)
+    await sign_in(page, colony_stack, OPERATOR_KEY)
+    url = f"{colony_stack.root_url}/console/approvals/{approval['approval_id']}/approve"
     missing = await page.request.post(url, form={"reason": "no token"}, max_redirects=0)
     forged = await page.request.post(
         url, form={"reason": "forged token", "csrf_token": "x" * 32}, max_redirects=0
     )
     assert (missing.status, forged.status) == (403, 403)
     assert "CSRF" in await missing.text()
-    assert await still_pending(console_stack, approval["approval_id"])
+    assert await still_pending(colony_stack, approval["approval_id"])
 
 
 async def still_pending(stack: RunningStack, approval_id: str) -> bool:
@@ -206,14 +201,12 @@ async def still_pending(stack: RunningStack, approval_id: str) -> bool:
 
 
 async def test_from_sign_in_to_a_given_missions_verified_trail_in_at_most_five_steps(
-    console_stack: RunningStack, page: Page
+    colony_stack: RunningStack, page: Page
 ) -> None:
-    with console_stack.client() as client:
-        mission_id = client.post("/missions", json=ORACLE).json()["mission_id"]
-        await until(lambda: status_is(client, mission_id, "completed", "failed"), 60)
+    mission_id = await completed_oracle(colony_stack)
     steps = 0
     started = time.monotonic()
-    await page.goto(console_stack.root_url + "/console")
+    await page.goto(colony_stack.root_url + "/console")
     steps += 1
     await page.get_by_label("API key").fill(OPERATOR_KEY)
     await page.get_by_role("button", name="Sign in").click()
@@ -232,12 +225,10 @@ async def test_from_sign_in_to_a_given_missions_verified_trail_in_at_most_five_s
 
 
 async def test_filters_live_in_the_url_and_a_link_reproduces_the_view(
-    console_stack: RunningStack, page: Page
+    colony_stack: RunningStack, page: Page
 ) -> None:
-    with console_stack.client() as client:
-        oracle = client.post("/missions", json=ORACLE).json()["mission_id"]
-        await until(lambda: status_is(client, oracle, "completed", "failed"), 60)
-    await sign_in(page, console_stack, AUDITOR_KEY)
+    await completed_oracle(colony_stack)
+    await sign_in(page, colony_stack, AUDITOR_KEY)
     await page.get_by_label("Type", exact=True).select_option("oracle")
     await page.get_by_label("Status", exact=True).select_option("completed")
     await page.get_by_role("button", name="Filter").click()
@@ -251,30 +242,30 @@ async def test_filters_live_in_the_url_and_a_link_reproduces_the_view(
         "completed"
     )
     link = page.url
-    await page.goto(console_stack.root_url + "/console/missions")
+    await page.goto(colony_stack.root_url + "/console/missions")
     await page.goto(link)
     await expect(page.get_by_label("Type", exact=True)).to_have_value("oracle")
     await expect(rows).to_have_count(shown)
     await shot(page, "missions")
-    invalid = await page.request.get(console_stack.root_url + "/console/missions?status=bogus")
+    invalid = await page.request.get(colony_stack.root_url + "/console/missions?status=bogus")
     assert invalid.status == 422 and "status" in await invalid.text()
 
 
 async def test_the_missions_list_refreshes_itself_while_it_is_open(
-    console_stack: RunningStack, page: Page
+    colony_stack: RunningStack, page: Page
 ) -> None:
-    await sign_in(page, console_stack, AUDITOR_KEY)
+    await sign_in(page, colony_stack, AUDITOR_KEY)
     objective = f"Which risks does atlas carry this week? {time.time_ns()}"
-    with console_stack.client() as client:
+    with colony_stack.client() as client:
         client.post("/missions", json=ORACLE | {"objective": objective})
     await expect(page.locator("table.missions")).to_contain_text(objective, timeout=15_000)
 
 
 async def test_an_operator_fails_a_mission_with_a_reason_and_replays_it(
-    console_stack: RunningStack, page: Page
+    colony_stack: RunningStack, page: Page
 ) -> None:
-    mission_id, _ = await awaiting_approval(console_stack)
-    await sign_in(page, console_stack, OPERATOR_KEY, f"/console/missions/{mission_id}")
+    mission_id, _ = await awaiting_approval(colony_stack)
+    await sign_in(page, colony_stack, OPERATOR_KEY, f"/console/missions/{mission_id}")
     await page.get_by_label("Reason to fail it").fill("customer withdrew the request")
     await page.get_by_role("button", name="Fail the mission").click()
     await expect(page.get_by_test_id("status")).to_have_text("failed")
@@ -284,7 +275,7 @@ async def test_an_operator_fails_a_mission_with_a_reason_and_replays_it(
     await expect(page.get_by_text("Replay requested")).to_be_visible()
     replay_id = page.url.rsplit("/", 1)[-1].split("?")[0]
     assert replay_id != mission_id
-    with console_stack.client(AUDITOR_KEY) as auditor:
+    with colony_stack.client(AUDITOR_KEY) as auditor:
         original = auditor.get(f"/missions/{mission_id}").json()
         replay = await until(lambda: _mission(auditor, replay_id))
     assert original["failure_reason"].endswith("customer withdrew the request")
@@ -297,13 +288,12 @@ def _mission(client: httpx.Client, mission_id: str) -> dict[str, Any] | None:
 
 
 async def test_the_trail_exports_as_json_that_matches_the_api(
-    console_stack: RunningStack, page: Page
+    colony_stack: RunningStack, page: Page
 ) -> None:
-    with console_stack.client() as client:
-        mission_id = client.post("/missions", json=ORACLE).json()["mission_id"]
-        await until(lambda: status_is(client, mission_id, "completed", "failed"), 60)
+    mission_id = await completed_oracle(colony_stack)
+    with colony_stack.client() as client:
         events = client.get(f"/missions/{mission_id}/events", params={"limit": 500}).json()
-    await sign_in(page, console_stack, AUDITOR_KEY, f"/console/missions/{mission_id}")
+    await sign_in(page, colony_stack, AUDITOR_KEY, f"/console/missions/{mission_id}")
     async with page.expect_download() as download:
         await page.get_by_role("link", name="Export the trail (JSON)").click()
     saved = Path(await (await download.value).path())
@@ -317,9 +307,9 @@ async def test_the_trail_exports_as_json_that_matches_the_api(
 
 
 async def test_health_and_the_four_dashboards_render_from_live_data(
-    console_stack: RunningStack, page: Page
+    colony_stack: RunningStack, page: Page
 ) -> None:
-    await sign_in(page, console_stack, AUDITOR_KEY, "/console/health")
+    await sign_in(page, colony_stack, AUDITOR_KEY, "/console/health")
     await expect(page.get_by_test_id("readiness")).to_have_text(re.compile("ready|degraded"))
     await expect(page.get_by_test_id("rollout-step")).to_have_text("6")
     await expect(page.get_by_test_id("admission")).to_contain_text("Running")
@@ -335,9 +325,9 @@ async def test_health_and_the_four_dashboards_render_from_live_data(
 
 
 async def test_without_a_session_pages_redirect_and_wrong_keys_are_refused(
-    console_stack: RunningStack,
+    colony_stack: RunningStack,
 ) -> None:
-    async with httpx.AsyncClient(base_url=console_stack.root_url, timeout=10) as anonymous:
+    async with httpx.AsyncClient(base_url=colony_stack.root_url, timeout=10) as anonymous:
         redirected = await anonymous.get("/console/approvals")
         assert redirected.status_code == 303
         assert redirected.headers["location"] == "/console/login?next=%2Fconsole%2Fapprovals"
@@ -354,15 +344,13 @@ async def test_without_a_session_pages_redirect_and_wrong_keys_are_refused(
 
 
 async def test_the_console_reads_without_javascript_and_by_keyboard(
-    console_stack: RunningStack, browser: Browser
+    colony_stack: RunningStack, browser: Browser
 ) -> None:
-    with console_stack.client() as client:
-        mission_id = client.post("/missions", json=ORACLE).json()["mission_id"]
-        await until(lambda: status_is(client, mission_id, "completed", "failed"), 60)
+    mission_id = await completed_oracle(colony_stack)
     context = await browser.new_context(java_script_enabled=False)
     page = await context.new_page()
     try:
-        await page.goto(f"{console_stack.root_url}/console/missions/{mission_id}")
+        await page.goto(f"{colony_stack.root_url}/console/missions/{mission_id}")
         await shot(page, "login")
         await expect(page.get_by_label("API key")).to_be_focused()
         await page.keyboard.type(AUDITOR_KEY)
@@ -373,7 +361,7 @@ async def test_the_console_reads_without_javascript_and_by_keyboard(
         await page.get_by_role("button", name="Sign out").click()
         await expect(page).to_have_url(re.compile(r"/console/login"))
         await expect(page.get_by_role("status")).to_have_text("Signed out.")
-        await page.goto(f"{console_stack.root_url}/console/missions/{mission_id}")
+        await page.goto(f"{colony_stack.root_url}/console/missions/{mission_id}")
         await expect(page).to_have_url(re.compile(r"/console/login\?next="))
     finally:
         await context.close()
