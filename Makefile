@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser run test test-unit test-integration test-e2e lint bench bench-console drills clean
+.PHONY: install tools run test test-unit test-integration test-e2e lint bench bench-console drills clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,25 +16,29 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The console's browser tests drive Debian's Chromium through Playwright (no browser download).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "installing Debian's chromium for the console's browser tests (apt-get, needs root)"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+# Debian packages the tests drive: Chromium (the console, through Playwright; no browser
+# download) and Prometheus (promtool, and a real Prometheus scraping the stack).
+TOOLS := chromium:chromium promtool:prometheus
+tools:
+	@for pair in $(TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian's$$missing for the tests (apt-get, needs root)"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
 
 run: $(STAMP)
 	$(BIN)/velocity stack run
 
-test: $(STAMP) browser
+test: $(STAMP) tools
 	$(BIN)/pytest -q
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test-integration: $(STAMP)
+test-integration: $(STAMP) tools
 	$(BIN)/pytest -q tests/integration
 
-test-e2e: $(STAMP) browser
+test-e2e: $(STAMP) tools
 	$(BIN)/pytest -q tests/e2e
 
 lint: $(STAMP)

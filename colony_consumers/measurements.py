@@ -1,5 +1,6 @@
-"""What the colony measures about each event it sees: stage latency, mission outcomes,
-policy decisions and approval waits (the spec's metrics). Pure: the colony emits them."""
+"""What the colony measures about each event it sees: stage latency, mission outcomes and
+durations, policy decisions and approval waits (the spec's metrics). Pure: the colony
+emits them; the projector counts them into Prometheus families."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def measurements(
         found.append(("stage_latency", spent, labels | {"stage": stage}))
         if moved[0] in TERMINAL_STATUSES:
             found.append(("mission_outcome", 1.0, labels | {"outcome": moved[0]}))
+            if file.requested_at is not None:
+                took = (meta.occurred_at - file.requested_at).total_seconds() * 1000
+                found.append(("mission_duration", took, labels | {"outcome": moved[0]}))
     if event.event_type in ("ToolRequestAllowed", "ToolRequestDenied"):
         decision = "allowed" if event.event_type == "ToolRequestAllowed" else "denied"
         rule = str(getattr(body, "rule_id", ""))

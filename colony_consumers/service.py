@@ -15,7 +15,16 @@ import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from colony_consumers.colony import Colony
 from colony_consumers.metric_emitter import MetricEmitter
@@ -35,6 +44,35 @@ from infra.topics import TopicNames
 from ledger.metrics import MetricWire
 
 SWEEP_EVERY_S = 2.0
+
+
+class AdmissionLevels(Collector):
+    """Gauges of this colony process, read from its status at scrape time."""
+
+    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+        self.status = status
+
+    def collect(self) -> list[Metric]:
+        now = self.status()
+        admission = now.get("admission", {})
+        levels = [
+            ("velocity_colony_missions_running", "Missions holding an admission slot", "running"),
+            ("velocity_colony_missions_queued", "Missions waiting for a slot", "queued"),
+            ("velocity_colony_mission_slots", "MAX_CONCURRENT_MISSIONS", "max"),
+        ]
+        families: list[Metric] = [
+            GaugeMetricFamily(name, help_text, value=float(admission.get(key, 0)))
+            for name, help_text, key in levels
+        ]
+        breakers = GaugeMetricFamily(
+            "velocity_provider_breaker_open",
+            "1 while a provider's circuit breaker is open in this colony process",
+            labels=["provider"],
+        )
+        for provider, breaker in now.get("breakers", {}).items():
+            breakers.add_metric([provider], 1.0 if breaker["state"] == "open" else 0.0)
+        families.append(breakers)
+        return families
 
 
 def create_app(
@@ -69,10 +107,16 @@ def create_app(
         report = await run_checks(checks)
         return JSONResponse(report.model_dump(exclude_none=True), status_code=http_status(report))
 
+    registry = CollectorRegistry()
+    for collector in (ProcessCollector, PlatformCollector, GCCollector):
+        collector(registry=registry)
+    registry.register(AdmissionLevels(status))
+
     @app.get("/metrics")
     async def metrics() -> Response:
-        """Process metrics (the colony's own measurements go to colony.metrics)."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """Process metrics and this process's admission and breakers (the colony's
+        measurements of missions go to colony.metrics, which the root exposes)."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

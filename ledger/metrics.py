@@ -1,7 +1,8 @@
 """Operational measurements on `colony.metrics`: the model and its Avro encoding.
 
 The colony emits them (provider calls, stage latency, policy decisions, approval waits,
-mission outcomes); the projector stores them in `metric_samples` for the dashboards.
+mission outcomes and durations); the projector stores each once and counts it into the
+Prometheus families of projections/metric_aggregates.py.
 They are facts about operations, not about missions' state, so they live outside the
 hash-chained ledger.
 """
@@ -18,7 +19,12 @@ from ledger.wire import ModelWire
 
 SCHEMA = "velocity.metrics.MetricRecorded"
 MetricName = Literal[
-    "provider_call", "stage_latency", "policy_decision", "approval_wait", "mission_outcome"
+    "provider_call",
+    "stage_latency",
+    "policy_decision",
+    "approval_wait",
+    "mission_outcome",
+    "mission_duration",
 ]
 
 

@@ -16,7 +16,7 @@ from projections.approvals import ApprovalsProjection
 from projections.archive import EventArchive
 from projections.dead_letter_view import DeadLettersProjection
 from projections.evidence import EvidenceProjection
-from projections.metric_samples import MetricSamplesProjection
+from projections.metric_aggregates import MetricAggregatesProjection
 from projections.missions import MissionsProjection
 from projections.projection import Projected, Projection, R, Unusable
 from projections.tasks import TasksProjection
@@ -93,7 +93,7 @@ def metrics_feed() -> Feed[Metric]:
         METRICS,
         MetricWire().decode,
         lambda metric: Label(metric.metric_id, metric.name),
-        [MetricSamplesProjection()],
+        [MetricAggregatesProjection()],
         "-metrics",
         rereadable=True,
     )

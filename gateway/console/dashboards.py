@@ -1,10 +1,13 @@
 """The seed's four dashboards for teams without Grafana: the same panels and PromQL as
-dashboards/*.json, evaluated at this instant against the root's own metrics registry.
+dashboards/*.json, evaluated at this instant against the root's and the colony's metrics.
 
-Only the PromQL those files use is understood: a selector with label matchers, `sum` / `max`
-(with or without `by`), `rate(...[w])` and `histogram_quantile`. Without a time-series store a rate
-cannot be taken, so `rate(x[w])` reads x's total since this replica started (said under
-the panel); Grafana over Prometheus shows the real rate.
+Only the PromQL those files use is understood: a selector with label matchers, `sum` /
+`max` (with or without `by`), `rate(...[w])`, `increase(...[w])`, `histogram_quantile`
+and `a / b` between vectors with the same labels. Without a time-series store a rate
+cannot be taken, so `rate(x[w])` and `increase(x[w])` read x's total since the process
+exporting it started (said under the panel): a ratio of two rates becomes the ratio of
+the totals. Grafana over Prometheus shows the real rates. The samples are the root's
+registry plus the colony's /metrics, as a Prometheus would scrape both.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 
 DASHBOARDS_DIR = Path(__file__).resolve().parents[2] / "dashboards"
 DASHBOARDS = ("mission_health", "policy_blocks", "provider_health", "approval_backlog")
 Labels = tuple[tuple[str, str], ...]
 Vector = dict[Labels, float]
+Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 AGGREGATION = re.compile(r"^(sum|max)\s*(?:by\s*\(([^)]*)\))?\s*\((.*)\)$", re.S)
-RATE = re.compile(r"^rate\((.*)\[[^\]]+\]\)$", re.S)
+RATE = re.compile(r"^(?:rate|increase)\((.*)\[[^\]]+\]\)$", re.S)
 QUANTILE = re.compile(r"^histogram_quantile\(\s*([0-9.]+)\s*,(.*)\)$", re.S)
 SELECTOR = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$", re.S)
 MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!=|=)\s*"([^"]*)"\s*,?')
@@ -52,18 +57,34 @@ class Dashboard:
     panels: list[Panel]
 
 
-def samples(registry: CollectorRegistry) -> dict[str, list[tuple[dict[str, str], float]]]:
+def samples(registry: CollectorRegistry) -> Samples:
     """Every sample of the registry by sample name (`x_total`, `x_bucket`, …)."""
-    found: dict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
+    found: Samples = defaultdict(list)
     for family in registry.collect():
         for sample in family.samples:
             found[sample.name].append((dict(sample.labels), float(sample.value)))
     return found
 
 
-def evaluate(expr: str, data: dict[str, list[tuple[dict[str, str], float]]]) -> Vector:
+def samples_of_text(text: str) -> Samples:
+    """Every sample of a Prometheus text exposition (the colony's /metrics)."""
+    found: Samples = defaultdict(list)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[sample.name].append((dict(sample.labels), float(sample.value)))
+    return found
+
+
+def evaluate(expr: str, data: Samples) -> Vector:
     """The instant vector of `expr` (see the module docstring for what is understood)."""
     expr = expr.strip()
+    if (parts := _split_division(expr)) is not None:
+        numerator, denominator = (evaluate(part, data) for part in parts)
+        return {
+            labels: value / denominator[labels]
+            for labels, value in numerator.items()
+            if denominator.get(labels)
+        }
     if match := AGGREGATION.match(expr):
         op, by, inner = match.groups()
         keep = [label.strip() for label in (by or "").split(",") if label.strip()]
@@ -86,6 +107,21 @@ def evaluate(expr: str, data: dict[str, list[tuple[dict[str, str], float]]]) -> 
         for labels, value in data.get(name, [])
         if all(_matches(labels.get(k, ""), op, v) for k, op, v in wanted)
     }
+
+
+def _split_division(expr: str) -> tuple[str, str] | None:
+    """`a / b` split at its top-level `/` (outside parentheses, braces, brackets, quotes)."""
+    depth, quoted = 0, False
+    for index, char in enumerate(expr):
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in "([{":
+            depth += 1
+        elif not quoted and char in ")]}":
+            depth -= 1
+        elif not quoted and depth == 0 and char == "/":
+            return expr[:index], expr[index + 1 :]
+    return None
 
 
 def _matches(actual: str, op: str, wanted: str) -> bool:
@@ -122,16 +158,13 @@ def _quantile(q: float, buckets: Vector) -> Vector:
     return result
 
 
-Samples = dict[str, list[tuple[dict[str, str], float]]]
-
-
 def panel(title: str, exprs: Iterable[str], data: Samples) -> Panel:
     """A panel's series from all its targets, labelled as a legend would."""
     notes: list[str] = []
     rows: list[tuple[str, float]] = []
     for expr in exprs:
-        if "rate(" in expr:
-            notes.append("totals since this root replica started (Prometheus shows the rate)")
+        if "rate(" in expr or "increase(" in expr:
+            notes.append("totals since the exporting process started (Prometheus shows rates)")
         for labels, value in sorted(evaluate(expr, data).items()):
             legend = ", ".join(f"{k}={v}" for k, v in labels) or "total"
             rows.append((legend, value))
@@ -140,9 +173,14 @@ def panel(title: str, exprs: Iterable[str], data: Samples) -> Panel:
     return Panel(title, series, sorted(set(notes)))
 
 
-def load(registry: CollectorRegistry, directory: Path = DASHBOARDS_DIR) -> list[Dashboard]:
-    """The four dashboards, each panel evaluated now."""
+def load(
+    registry: CollectorRegistry, also: Samples | None = None, directory: Path = DASHBOARDS_DIR
+) -> list[Dashboard]:
+    """The four dashboards, each panel evaluated now over the registry's samples and `also`
+    (another process's, scraped)."""
     data = samples(registry)
+    for name, found in (also or {}).items():
+        data[name].extend(found)
     boards = []
     for name in DASHBOARDS:
         document = json.loads((directory / f"{name}.json").read_text())

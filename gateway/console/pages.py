@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
+import httpx
 from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
-from gateway.console.dashboards import Dashboard, load
+from gateway.console.dashboards import Dashboard, Samples, load, samples_of_text
 from gateway.console.trail import Trail, verified_trail
 from gateway.routers import metrics
 from gateway.routers.health import WAITING_LETTERS, readiness_checks
@@ -199,5 +200,15 @@ async def colony_status(runtime: GatewayRuntime) -> dict[str, Any] | None:
 
 async def dashboards_page(runtime: GatewayRuntime) -> list[Dashboard]:
     await metrics.refresh(runtime)
-    await metrics.refresh_rollups(runtime)
-    return load(metrics.REGISTRY)
+    return load(metrics.REGISTRY, await colony_samples(runtime))
+
+
+async def colony_samples(runtime: GatewayRuntime) -> Samples:
+    """The colony's /metrics as samples; none when it cannot be asked."""
+    if not runtime.settings.COLONY_ENABLED:
+        return {}
+    try:
+        answer = await runtime.colony.get("/metrics")
+    except httpx.HTTPError:
+        return {}
+    return samples_of_text(answer.text) if answer.status_code == 200 else {}

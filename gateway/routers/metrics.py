@@ -1,10 +1,15 @@
-"""GET /metrics: Prometheus exposition of the root's own counters and the projections'
-operational numbers (missions by type and status, approval backlog and age, projector lag,
-policy decisions), read at scrape time so they are right on any number of replicas."""
+"""GET /metrics: Prometheus exposition of the root's own request counters, the levels
+(active missions, approval backlog and age, projection lag, parked and set-aside records)
+and the counters and histograms the projector maintains from colony.metrics. Everything
+but the request counters is read from PostgreSQL at scrape time, from a bounded number of
+rows, so any replica answers for the whole system and a scrape costs the same whatever
+the history."""
 
 from __future__ import annotations
 
 import json
+from itertools import accumulate
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
@@ -15,10 +20,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from gateway.runtime import GatewayRuntime
+from projections.metric_aggregates import FAMILIES, SECONDS_BUCKETS
 
 router = APIRouter(tags=["health"])
 REGISTRY = CollectorRegistry()
@@ -37,8 +43,11 @@ DEGRADED = Counter(
     ["dependency"],
     registry=REGISTRY,
 )
-MISSIONS = Gauge(
-    "velocity_missions", "Missions by type and status", ["type", "status"], registry=REGISTRY
+MISSIONS_ACTIVE = Gauge(
+    "velocity_missions_active",
+    "Missions not yet terminal, by type and status (finished: velocity_missions_finished_total)",
+    ["type", "status"],
+    registry=REGISTRY,
 )
 APPROVALS_PENDING = Gauge(
     "velocity_approval_queue_pending", "Writebacks waiting for an operator", registry=REGISTRY
@@ -52,36 +61,6 @@ PROJECTION_LAG = Gauge(
     "velocity_projection_lag_events",
     "Events fetched but not yet projected, per partition (from the fetch high-water mark)",
     ["partition"],
-    registry=REGISTRY,
-)
-POLICY_DECISIONS = Gauge(
-    "velocity_policy_decisions",
-    "Policy decisions by rule and outcome",
-    ["rule_id", "decision"],
-    registry=REGISTRY,
-)
-PROVIDER_CALLS = Gauge(
-    "velocity_provider_calls_last_hour",
-    "Provider calls in the last hour",
-    ["provider"],
-    registry=REGISTRY,
-)
-PROVIDER_FAILURE_RATE = Gauge(
-    "velocity_provider_failure_rate",
-    "Share of failed provider calls in the last hour",
-    ["provider"],
-    registry=REGISTRY,
-)
-PROVIDER_LATENCY = Gauge(
-    "velocity_provider_latency_ms",
-    "Provider call latency over the last hour",
-    ["provider", "quantile"],
-    registry=REGISTRY,
-)
-STAGE_LATENCY = Gauge(
-    "velocity_stage_latency_ms",
-    "Time missions spend in each stage",
-    ["stage", "quantile"],
     registry=REGISTRY,
 )
 PARKED = Gauge(
@@ -101,61 +80,68 @@ SET_ASIDE = Gauge(
     "Records of mission.events that are no link of any chain (undecodable, forged)",
     registry=REGISTRY,
 )
+ACTIVE = """
+SELECT mission_type, status, count(*) AS n FROM missions
+WHERE status NOT IN ('completed', 'failed', 'cancelled', 'timed_out') GROUP BY 1, 2
+"""
 
 
-class DeadLetterTotals(Collector):
-    """`velocity_dead_letters_total{topic,reason}`: a counter read from the dead letters
-    view at scrape time (letters are never deleted, so it only grows)."""
+class StoredFamilies(Collector):
+    """The counters and histograms the projector maintains (projections/metric_aggregates.py)
+    and the dead letters, as read at the last scrape: the same on every root replica."""
 
     def __init__(self) -> None:
-        self.rows: list[tuple[str, str, int]] = []
+        self.counters: list[Any] = []
+        self.histograms: list[Any] = []
+        self.letters: list[tuple[str, str, int]] = []
 
-    def collect(self) -> list[CounterMetricFamily]:
+    def collect(self) -> list[Metric]:
+        families: list[Metric] = [self._dead_letters()]
+        for family in (f for group in FAMILIES.values() for f in group):
+            keys = [exported for exported, _ in family.labels]
+            if family.kind == "counter":
+                counter = CounterMetricFamily(family.name, family.help, labels=keys)
+                for row in (r for r in self.counters if r["family"] == family.name):
+                    counter.add_metric(_values(row, keys), row["value"])
+                families.append(counter)
+            else:
+                histogram = HistogramMetricFamily(family.name, family.help, labels=keys)
+                for row in (r for r in self.histograms if r["family"] == family.name):
+                    histogram.add_metric(_values(row, keys), _cumulative(row), row["sum"])
+                families.append(histogram)
+        return families
+
+    def _dead_letters(self) -> CounterMetricFamily:
         family = CounterMetricFamily(
             "velocity_dead_letters",
             "Records set aside to mission.deadletter, by source topic and reason",
             labels=["topic", "reason"],
         )
-        for topic, reason, letters in self.rows:
+        for topic, reason, letters in self.letters:
             family.add_metric([topic, reason], letters)
-        return [family]
+        return family
 
 
-DEAD_LETTERS = DeadLetterTotals()
-REGISTRY.register(DEAD_LETTERS)
-MISSION_OUTCOMES = Gauge(
-    "velocity_mission_outcomes",
-    "Finished missions by type and outcome",
-    ["type", "outcome"],
-    registry=REGISTRY,
-)
+def _values(row: Any, keys: list[str]) -> list[str]:
+    labels = json.loads(row["labels"])
+    return [str(labels.get(key, "")) for key in keys]
 
 
-async def refresh_rollups(runtime: GatewayRuntime) -> None:
-    """Provider health, stage latency and outcomes from the rollup views."""
-    db = runtime.database
-    for gauge in (PROVIDER_CALLS, PROVIDER_FAILURE_RATE, PROVIDER_LATENCY, STAGE_LATENCY):
-        gauge.clear()
-    for row in await db.fetch("SELECT * FROM provider_health"):
-        PROVIDER_CALLS.labels(row["provider"]).set(row["calls"])
-        PROVIDER_FAILURE_RATE.labels(row["provider"]).set(float(row["failure_rate"]))
-        PROVIDER_LATENCY.labels(row["provider"], "0.5").set(row["p50_ms"])
-        PROVIDER_LATENCY.labels(row["provider"], "0.99").set(row["p99_ms"])
-    for row in await db.fetch("SELECT * FROM stage_latency"):
-        for column, quantile in (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99")):
-            STAGE_LATENCY.labels(row["stage"], quantile).set(row[f"{column}_ms"])
-    MISSION_OUTCOMES.clear()
-    for row in await db.fetch("SELECT * FROM mission_outcomes"):
-        MISSION_OUTCOMES.labels(row["mission_type"], row["outcome"]).set(row["missions"])
+def _cumulative(row: Any) -> list[tuple[str, float]]:
+    bounds = [*(str(b) for b in SECONDS_BUCKETS), "+Inf"]
+    return list(zip(bounds, accumulate(row["bucket_counts"]), strict=True))
+
+
+STORED = StoredFamilies()
+REGISTRY.register(STORED)
 
 
 async def refresh(runtime: GatewayRuntime) -> None:
+    """Levels and stored families, each read from a bounded set of rows."""
     db = runtime.database
-    MISSIONS.clear()
-    for row in await db.fetch(
-        "SELECT mission_type, status, count(*) AS n FROM missions GROUP BY 1, 2"
-    ):
-        MISSIONS.labels(row["mission_type"], row["status"]).set(row["n"])
+    MISSIONS_ACTIVE.clear()
+    for row in await db.fetch(ACTIVE):
+        MISSIONS_ACTIVE.labels(row["mission_type"], row["status"]).set(row["n"])
     backlog = await db.fetchrow(
         "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(requested_at)), 0) AS age"
         " FROM approvals WHERE status = 'pending'"
@@ -178,17 +164,16 @@ async def refresh(runtime: GatewayRuntime) -> None:
     for row in await db.fetch("SELECT projection, count(*) AS n FROM projection_parked GROUP BY 1"):
         PARKED.labels(row["projection"]).set(row["n"])
     SET_ASIDE.set(await db.fetchval("SELECT count(*) FROM ledger_set_aside"))
-    DEAD_LETTERS.rows = [
+    STORED.letters = [
         (row["source_topic"], row["reason"], row["n"])
         for row in await db.fetch(
             "SELECT source_topic, reason, count(*) AS n FROM dead_letters GROUP BY 1, 2"
         )
     ]
-    POLICY_DECISIONS.clear()
-    for row in await db.fetch(
-        "SELECT rule_id, decision, count(*) AS n FROM policy_decisions GROUP BY 1, 2"
-    ):
-        POLICY_DECISIONS.labels(row["rule_id"], row["decision"]).set(row["n"])
+    STORED.counters = await db.fetch("SELECT family, labels, value FROM metric_counters")
+    STORED.histograms = await db.fetch(
+        "SELECT family, labels, bucket_counts, sum FROM metric_histograms"
+    )
 
 
 @router.get("/metrics", response_class=Response)
@@ -196,5 +181,4 @@ async def metrics(request: Request) -> Response:
     """Prometheus text format."""
     runtime: GatewayRuntime = request.app.state.runtime
     await refresh(runtime)
-    await refresh_rollups(runtime)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

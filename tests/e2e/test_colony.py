@@ -189,10 +189,13 @@ async def test_the_model_endpoint_down_fails_the_mission_legibly_and_counts_fail
     assert failed["status"] == "failed"
     assert "draft_answer" in failed["failure_reason"]
     assert "http-model" in failed["failure_reason"]
-    failure_rate = [
-        line for line in metrics.splitlines() if line.startswith("velocity_provider_failure_rate{")
+    failures = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("velocity_provider_calls_total{") and 'provider="http-model"' in line
     ]
-    assert any("http-model" in line and not line.endswith(" 0.0") for line in failure_rate)
+    assert any('outcome="error"' in line and not line.endswith(" 0.0") for line in failures)
+    assert any('outcome="ok"' in line for line in failures), "the calls before the outage"
 
 
 async def test_a_colony_killed_mid_task_still_completes_the_mission_without_repeating_a_step(

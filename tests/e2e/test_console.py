@@ -317,10 +317,11 @@ async def test_health_and_the_four_dashboards_render_from_live_data(
     await page.get_by_role("link", name="Dashboards").click()
     boards = page.get_by_test_id("dashboard")
     await expect(boards).to_have_count(4)
-    await expect(boards.first).to_contain_text("Missions by type and status")
-    await expect(boards.first).to_contain_text("status=completed")
-    stage_latency = page.locator("figure", has_text="Stage latency p50 / p99")
-    await expect(stage_latency).to_contain_text("quantile=0.5,")
+    finished = page.locator("figure", has_text="Finished missions per second")
+    await expect(finished).to_contain_text("outcome=completed")
+    await expect(page.locator("figure", has_text="Stage duration p50")).to_contain_text("stage=")
+    calls = page.locator("figure", has_text="Provider calls per second")
+    await expect(calls).to_contain_text("outcome=ok")
     await shot(page, "dashboards")
 
 

@@ -233,7 +233,7 @@ def test_metrics_expose_missions_and_the_approval_backlog(stack: RunningStack) -
     with stack.client() as client:
         open_mission(client, ORACLE)
     text = httpx.get(f"{stack.root_url}/metrics").text
-    assert 'velocity_missions{status="requested",type="oracle"}' in text
+    assert 'velocity_missions_active{status="requested",type="oracle"}' in text
     assert "velocity_approval_queue_pending" in text
     assert "velocity_approval_queue_oldest_age_seconds" in text
     assert 'velocity_http_requests_total{method="POST",route="/missions",status="202"}' in text

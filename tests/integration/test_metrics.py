@@ -1,4 +1,5 @@
-"""Metrics from colony.metrics land once in metric_samples and feed the rollups and /metrics."""
+"""Metrics from colony.metrics land once in metric_samples and count once into the
+Prometheus families the root exposes."""
 
 from __future__ import annotations
 
@@ -73,8 +74,15 @@ async def test_provider_calls_become_health_rollups_once(isolated: Isolated) -> 
     assert letters[0]["reason"] == "undecodable"
     async with root_api(isolated) as client:
         text = (await client.get("/metrics")).text
-    assert 'velocity_provider_failure_rate{provider="openai"} 0.25' in text
-    assert 'velocity_provider_calls_last_hour{provider="openai"} 4.0' in text
+    calls = 'velocity_provider_calls_total{operation="complete"'
+    assert f'{calls},outcome="ok",provider="openai"}} 3.0' in text, "a re-sent one counts once"
+    assert f'{calls},outcome="timeout",provider="openai"}} 1.0' in text
+    latency = "velocity_provider_call_duration_seconds"
+    where = 'operation="complete",provider="openai"'
+    assert f"{latency}_count{{{where}}} 4.0" in text
+    assert f'{latency}_bucket{{le="0.25",{where}}} 3.0' in text
+    assert f'{latency}_bucket{{le="+Inf",{where}}} 4.0' in text
+    assert f"{latency}_sum{{{where}}} 5.36" in text
 
 
 async def _calls(pool: asyncpg.Pool, query: str) -> list[asyncpg.Record]:

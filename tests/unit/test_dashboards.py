@@ -1,4 +1,4 @@
-"""Dashboards and alert rules only use metrics the root actually exports."""
+"""Dashboards and alert rules only use metrics the root and the colony actually export."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from colony_consumers.service import AdmissionLevels
 from gateway.routers.metrics import REGISTRY
 
 DASHBOARDS = Path(__file__).parents[2] / "dashboards"
@@ -15,8 +16,10 @@ METRIC = re.compile(r"\bvelocity_[a-z_]+")
 
 
 def exported() -> set[str]:
+    """What the root's and a colony process's /metrics export."""
     names = set()
-    for family in REGISTRY.collect():
+    colony = AdmissionLevels(lambda: {"breakers": {"model": {"state": "open"}}})
+    for family in [*REGISTRY.collect(), *colony.collect()]:
         names.add(family.name)
         names.update(sample.name for sample in family.samples)
     names.update(f"{n}_total" for n in list(names))
