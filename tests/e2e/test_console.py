@@ -309,6 +309,7 @@ async def test_the_trail_exports_as_json_that_matches_the_api(
 async def test_health_and_the_four_dashboards_render_from_live_data(
     colony_stack: RunningStack, page: Page
 ) -> None:
+    await completed_oracle(colony_stack)
     await sign_in(page, colony_stack, AUDITOR_KEY, "/console/health")
     await expect(page.get_by_test_id("readiness")).to_have_text(re.compile("ready|degraded"))
     await expect(page.get_by_test_id("rollout-step")).to_have_text("6")
