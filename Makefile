@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install tools run test test-unit test-integration test-e2e lint bench bench-console drills clean
+.PHONY: install tools run test test-unit test-integration test-e2e lint bench bench-console bench-metrics drills clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ledger
 	$(BIN)/python -m bench.projections
 	$(BIN)/python -m bench.colony
+
+bench-metrics: $(STAMP)
+	$(BIN)/python -m bench.metrics
 
 bench-console: $(STAMP)
 	$(BIN)/python -m bench.console
