@@ -14,7 +14,7 @@ from gateway.console.router import STATIC_DIR
 from gateway.console.router import router as console_router
 from gateway.guard import BodyLimits, RequestGuard
 from gateway.problems import install_openapi, install_problem_handlers
-from gateway.routers import approvals, artifacts, health, identity, metrics, missions
+from gateway.routers import approvals, artifacts, health, identity, metrics, missions, releases
 from gateway.runtime import GatewayRuntime
 from gateway.settings import RootSettings
 
@@ -56,7 +56,7 @@ def create_app(settings: RootSettings) -> FastAPI:
         by_prefix=(("/internal/artifacts", settings.MAX_ARTIFACT_BYTES * 2 + 4_096),),
     )
     app.add_middleware(RequestGuard, keys=settings.api_keys, limits=limits)
-    for module in (health, metrics, identity, missions, approvals, artifacts):
+    for module in (health, metrics, identity, missions, approvals, artifacts, releases):
         app.include_router(module.router)
     app.include_router(console_router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")

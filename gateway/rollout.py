@@ -11,6 +11,8 @@ Catalyst missions; local development accepts everything. Pure: the root asks
 
 from __future__ import annotations
 
+from typing import Any
+
 from ledger.commands import MissionMode, MissionType
 
 # (environment, mission type) -> the rollout step from which assisted missions run
@@ -43,4 +45,52 @@ def refusal(
             f"{mission_type} {mode} missions start in {environment} at rollout step {first}"
             f" (this environment is at step {step})"
         )
+    return None
+
+
+PRODUCTION_STEPS = frozenset({4, 5})
+CRM_WRITEBACKS_STEP = 5
+
+
+def advance_refusal(
+    environment: str,
+    to_step: int,
+    version: str,
+    local_run_passed: bool,
+    report: dict[str, Any] | None,
+) -> str | None:
+    """Why `environment` may not advance to `to_step` on this evidence, or None.
+
+    The spec's evidence: a staging step needs a passing gate run of this release in
+    staging itself; a production step needs the signed report of such a staging run (its
+    signature already checked by the caller), and CRM writebacks in production (step 5)
+    need gate 2 passed in it. Local development needs nothing."""
+    if environment == "local":
+        return None
+    if environment == "staging":
+        if local_run_passed:
+            return None
+        return f"no passing gate run of release {version} in staging: run `velocity gates run`"
+    if to_step not in PRODUCTION_STEPS:
+        return f"production runs steps 4 and 5 only (step {to_step} is staging's)"
+    if report is None:
+        return "a production step needs --evidence: a signed staging gate report"
+    return report_refusal(report, version, needs_gate_2=to_step >= CRM_WRITEBACKS_STEP)
+
+
+def report_refusal(report: dict[str, Any], version: str, needs_gate_2: bool) -> str | None:
+    """What a staging gate report lacks to stand as production evidence."""
+    if report.get("environment") != "staging":
+        return f"the report is from {report.get('environment')!r}, not staging"
+    if report.get("version") != version:
+        return f"the report is of release {report.get('version')!r}, this root runs {version}"
+    if report.get("passed") is not True:
+        return "the staging gate run did not pass"
+    checks = report.get("checks") or []
+    gates = {check.get("gate") for check in checks if check.get("passed")}
+    missing = sorted({1, 2, 3, 4} - gates)
+    if missing:
+        return f"the report has no passing check of gate(s) {missing}"
+    if needs_gate_2 and any(c.get("gate") == 2 and not c.get("passed") for c in checks):
+        return "CRM writebacks in production need gate 2 passed in staging"
     return None

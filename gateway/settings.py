@@ -9,7 +9,15 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 from gateway.console.session import SessionCodec, session_secret
 from gateway.keys import LOCAL_API_KEYS, Caller, parse_api_keys
 from infra.config import CommonSettings, ConfigurationError
-from ledger.authority import LOCAL_KEY_ID, LOCAL_SIGNING_KEY, NAME_PATTERN, OperatorSigner
+from ledger.authority import (
+    LOCAL_KEY_ID,
+    LOCAL_SIGNING_KEY,
+    LOCAL_VERIFY_KEYS,
+    NAME_PATTERN,
+    OperatorSigner,
+    parse_verify_keys,
+    trusts_local_key,
+)
 
 LOCAL_COLONY_KEY = "local-colony-key"
 
@@ -32,6 +40,9 @@ class RootSettings(CommonSettings):
     VELOCITY_ROLLOUT_STEP: int = Field(default=6, ge=1, le=6)
     MAX_ARTIFACT_BYTES: int = Field(default=1_048_576, gt=0, le=64 * 1_048_576)
     MAX_REQUEST_BYTES: int = Field(default=65_536, ge=1_024, le=16 * 1_048_576)
+    RELEASE_EVIDENCE_KEYS: str = LOCAL_VERIFY_KEYS
+    """key_id:public_key of the roots whose signed gate reports count as evidence here
+    (in production: staging's root, from `velocity keys operator` there)."""
     CONSOLE_SESSION_SECRET: SecretStr | None = None
     CONSOLE_SESSION_TTL_S: int = Field(default=28_800, ge=60, le=7 * 86_400)
 
@@ -39,6 +50,12 @@ class RootSettings(CommonSettings):
     @classmethod
     def _keys_parse(cls, value: SecretStr) -> SecretStr:
         parse_api_keys(value.get_secret_value())
+        return value
+
+    @field_validator("RELEASE_EVIDENCE_KEYS")
+    @classmethod
+    def _evidence_keys_parse(cls, value: str) -> str:
+        parse_verify_keys(value)
         return value
 
     @field_validator("OPERATOR_SIGNING_KEY")
@@ -58,6 +75,11 @@ class RootSettings(CommonSettings):
         )
         if self.VELOCITY_ENV == "local":
             return self
+        if self.VELOCITY_ENV == "production" and trusts_local_key(self.RELEASE_EVIDENCE_KEYS):
+            raise ConfigurationError(
+                "RELEASE_EVIDENCE_KEYS: trusts the public local key in production;"
+                " set staging's root key"
+            )
         local_keys = set(parse_api_keys(LOCAL_API_KEYS))
         if local_keys & set(self.api_keys):
             raise ConfigurationError(

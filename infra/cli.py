@@ -11,6 +11,9 @@ velocity projections evict NAME --mission ID --reason TEXT
 velocity deadletters list [--all] [--reason R] [--json]
 velocity deadletters redrive ID [--reason TEXT] [--again]
 velocity keys operator [--key-id ID]             a new operator signing key pair
+velocity gates run --env ENV --root URL          release gates 1-4, recorded in the ledger
+velocity gates export RUN_ID --root URL --out F  a gate run's signed report (evidence)
+velocity rollout show|advance|rollback --root URL [--to N --reason TEXT --evidence F]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import re
 import socket
 import sys
 from datetime import datetime
+from pathlib import Path
 
 from infra.config import CommonSettings, load_settings
 from infra.stack_file import infrastructure_for
@@ -225,7 +229,53 @@ def build_parser() -> argparse.ArgumentParser:
     operator = keys.add_parser("operator", help="a new operator signing key pair")
     operator.add_argument("--key-id", default="op-1", type=_key_id)
     operator.set_defaults(handler=_operator_key)
+
+    gates = groups.add_parser("gates", help="release gates").add_subparsers(required=True)
+    run = gates.add_parser("run", help="gates 1-4 against a running root, recorded in its ledger")
+    run.add_argument("--env", required=True, choices=["local", "staging", "production"])
+    run.add_argument("--root", required=True, help="the root's URL, e.g. http://127.0.0.1:8000")
+    run.set_defaults(handler=_gates_run)
+    export = gates.add_parser("export", help="a completed gate run's signed report")
+    export.add_argument("run_id")
+    export.add_argument("--root", required=True)
+    export.add_argument("--env", default="local", choices=["local", "staging", "production"])
+    export.add_argument("--out", required=True, type=Path)
+    export.set_defaults(handler=_gates_export)
+
+    rollout = groups.add_parser("rollout", help="this environment's rollout step")
+    rollout.add_argument("action", choices=["show", "advance", "rollback"])
+    rollout.add_argument("--root", required=True)
+    rollout.add_argument("--env", default="local", choices=["local", "staging", "production"])
+    rollout.add_argument("--to", type=int, choices=range(1, 7), metavar="STEP")
+    rollout.add_argument("--reason", type=_reason)
+    rollout.add_argument(
+        "--evidence", type=Path, help="a signed gate report (velocity gates export)"
+    )
+    rollout.set_defaults(handler=_rollout)
     return parser
+
+
+def _gates_run(args: argparse.Namespace) -> int:
+    from release.operator_cli import gates_run
+
+    return gates_run(args.root, args.env)
+
+
+def _gates_export(args: argparse.Namespace) -> int:
+    from release.operator_cli import gates_export
+
+    return gates_export(args.root, args.env, args.run_id, args.out)
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from release.operator_cli import rollout_change, rollout_show
+
+    if args.action == "show":
+        return rollout_show(args.root, args.env)
+    if args.to is None or not args.reason:
+        print(f"velocity: rollout {args.action} needs --to and --reason", file=sys.stderr)
+        return 2
+    return rollout_change(args.root, args.env, args.action, args.to, args.reason, args.evidence)
 
 
 def _key_id(value: str) -> str:

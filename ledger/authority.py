@@ -87,10 +87,37 @@ class OperatorSigner:
         raw = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         return encode_key(raw)
 
+    def sign_document(self, document: dict[str, object]) -> dict[str, object]:
+        """`document` with this root's signature over its canonical JSON (a gate report
+        carried from staging to production)."""
+        signature = self._key.sign(canonical_document(document))
+        return {"document": document, "key_id": self.key_id, "signature": encode_key(signature)}
+
     def sign(self, command: Command) -> Command:
         """`command` carrying the proof of this root's signature."""
         proof = OperatorProof(key_id=self.key_id, signature=self._key.sign(signing_bytes(command)))
         return command.model_copy(update={"meta": command.meta.model_copy(update={"proof": proof})})
+
+
+def canonical_document(document: object) -> bytes:
+    """Sorted-key compact UTF-8 JSON: what a document signature covers and hashes name."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def document_refusal(keys: Mapping[str, Ed25519PublicKey], signed: object) -> str | None:
+    """Why `signed` ({document, key_id, signature}) is not a document signed by one of
+    `keys`, or None when it is."""
+    if not isinstance(signed, dict) or not {"document", "key_id", "signature"} <= set(signed):
+        return "not a signed document: needs document, key_id and signature"
+    key = keys.get(str(signed["key_id"]))
+    if key is None:
+        return f"signing key {signed['key_id']!r} is not trusted"
+    try:
+        signature = base64.b64decode(str(signed["signature"]), validate=True)
+        key.verify(signature, canonical_document(signed["document"]))
+    except (InvalidSignature, ValueError, binascii.Error):
+        return "the signature does not match the document"
+    return None
 
 
 def parse_verify_keys(raw: str) -> dict[str, Ed25519PublicKey]:

@@ -222,6 +222,43 @@ class ReplayMission(CommandBody):
     reason: str = Field(min_length=1)
 
 
+class StartGateRun(CommandBody):
+    """Open a release gate run (stream `release-gates:<run_id>`, ledger/release.py)."""
+
+    run_id: str = Field(pattern=ID_PATTERN)
+    version: str = Field(min_length=1, max_length=100)
+    environment: Literal["local", "staging", "production"]
+    root_url: str = Field(max_length=500)
+
+
+class RecordGateCheck(CommandBody):
+    gate: int = Field(ge=1, le=4)
+    check: str = Field(min_length=1, max_length=200)
+    passed: bool
+    evidence: str = Field(max_length=20_000)
+    duration_ms: int = Field(ge=0)
+
+
+class CompleteGateRun(CommandBody):
+    """Close the run; the ledger computes whether it passed from the checks it holds."""
+
+
+class AdvanceRollout(CommandBody):
+    """Move an environment's rollout (stream `rollout:<environment>`) to a later step."""
+
+    environment: Literal["local", "staging", "production"]
+    to_step: int = Field(ge=1, le=6)
+    reason: str = Field(min_length=1)
+    evidence_hash: str | None = None
+    evidence_run_id: str | None = None
+
+
+class RollBackRollout(CommandBody):
+    environment: Literal["local", "staging", "production"]
+    to_step: int = Field(ge=1, le=6)
+    reason: str = Field(min_length=1)
+
+
 class Command(BaseModel):
     """A command as it travels on `mission.commands`."""
 
@@ -283,5 +320,10 @@ COMMAND_TYPES: dict[str, type[CommandBody]] = {
         CancelMission,
         TimeOutMission,
         ReplayMission,
+        StartGateRun,
+        RecordGateCheck,
+        CompleteGateRun,
+        AdvanceRollout,
+        RollBackRollout,
     )
 }

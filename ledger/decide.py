@@ -70,6 +70,7 @@ from ledger.events import (
     WritebackProposed,
     WritebackRejected,
 )
+from ledger.release import RELEASE_COMMANDS, decide_release
 from ledger.state import WORKING_STATUSES, MissionState
 
 Decision = list[EventBody]
@@ -82,6 +83,9 @@ def decide(state: MissionState, command: Command, authority: OperatorAuthority) 
     unproven = authority.refusal(command)
     if unproven is not None:
         return [reject(command, *unproven)]
+    if isinstance(command.body, RELEASE_COMMANDS):
+        decided = decide_release(state, command)
+        return decided if isinstance(decided, list) else [reject(command, *decided)]
     if not state.exists and not isinstance(command.body, RequestMission):
         return [reject(command, "unknown_mission", "no mission was requested under this id")]
     if state.terminal and not isinstance(command.body, ReplayMission):

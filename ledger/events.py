@@ -246,6 +246,43 @@ class RecordedEvent(BaseModel):
         return self.meta.event_type
 
 
+class GateRunStarted(EventBody):
+    run_id: str
+    version: str
+    environment: str
+    root_url: str
+
+
+class GateCheckRecorded(EventBody):
+    gate: int
+    check: str
+    passed: bool
+    evidence: str
+    duration_ms: int
+
+
+class GateRunCompleted(EventBody):
+    passed: bool
+    checks: int
+    failed: int
+
+
+class RolloutAdvanced(EventBody):
+    environment: str
+    from_step: int
+    to_step: int
+    reason: str
+    evidence_hash: str | None = None
+    evidence_run_id: str | None = None
+
+
+class RolloutRolledBack(EventBody):
+    environment: str
+    from_step: int
+    to_step: int
+    reason: str
+
+
 EVENT_TYPES: dict[str, type[EventBody]] = {
     cls.__name__: cls
     for cls in (
@@ -277,5 +314,10 @@ EVENT_TYPES: dict[str, type[EventBody]] = {
         MissionTimedOut,
         MissionReplayRequested,
         CommandRejected,
+        GateRunStarted,
+        GateCheckRecorded,
+        GateRunCompleted,
+        RolloutAdvanced,
+        RolloutRolledBack,
     )
 }

@@ -20,6 +20,9 @@ from ledger.events import (
     BudgetUsed,
     CommandRejected,
     EventBody,
+    GateCheckRecorded,
+    GateRunCompleted,
+    GateRunStarted,
     MissionCancelled,
     MissionCompleted,
     MissionFailed,
@@ -32,6 +35,8 @@ from ledger.events import (
     RecordedEvent,
     ReviewerPacketRecorded,
     ReviewStarted,
+    RolloutAdvanced,
+    RolloutRolledBack,
     TaskFailed,
     TaskRetried,
     TaskStarted,
@@ -84,6 +89,19 @@ class WritebackState(BaseModel):
     approved_by: str | None = None
 
 
+class ReleaseState(BaseModel):
+    """What a release stream holds (ledger/release.py): a gate run's progress, or an
+    environment's rollout step."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["gates", "rollout"]
+    open: bool = False
+    checks: int = 0
+    failed: int = 0
+    step: int = 1
+
+
 class MissionState(BaseModel):
     """Everything the decider needs to judge the next command of one mission."""
 
@@ -107,6 +125,8 @@ class MissionState(BaseModel):
     verdict: str | None = None
     replayed_as: tuple[str, ...] = ()
     applied_commands: frozenset[str] = frozenset()
+    release: ReleaseState | None = None
+    """Set on release streams (gate runs, rollouts) instead of the mission fields."""
 
     @property
     def exists(self) -> bool:
@@ -295,3 +315,28 @@ def fold(mission_id: str, events: list[RecordedEvent]) -> MissionState:
     for event in events:
         state = evolve(state, event)
     return state
+
+
+@apply.register
+def _gate_run_started(body: GateRunStarted, state: MissionState, at: datetime) -> Changes:
+    return {"release": ReleaseState(kind="gates", open=True)}
+
+
+@apply.register
+def _gate_check(body: GateCheckRecorded, state: MissionState, at: datetime) -> Changes:
+    run = state.release or ReleaseState(kind="gates")
+    failed = run.failed + (0 if body.passed else 1)
+    return {"release": run.model_copy(update={"checks": run.checks + 1, "failed": failed})}
+
+
+@apply.register
+def _gate_run_completed(body: GateRunCompleted, state: MissionState, at: datetime) -> Changes:
+    run = state.release or ReleaseState(kind="gates")
+    return {"release": run.model_copy(update={"open": False})}
+
+
+@apply.register
+def _rollout_moved(
+    body: RolloutAdvanced | RolloutRolledBack, state: MissionState, at: datetime
+) -> Changes:
+    return {"release": ReleaseState(kind="rollout", step=body.to_step)}

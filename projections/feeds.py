@@ -19,6 +19,7 @@ from projections.evidence import EvidenceProjection
 from projections.metric_aggregates import MetricAggregatesProjection
 from projections.missions import MissionsProjection
 from projections.projection import Projected, Projection, R, Unusable
+from projections.releases import ReleasesProjection
 from projections.tasks import TasksProjection
 
 
@@ -31,6 +32,7 @@ def all_projections() -> list[Projection[RecordedEvent]]:
         ApprovalsProjection(),
         TasksProjection(),
         EvidenceProjection(),
+        ReleasesProjection(),
     ]
 
 

@@ -231,3 +231,58 @@ async def crm_accounts(db: Reader, account_ids: list[str]) -> dict[str, dict[str
         account_ids,
     )
     return {row["account_id"]: dict(row) for row in rows}
+
+
+GATE_RUN_COLUMNS = """
+run_id, stream_id, version, environment, root_url, started_by, started_at, completed_at, passed,
+checks, failed
+"""
+
+
+async def gate_runs(db: Reader, environment: str | None, limit: int) -> list[dict[str, Any]]:
+    """Gate runs newest first, each with its checks in the order they were recorded."""
+    runs = await db.fetch(
+        f"SELECT {GATE_RUN_COLUMNS} FROM gate_runs WHERE ($1::text IS NULL OR environment = $1)"
+        " ORDER BY started_at DESC LIMIT $2",
+        environment,
+        limit,
+    )
+    return [dict(run) | {"results": await gate_checks(db, run["stream_id"])} for run in runs]
+
+
+async def gate_run(db: Reader, run_id: str) -> dict[str, Any] | None:
+    run = await db.fetchrow(f"SELECT {GATE_RUN_COLUMNS} FROM gate_runs WHERE run_id = $1", run_id)
+    return dict(run) | {"results": await gate_checks(db, run["stream_id"])} if run else None
+
+
+async def gate_checks(db: Reader, stream_id: str) -> list[dict[str, Any]]:
+    rows = await db.fetch(
+        "SELECT sequence, gate, check_name AS check, passed, evidence, duration_ms, recorded_at"
+        " FROM gate_checks WHERE stream_id = $1 ORDER BY sequence",
+        stream_id,
+    )
+    return [dict(row) for row in rows]
+
+
+async def passing_run(db: Reader, environment: str, version: str) -> str | None:
+    """The latest gate run of `version` in `environment` that passed, if any."""
+    row = await db.fetchrow(
+        "SELECT run_id FROM gate_runs WHERE environment = $1 AND version = $2 AND passed"
+        " ORDER BY completed_at DESC LIMIT 1",
+        environment,
+        version,
+    )
+    return str(row["run_id"]) if row else None
+
+
+async def rollout(db: Reader) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each environment's recorded step, and the latest changes newest first."""
+    steps = await db.fetch("SELECT * FROM rollout_steps ORDER BY environment")
+    history = await db.fetch("SELECT * FROM rollout_history ORDER BY changed_at DESC LIMIT 50")
+    return [dict(r) for r in steps], [dict(r) for r in history]
+
+
+async def rollout_step(db: Reader, environment: str) -> int:
+    """The step the ledger holds for `environment` (1 until an operator advances it)."""
+    row = await db.fetchrow("SELECT step FROM rollout_steps WHERE environment = $1", environment)
+    return int(row["step"]) if row else 1

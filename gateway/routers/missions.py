@@ -68,6 +68,16 @@ def refuse_while_draining(request: Request) -> None:
         )
 
 
+async def effective_step(runtime: GatewayRuntime) -> int:
+    """The rollout step intake obeys: the ledger's step for this environment, bounded by
+    VELOCITY_ROLLOUT_STEP. Local development reads no step (it accepts everything)."""
+    settings = runtime.settings
+    if settings.VELOCITY_ENV == "local":
+        return settings.VELOCITY_ROLLOUT_STEP
+    ledger_step = await queries.rollout_step(runtime.database, settings.VELOCITY_ENV)
+    return min(ledger_step, settings.VELOCITY_ROLLOUT_STEP)
+
+
 def links(mission_id: str) -> MissionLinks:
     base = f"/missions/{mission_id}"
     return MissionLinks(self=base, events=f"{base}/events", evidence=f"{base}/evidence")
@@ -139,7 +149,8 @@ async def create_mission(
     refuse_while_draining(request)
     if not settings.COLONY_ENABLED:
         raise ProblemError(503, "colony_disabled", "COLONY_ENABLED is false; reads still work")
-    refused = refusal(settings.VELOCITY_ENV, settings.VELOCITY_ROLLOUT_STEP, body.type, body.mode)
+    step = await effective_step(runtime)
+    refused = refusal(settings.VELOCITY_ENV, step, body.type, body.mode)
     if refused:
         raise ProblemError(
             422, "rollout_not_enabled", refused, errors=[{"field": "mode", "message": refused}]
