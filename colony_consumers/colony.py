@@ -43,12 +43,14 @@ from ledger.commands import FailMission, QueueMission, StartPlanning
 from ledger.dead_letters import DeadLetters
 from ledger.events import EventMeta, MissionRequested, RecordedEvent
 from ledger.history import why_not_next
+from ledger.release import production_writebacks_open
 from ledger.text import cleaned
 from ledger.wire import InvalidRecordError, LedgerWire
 from projections.offsets import save_offsets
 
 REACTION_ATTEMPTS = 5  # failures that are not outages, before the mission is failed
 DRAIN_S = 5.0
+ROLLOUT_STEP = "SELECT step FROM rollout_steps WHERE environment = $1"
 STORED_OFFSET = """
 SELECT next_offset FROM projector_offsets WHERE projector = $1 AND topic = $2 AND partition = $3
 """
@@ -83,6 +85,8 @@ class Colony:
         self.files: dict[str, MissionFile] = {}
         self.home: dict[str, int] = {}
         self.starting: set[str] = set()
+        self.rollout_step = 1
+        """This environment's rollout step in the ledger (watch_rollout keeps it current)."""
         self.in_flight = InFlight()
         self.tasks: dict[int, set[asyncio.Task[None]]] = defaultdict(set)
         self.redoing: set[str] = set()
@@ -255,8 +259,18 @@ class Colony:
             file,
             self.settings.VELOCITY_ENV,
             self.settings.AUTONOMOUS_RESEARCH,
-            self.settings.WRITEBACK_APPROVAL_GATE_PASSED,
+            production_writebacks_open(self.rollout_step),
         )
+
+    async def watch_rollout(self, every_s: float) -> None:
+        """Keep this environment's ledger rollout step at hand for the policy guard."""
+        while True:
+            try:
+                row = await self.pool.fetchrow(ROLLOUT_STEP, self.settings.VELOCITY_ENV)
+                self.rollout_step = int(row["step"]) if row else 1
+            except Exception as error:
+                logger.warning("rollout step not read: {}", summary(error))
+            await asyncio.sleep(every_s)
 
     def admit(self, file: MissionFile) -> Reaction | None:
         """Queue a new mission when every slot is taken; None lets `react` start it."""

@@ -188,6 +188,7 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
             asyncio.create_task(
                 beat_forever(pool, "colony", lambda: {"partitions": sorted(colony.partitions)})
             ),
+            asyncio.create_task(colony.watch_rollout(SWEEP_EVERY_S)),
         ]
         if settings.COLONY_REACTORS and await wait_for_root_key(root, stop):
             background.append(

@@ -30,7 +30,6 @@ class ColonySettings(CommonSettings):
     COLONY_REACTORS: bool = True
     COLONY_GROUP_ID: str = "velocity-colony"
     AUTONOMOUS_RESEARCH: bool = False
-    WRITEBACK_APPROVAL_GATE_PASSED: bool = False
     PROVIDER_RETRIES: int = Field(default=2, ge=0, le=10)
     KAFKA_SESSION_TIMEOUT_MS: int = Field(default=10_000, ge=1_000)
 
@@ -40,6 +39,11 @@ class ColonySettings(CommonSettings):
             raise ConfigurationError(
                 f"TASK_TIMEOUT_MS: {self.TASK_TIMEOUT_MS} exceeds MISSION_TIMEOUT_MS"
                 f" ({self.MISSION_TIMEOUT_MS}); a task cannot outlive its mission"
+            )
+        if self.AUTONOMOUS_RESEARCH and self.VELOCITY_ENV == "production":
+            raise ConfigurationError(
+                "AUTONOMOUS_RESEARCH: production never runs external research on its own"
+                " (spec section 8), whatever the rollout step"
             )
         self.require_explicit_outside_local(
             "ROOT_API_BASE_URL", "ROOT_API_KEY", "COLONY_SERVICE_API_KEY"

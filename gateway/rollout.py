@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.commands import MissionMode, MissionType
+from ledger.release import CRM_WRITEBACKS_STEP
 
 # (environment, mission type) -> the rollout step from which assisted missions run
 ASSISTED_FROM: dict[tuple[str, str], int] = {
@@ -49,7 +50,6 @@ def refusal(
 
 
 PRODUCTION_STEPS = frozenset({4, 5})
-CRM_WRITEBACKS_STEP = 5
 
 
 def advance_refusal(

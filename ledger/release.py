@@ -41,6 +41,17 @@ def rollout_stream(environment: str) -> str:
     return f"{ROLLOUT_PREFIX}{environment}"
 
 
+CRM_WRITEBACKS_STEP = 5
+"""Production's step that enables CRM missions; reaching it needed gate 2's evidence."""
+
+
+def production_writebacks_open(ledger_step: int) -> bool:
+    """Whether production may propose CRM writebacks: only once the ledger holds step 5,
+    which the root records only on a signed staging report with gate 2 passed (never on a
+    variable anyone can set)."""
+    return ledger_step >= CRM_WRITEBACKS_STEP
+
+
 def is_release_stream(stream_id: str) -> bool:
     return stream_id.startswith((GATES_PREFIX, ROLLOUT_PREFIX))
 

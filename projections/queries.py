@@ -286,3 +286,11 @@ async def rollout_step(db: Reader, environment: str) -> int:
     """The step the ledger holds for `environment` (1 until an operator advances it)."""
     row = await db.fetchrow("SELECT step FROM rollout_steps WHERE environment = $1", environment)
     return int(row["step"]) if row else 1
+
+
+async def rollout_sequence(db: Reader, environment: str) -> int:
+    """The position of the latest change of `environment`'s rollout (0: none yet)."""
+    row = await db.fetchrow(
+        "SELECT max(sequence) AS last FROM rollout_history WHERE environment = $1", environment
+    )
+    return int(row["last"] or 0) if row else 0

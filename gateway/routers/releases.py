@@ -236,7 +236,7 @@ async def advance_rollout(body: RolloutChange, request: Request, caller: Operato
         else None,
         evidence_run_id=str(report["run_id"]) if report else local_run,
     )
-    await move(request, caller, command, body.to_step)
+    await move(request, caller, command)
     return await get_rollout(request, caller)
 
 
@@ -247,20 +247,20 @@ async def roll_back_rollout(
     """Move this environment back to an earlier step (no evidence needed; a reason is)."""
     environment = runtime_of(request).settings.VELOCITY_ENV
     command = RollBackRollout(environment=environment, to_step=body.to_step, reason=body.reason)
-    await move(request, caller, command, body.to_step)
+    await move(request, caller, command)
     return await get_rollout(request, caller)
 
 
-async def move(
-    request: Request, caller: Caller, command: AdvanceRollout | RollBackRollout, to_step: int
-) -> None:
+async def move(request: Request, caller: Caller, command: AdvanceRollout | RollBackRollout) -> None:
+    """Send the change; done once the history shows it (a refusal is a 409 naming why)."""
     runtime = runtime_of(request)
     stream = rollout_stream(command.environment)
+    before = await queries.rollout_sequence(runtime.database, command.environment)
 
     async def moved() -> bool:
-        return await queries.rollout_step(runtime.database, command.environment) == to_step
+        return await queries.rollout_sequence(runtime.database, command.environment) > before
 
-    command_id = derived_id("rollout", stream, str(to_step), uuid.uuid4().hex)
+    command_id = derived_id("rollout", stream, str(command.to_step), uuid.uuid4().hex)
     await record(request, caller, stream, command, command_id, moved)
 
 

@@ -211,3 +211,17 @@ def test_staging_decider_needs_its_own_verify_keys(
     assert "OPERATOR_VERIFY_KEYS" in refusal(DeciderSettings, staging, monkeypatch, capsys)
     local_key = staging | {"OPERATOR_VERIFY_KEYS": LOCAL_VERIFY_KEYS.replace("local:", "prod:")}
     assert "local key" in refusal(DeciderSettings, local_key, monkeypatch, capsys)
+
+
+def test_production_refuses_autonomous_research_whatever_the_step(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = STAGING_COLONY | {"VELOCITY_ENV": "production", "AUTONOMOUS_RESEARCH": "true"}
+    assert "AUTONOMOUS_RESEARCH" in refusal(ColonySettings, env, monkeypatch, capsys)
+
+
+def test_production_root_refuses_to_trust_the_local_key_for_release_evidence(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = STAGING_ROOT | {"VELOCITY_ENV": "production"}
+    assert "RELEASE_EVIDENCE_KEYS" in refusal(RootSettings, env, monkeypatch, capsys)

@@ -13,7 +13,7 @@ from ledger.commands import (
     StartGateRun,
 )
 from ledger.events import EventBody
-from ledger.release import gate_run_stream, rollout_stream
+from ledger.release import gate_run_stream, production_writebacks_open, rollout_stream
 from ledger.state import MissionState
 from ledger.step import step
 from tests.factories import AUTHORITY, OPERATOR, command
@@ -79,3 +79,14 @@ def test_a_rollout_command_for_another_environment_is_refused() -> None:
     rollout = Stream(rollout_stream("staging"))
     [refused] = rollout.do(AdvanceRollout(environment="production", to_step=4, reason="x"))
     assert refused.reason == "wrong_stream"  # type: ignore[attr-defined]
+
+
+def test_production_writebacks_open_only_at_the_ledgers_step_5() -> None:
+    assert [production_writebacks_open(step) for step in range(1, 7)] == [
+        False,
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
