@@ -37,7 +37,9 @@ from gateway.console.trail import span_widths
 from gateway.mission_models import ApprovalId, ContentHash, MissionId, ReasonBody
 from gateway.problems import ProblemError
 from gateway.routers import approvals, artifacts, missions
+from gateway.routers import releases as release_routes
 from gateway.runtime import GatewayRuntime
+from projections import queries
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.filters["span_widths"] = span_widths
@@ -328,3 +330,12 @@ async def health(request: Request, session: Session) -> Response:
 async def dashboards(request: Request, session: Session) -> Response:
     boards = await pages.dashboards_page(runtime_of(request))
     return page(request, "dashboards.html", {"dashboards": boards}, session)
+
+
+@router.get("/releases")
+async def releases(request: Request, session: Session) -> Response:
+    """Gate runs with every check's evidence, and this environment's rollout."""
+    runtime = runtime_of(request)
+    runs = await queries.gate_runs(runtime.database, None, 10)
+    rollout = await release_routes.get_rollout(request, session.caller)
+    return page(request, "releases.html", {"runs": runs, "rollout": rollout}, session)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import AUDITOR_KEY, RunningStack
@@ -59,3 +61,15 @@ async def test_the_gates_pass_against_the_stack_and_the_run_is_in_the_ledger(
     signed = json.loads(report.read_text())
     assert signed["document"]["run_id"] == summary["run_id"] and signed["key_id"] == "local"
     assert trail.status_code == 404, "a release stream is no mission"
+    console = await console_page(colony_stack, "/console/releases")
+    assert summary["run_id"] in console and console.count(">PASS<") >= 14
+
+
+async def console_page(stack: RunningStack, path: str) -> str:
+    """A console page as a signed-in auditor sees it."""
+    async with httpx.AsyncClient(base_url=stack.root_url, timeout=10) as browser:
+        form = await browser.get("/console/login")
+        token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+        assert token
+        await browser.post("/console/login", data={"key": AUDITOR_KEY, "login_token": token[1]})
+        return (await browser.get(path)).text
