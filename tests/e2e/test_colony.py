@@ -186,13 +186,26 @@ async def test_the_model_endpoint_down_fails_the_mission_legibly_and_counts_fail
             broken = client.post("/missions", json=ORACLE).json()["mission_id"]
             failed = await until(lambda: status_is(client, broken, "completed", "failed"), 60)
             metrics = client.get("/metrics").text
+            breakers = (await asyncio.to_thread(httpx.get, f"{stack.colony_url}/metrics")).text
+            # the runbook's Do: route to a healthy provider, restart the colony, replay
+            colony = next(s for s in stack.supervisor.services if s.name == "colony")
+            await asyncio.to_thread(colony.stop)
+            colony.start(stack.supervisor.env | {"DEFAULT_MODEL_ROUTE": "local"}, stack.log_dir)
+            with stack.client(OPERATOR_KEY) as operator:
+                again = operator.post(f"/missions/{broken}/replay", json={"reason": "model back"})
+                replay = again.json()["mission_id"]
+                recovered = await until(
+                    lambda: status_is(client, replay, "completed", "failed"), 60
+                )
+    assert recovered["status"] == "completed" and recovered["replay_of"] == broken
+    assert 'velocity_provider_breaker_open{provider="http-model:127.0.0.1"} 1.0' in breakers
     assert failed["status"] == "failed"
     assert "draft_answer" in failed["failure_reason"]
     assert "http-model" in failed["failure_reason"]
     failures = [
         line
         for line in metrics.splitlines()
-        if line.startswith("velocity_provider_calls_total{") and 'provider="http-model"' in line
+        if line.startswith("velocity_provider_calls_total{") and 'provider="http-model' in line
     ]
     assert any('outcome="error"' in line and not line.endswith(" 0.0") for line in failures)
     assert any('outcome="ok"' in line for line in failures), "the calls before the outage"

@@ -1,6 +1,8 @@
 """The root↔colony boundary with keys that do not match, as an operator would misconfigure
 it: /readyz says which direction is refused (never a key), no mission is failed by it, and
-`make run` refuses a configuration that would give the colony no usable key."""
+`make run` refuses a configuration that would give the colony no usable key. The first
+test is also the runbook drill: after the fix the runbook prescribes, the mission that
+waited completes."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import pytest
 
 from infra.processes import child_environment
 from tests.conftest import Infrastructure
-from tests.e2e.conftest import SERVICE_KEY, start_stack
+from tests.e2e.conftest import COLONY_KEY, SERVICE_KEY, start_stack, until
+from tests.e2e.test_colony import status_is
 
 pytestmark = pytest.mark.e2e
 ORACLE = {"type": "oracle", "mode": "assisted", "objective": "Atlas risk?", "project_id": "atlas"}
@@ -38,8 +41,17 @@ async def test_a_colony_key_the_root_refuses_is_named_and_fails_no_mission(
             mission_id = client.post("/missions", json=ORACLE).json()["mission_id"]
             await asyncio.sleep(4)
             mission = client.get(f"/missions/{mission_id}").json()
+        # the runbook's Do: give the colony a colony key of the root and restart it
+        service = next(s for s in stack.supervisor.services if s.name == "colony")
+        await asyncio.to_thread(service.stop)
+        service.start(stack.supervisor.env | {"ROOT_API_KEY": COLONY_KEY}, tmp_path)
+        with stack.client() as client:
+            recovered = await until(
+                lambda: status_is(client, mission_id, "completed", "failed"), 60
+            )
     finally:
         stack.supervisor.stop_all()
+    assert recovered["status"] == "completed", "the waiting mission continues by itself"
     assert root.status_code == 503 and root.json()["failing"] == ["colony"]
     detail = root.json()["checks"]["colony"]["detail"]
     assert "root_auth" in detail and "colony→root" in detail and "service key" in detail
