@@ -7,12 +7,23 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from gateway.mission_models import Reason, Storable
 from ledger.commands import ID_PATTERN
 
 Environment = Literal["local", "staging", "production"]
+
+
+def _whole(value: Any) -> Any:
+    """JSON integers only (4 or 4.0, as JSON Schema's "integer"): never true, never "4"."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
+NOT_BOOL = BeforeValidator(_whole)
+"""Placed after a type's bounds, so the bounds stay in the OpenAPI schema."""
 RunId = Annotated[str, Path(pattern=ID_PATTERN, description="A gate run's id")]
 
 
@@ -28,11 +39,11 @@ class GateRunCreate(BaseModel):
 class GateCheckCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    gate: int = Field(ge=1, le=4)
+    gate: Annotated[int, Field(ge=1, le=4), NOT_BOOL]
     check: Annotated[Storable, Field(min_length=1, max_length=200)]
-    passed: bool
+    passed: StrictBool
     evidence: Annotated[Storable, Field(max_length=20_000)]
-    duration_ms: int = Field(ge=0, le=10**12)
+    duration_ms: Annotated[int, Field(ge=0, le=10**12), NOT_BOOL]
 
 
 class GateCheckPublic(BaseModel):
@@ -76,7 +87,7 @@ class SignedReport(BaseModel):
 class RolloutChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to_step: int = Field(ge=1, le=6)
+    to_step: Annotated[int, Field(ge=1, le=6), NOT_BOOL]
     reason: Reason
     evidence: SignedReport | None = None
 

@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -87,7 +88,7 @@ class OperatorSigner:
         raw = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         return encode_key(raw)
 
-    def sign_document(self, document: dict[str, object]) -> dict[str, object]:
+    def sign_document(self, document: dict[str, Any]) -> dict[str, Any]:
         """`document` with this root's signature over its canonical JSON (a gate report
         carried from staging to production)."""
         signature = self._key.sign(canonical_document(document))

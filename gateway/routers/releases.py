@@ -48,7 +48,21 @@ from projections import queries
 router = APIRouter(prefix="/releases", tags=["releases"])
 Operator = Annotated[Caller, Depends(require("operator"))]
 Viewer = Annotated[Caller, Depends(require("operator", "auditor"))]
-WRITE = problems(400, 401, 403, 404, 409, 413, 422, 503, s409="Refused by the ledger's rules")
+WRITE = problems(
+    400,
+    401,
+    403,
+    404,
+    409,
+    413,
+    422,
+    503,
+    s409="Refused: by the ledger's rules, another environment's run, or evidence missing",
+)
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Accepted, not yet projected"},
+    **WRITE,
+}
 READ = problems(401, 403, 404, 422, 503, s404="No such gate run")
 
 
@@ -90,7 +104,7 @@ async def existing_run(runtime: GatewayRuntime, run_id: str) -> dict[str, Any]:
     "/gates",
     status_code=status.HTTP_201_CREATED,
     response_model=GateRunPublic,
-    responses={202: {"description": "Accepted, not yet projected"}, **WRITE},
+    responses=ACCEPTED,
 )
 async def start_gate_run(
     body: GateRunCreate, request: Request, response: Response, caller: Operator
@@ -99,9 +113,7 @@ async def start_gate_run(
     runtime = runtime_of(request)
     if body.environment != runtime.settings.VELOCITY_ENV:
         detail = f"this root serves {runtime.settings.VELOCITY_ENV}, not {body.environment}"
-        raise ProblemError(
-            422, "wrong_environment", detail, errors=[{"field": "environment", "message": detail}]
-        )
+        raise ProblemError(409, "wrong_environment", detail)
     command = StartGateRun(**body.model_dump())
 
     async def started() -> bool:
@@ -118,7 +130,7 @@ async def start_gate_run(
     "/gates/{run_id}/checks",
     status_code=status.HTTP_201_CREATED,
     response_model=GateRunPublic,
-    responses={202: {"description": "Accepted, not yet projected"}, **WRITE},
+    responses=ACCEPTED,
 )
 async def record_gate_check(
     run_id: RunId, body: GateCheckCreate, request: Request, caller: Operator
@@ -142,7 +154,7 @@ async def record_gate_check(
 @router.post(
     "/gates/{run_id}/complete",
     response_model=GateRunPublic,
-    responses={202: {"description": "Accepted, not yet projected"}, **WRITE},
+    responses=ACCEPTED,
 )
 async def complete_gate_run(
     run_id: RunId, request: Request, caller: Operator
@@ -212,7 +224,7 @@ async def get_rollout(request: Request, caller: Viewer) -> RolloutPublic:
 
 @router.post("/rollout/advance", response_model=RolloutPublic, responses=WRITE)
 async def advance_rollout(body: RolloutChange, request: Request, caller: Operator) -> RolloutPublic:
-    """Advance this environment, on the evidence its step needs (422 names what is missing)."""
+    """Advance this environment, on the evidence its step needs (409 names what is missing)."""
     runtime = runtime_of(request)
     environment = runtime.settings.VELOCITY_ENV
     version = release_version()
@@ -274,7 +286,5 @@ async def checked_report(
     keys = parse_verify_keys(runtime.settings.RELEASE_EVIDENCE_KEYS)
     refused = document_refusal(keys, evidence.model_dump())
     if refused:
-        raise ProblemError(
-            422, "evidence_not_signed", refused, errors=[{"field": "evidence", "message": refused}]
-        )
+        raise ProblemError(409, "evidence_not_signed", refused)
     return evidence.document

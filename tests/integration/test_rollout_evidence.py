@@ -94,19 +94,19 @@ async def advance(
 async def test_production_steps_need_a_genuine_passing_staging_report(isolated: Isolated) -> None:
     async with roots(isolated) as (staging, production):
         refused = await advance(production, 4)
-        assert refused.status_code == 422
+        assert refused.status_code == 409
         assert "needs --evidence" in refused.json()["detail"]
 
         failing = await report(staging, await gate_run(staging, failing_gate=2))
         refused = await advance(production, 5, failing)
-        assert refused.status_code == 422 and "did not pass" in refused.json()["detail"]
+        assert refused.status_code == 409 and "did not pass" in refused.json()["detail"]
 
         genuine = await report(staging, await gate_run(staging))
         forged = copy.deepcopy(genuine)
         forged["document"]["checks"][1]["passed"] = True
         forged["document"]["environment"] = "staging "
         refused = await advance(production, 4, forged)
-        assert refused.status_code == 422
+        assert refused.status_code == 409
         assert refused.json()["type"].endswith("evidence_not_signed")
 
         crm = {
@@ -144,7 +144,7 @@ async def test_staging_advances_only_after_its_own_passing_run_and_rolls_back_fr
 ) -> None:
     async with roots(isolated) as (staging, _):
         refused = await advance(staging, 2)
-        assert refused.status_code == 422 and "velocity gates run" in refused.json()["detail"]
+        assert refused.status_code == 409 and "velocity gates run" in refused.json()["detail"]
         await gate_run(staging)
         assert (await advance(staging, 3)).json()["ledger_step"] == 3
         back = await staging.post(
