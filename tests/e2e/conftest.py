@@ -124,6 +124,22 @@ async def stack(
         running.supervisor.stop_all()
 
 
+@pytest.fixture(scope="session")
+async def colony_stack(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningStack]:
+    """One stack with the real colony's reactors, shared by the e2e modules that drive
+    whole missions (each test makes its own missions; a drill that stops a service starts
+    it again before it ends)."""
+    running = await start_stack(
+        infrastructure, tmp_path_factory.mktemp("colony-stack"), COLONY_REACTORS="true"
+    )
+    try:
+        yield running
+    finally:
+        running.supervisor.stop_all()
+
+
 OPERATOR = "operator:local-operator"
 
 

@@ -42,19 +42,6 @@ ORACLE = {
 }
 
 
-@pytest.fixture(scope="module")
-async def colony_stack(
-    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[RunningStack]:
-    running = await start_stack(
-        infrastructure, tmp_path_factory.mktemp("colony-stack"), COLONY_REACTORS="true"
-    )
-    try:
-        yield running
-    finally:
-        running.supervisor.stop_all()
-
-
 @asynccontextmanager
 async def stack_with_fake(
     infrastructure: Infrastructure,

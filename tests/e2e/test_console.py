@@ -28,10 +28,9 @@ from tests.e2e.conftest import (
     RunningStack,
     until,
 )
-from tests.e2e.test_colony import CRM, ORACLE, colony_stack, status_is
+from tests.e2e.test_colony import CRM, ORACLE, status_is
 
 pytestmark = pytest.mark.e2e
-__all__ = ["colony_stack"]  # the stack with the real colony's reactors, as a fixture here
 SCREENSHOTS = Path(".velocity/screenshots")
 CHROMIUM_FLAGS = [
     "--no-sandbox",

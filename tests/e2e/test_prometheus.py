@@ -18,10 +18,9 @@ import pytest
 
 from infra.processes import free_port
 from tests.e2e.conftest import RunningStack, until
-from tests.e2e.test_colony import CRM, colony_stack, status_is
+from tests.e2e.test_colony import CRM, status_is
 
 pytestmark = pytest.mark.e2e
-__all__ = ["colony_stack"]
 ROOT = Path(__file__).parents[2]
 RULES = ROOT / "dashboards" / "prometheus_rules.yml"
 BACKLOG = "max(velocity_approval_queue_oldest_age_seconds) > 3600\n        for: 10m"

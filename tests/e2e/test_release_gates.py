@@ -16,10 +16,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import AUDITOR_KEY, RunningStack
-from tests.e2e.test_colony import colony_stack
 
 pytestmark = pytest.mark.e2e
-__all__ = ["colony_stack"]
 
 
 async def velocity(*args: str) -> subprocess.CompletedProcess[str]:

@@ -15,10 +15,9 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import OPERATOR_KEY, RunningStack, until
-from tests.e2e.test_colony import CRM, ORACLE, colony_stack, status_is
+from tests.e2e.test_colony import CRM, ORACLE, status_is
 
 pytestmark = pytest.mark.e2e
-__all__ = ["colony_stack"]
 
 
 def colony_of(stack: RunningStack) -> Any:
