@@ -232,12 +232,7 @@ async def advance_rollout(body: RolloutChange, request: Request, caller: Operato
     local_run = await queries.passing_run(runtime.database, environment, version)
     refused = advance_refusal(environment, body.to_step, version, local_run is not None, report)
     if refused:
-        raise ProblemError(
-            422,
-            "rollout_evidence_missing",
-            refused,
-            errors=[{"field": "evidence", "message": refused}],
-        )
+        raise ProblemError(409, "rollout_evidence_missing", refused)
     evidence = body.evidence
     command = AdvanceRollout(
         environment=environment,

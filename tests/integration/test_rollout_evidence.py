@@ -94,7 +94,7 @@ async def advance(
 async def test_production_steps_need_a_genuine_passing_staging_report(isolated: Isolated) -> None:
     async with roots(isolated) as (staging, production):
         refused = await advance(production, 4)
-        assert refused.status_code == 409
+        assert refused.status_code == 409, refused.text
         assert "needs --evidence" in refused.json()["detail"]
 
         failing = await report(staging, await gate_run(staging, failing_gate=2))
