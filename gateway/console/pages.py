@@ -190,7 +190,7 @@ async def colony_status(runtime: GatewayRuntime) -> dict[str, Any] | None:
         return None
     try:
         answer = await runtime.colony.get("/status")
-    except Exception:
+    except httpx.HTTPError:
         return None
     if answer.status_code != 200:
         return None
