@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import statistics
 import sys
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,7 +21,13 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from bench.common import BenchInfra, embedded_infrastructure, mission_commands, running_stack
+from bench.common import (
+    BenchInfra,
+    embedded_infrastructure,
+    latency_cuts,
+    mission_commands,
+    running_stack,
+)
 from gateway.console.pages import PAGE_SIZE, MissionFilters
 from infra.topics import TopicNames
 from ledger.wire import LedgerWire
@@ -79,14 +83,8 @@ async def projected(connection: asyncpg.Connection, missions: int, long_trail: s
 
 
 async def timed(fetch: Callable[[], Awaitable[object]]) -> tuple[float, float]:
-    """p50 and p95 in ms of ROUNDS calls, after a warm-up call."""
-    await fetch()
-    samples = []
-    for _ in range(ROUNDS):
-        started = time.perf_counter()
-        await fetch()
-        samples.append((time.perf_counter() - started) * 1000)
-    cuts = statistics.quantiles(samples, n=100)
+    """p50 and p95 in ms of ROUNDS calls."""
+    cuts = await latency_cuts(fetch, ROUNDS)
     return cuts[49], cuts[94]
 
 

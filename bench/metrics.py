@@ -9,9 +9,7 @@ history. Run with `make bench-metrics` or `python -m bench.metrics [samples per 
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -20,7 +18,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from bench.common import embedded_infrastructure, running_stack
+from bench.common import embedded_infrastructure, latency_cuts, running_stack
 from infra.topics import TopicNames
 from ledger.metrics import Metric, MetricWire
 
@@ -84,13 +82,8 @@ async def counted(database_url: str, total: int) -> None:
 
 
 async def quantiles(fetch: Callable[[], Awaitable[object]]) -> tuple[float, float]:
-    await fetch()
-    timings = []
-    for _ in range(ROUNDS):
-        started = time.perf_counter()
-        await fetch()
-        timings.append((time.perf_counter() - started) * 1000)
-    cuts = statistics.quantiles(timings, n=100)
+    """p50 and p99 in ms of ROUNDS calls."""
+    cuts = await latency_cuts(fetch, ROUNDS)
     return cuts[49], cuts[98]
 
 
