@@ -7,25 +7,17 @@ and they spend no task attempt. Only provider errors and refusals count against 
 
 from __future__ import annotations
 
-import asyncpg
 import httpx
 from aiokafka.errors import KafkaError
+
+from infra.database import DATABASE_OUTAGES
 
 
 class OutageError(RuntimeError):
     """Something of ours (the root, PostgreSQL, the broker) is unavailable: wait, retry."""
 
 
-OUTAGES = (
-    OutageError,
-    KafkaError,
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    httpx.TransportError,
-)
+OUTAGES = (OutageError, KafkaError, httpx.TransportError, *DATABASE_OUTAGES)
 
 
 def is_outage(error: BaseException) -> bool:

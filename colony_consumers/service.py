@@ -35,6 +35,7 @@ from colony_consumers.sweeper import sweep_forever
 from colony_consumers.task_runner import TaskRunner
 from colony_consumers.worker import Worker
 from infra.config import load_settings
+from infra.database import service_pool
 from infra.heartbeat import beat_forever
 from infra.kafka import client_options, probe_broker
 from infra.readiness import Check, ReadinessReport, http_status, run_checks
@@ -126,7 +127,7 @@ async def clients(
     settings: ColonySettings,
 ) -> AsyncIterator[tuple[asyncpg.Pool, httpx.AsyncClient, httpx.AsyncClient]]:
     _, database_url = settings.require_infrastructure()
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=8)
+    pool = await service_pool(database_url, max_size=8)
     root = httpx.AsyncClient(
         base_url=str(settings.ROOT_API_BASE_URL),
         headers={"Authorization": f"Bearer {settings.ROOT_API_KEY.get_secret_value()}"},

@@ -17,18 +17,12 @@ from aiokafka.errors import KafkaError
 from loguru import logger
 
 from gateway.problems import DependencyDownError, ProblemError
+from infra.database import DATABASE_OUTAGES
 from infra.topics import TopicNames
 from ledger.commands import Command
 from ledger.wire import LedgerWire
 
-DATABASE_ERRORS = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncio.TimeoutError,
-)
+DATABASE_ERRORS = DATABASE_OUTAGES
 
 
 class Outages:

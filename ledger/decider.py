@@ -21,12 +21,12 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from loguru import logger
 
 from infra.config import load_settings
+from infra.database import service_pool
 from infra.heartbeat import beat_forever
 from infra.kafka import client_options
 from infra.partition_loop import PartitionLoop, group_consumer
@@ -243,7 +243,7 @@ async def serve(settings: DeciderSettings, stop: asyncio.Event) -> None:
     """The decider with its heartbeat."""
     bootstrap, database_url = settings.require_infrastructure()
     decider = Decider(settings, bootstrap)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    pool = await service_pool(database_url, max_size=2)
     heartbeat = asyncio.create_task(beat_forever(pool, "decider", decider.heartbeat))
     try:
         await decider.run(stop)

@@ -22,13 +22,16 @@ from aiokafka import ConsumerRecord, TopicPartition
 from loguru import logger
 from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
-from infra.database import Connection
+from infra.database import DATABASE_OUTAGES, Connection
 from ledger.dead_letters import DeadLetters
 from ledger.wire import UNKNOWN_SCHEMA
 from projections.feeds import Feed
 from projections.offsets import StoredOffsets, lock_offsets, save_offsets
 from projections.parking import describe, deterministic, park_write, parked_keys
 from projections.projection import Projected, Projection, R, Unusable, Write, execute_writes
+
+ACQUIRE_TIMEOUT_S = 10.0
+"""Waiting longer for a pooled connection is an outage: the batch is retried."""
 
 
 class ProjectionFailedError(RuntimeError):
@@ -37,7 +40,7 @@ class ProjectionFailedError(RuntimeError):
 
 def transient(error: BaseException) -> bool:
     """A database or network error that may pass: retry the batch, do not park."""
-    return isinstance(error, OSError | asyncpg.PostgresError | asyncpg.InterfaceError) and not (
+    return isinstance(error, (*DATABASE_OUTAGES, asyncpg.PostgresError)) and not (
         deterministic(error)
     )
 
@@ -133,7 +136,10 @@ class BatchApplier(Generic[R]):
         unusable: list[Unusable],
     ) -> int | None:
         first, last = records[0].offset, records[-1].offset
-        async with self.pool.acquire() as connection, connection.transaction():
+        async with (
+            self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as connection,
+            connection.transaction(),
+        ):
             stored = await lock_offsets(connection, tp.topic, [tp.partition], self.names)
             waiting = await parked_keys(connection, tp.topic, tp.partition, self.names)
             advanced: StoredOffsets = {}

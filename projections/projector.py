@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from loguru import logger
 
 from infra.config import load_settings
+from infra.database import service_pool
 from infra.heartbeat import beat_forever
 from infra.kafka import client_options
 from infra.partition_loop import PartitionLoop, group_consumer
@@ -216,7 +217,7 @@ def projectors(
 async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
     """The projectors with their heartbeat."""
     bootstrap, database_url = settings.require_infrastructure()
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    pool = await service_pool(database_url, max_size=4)
     projector, *side_feeds = projectors(settings, bootstrap, pool, stop)
     heartbeat = asyncio.create_task(
         beat_forever(
