@@ -20,12 +20,14 @@ import asyncio
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from loguru import logger
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from colony_consumers.admission import WORKING, is_waiting, next_waiting, working_count
 from colony_consumers.in_flight import InFlight
@@ -39,6 +41,7 @@ from colony_consumers.settings import ColonySettings
 from colony_consumers.worker import Worker
 from infra.partition_loop import PartitionLoop, group_consumer
 from infra.topics import TopicNames
+from infra.tracing import mission_context, record_context, record_interval, tracer
 from ledger.commands import FailMission, QueueMission, StartPlanning
 from ledger.dead_letters import DeadLetters
 from ledger.events import EventMeta, MissionRequested, RecordedEvent
@@ -48,6 +51,9 @@ from ledger.text import cleaned
 from ledger.wire import InvalidRecordError, LedgerWire
 from projections.offsets import save_offsets
 
+TIMED_SPANS = {"stage_latency": "stage {stage}", "approval_wait": "approval wait"}
+"""Measurements that are also spans: how long a mission spent in a stage, or waiting for
+an operator's decision."""
 REACTION_ATTEMPTS = 5  # failures that are not outages, before the mission is failed
 DRAIN_S = 5.0
 ROLLOUT_STEP = "SELECT step FROM rollout_steps WHERE environment = $1"
@@ -153,7 +159,8 @@ class Colony:
         return int(committed or 0)
 
     async def accept(self, partition: int, record: ConsumerRecord) -> None:
-        """Fold one event and start its reaction (never waiting for it)."""
+        """Fold one event and start its reaction (never waiting for it), in the trace
+        context the event carries."""
         self.in_flight.fetched(partition, record.offset)
         try:
             event = self.wire.decode_event(record.value or b"")
@@ -161,25 +168,36 @@ class Colony:
             reason, detail = invalid.reason, invalid.detail
             await persist(lambda: self.dead_letters.publish(record, reason, detail))
             return
+        parent = record_context(record.headers)
+        with trace.use_span(trace.get_current_span(parent)):
+            await self.follow(partition, record.offset, event, parent)
+
+    async def follow(
+        self, partition: int, offset: int, event: RecordedEvent, parent: Context
+    ) -> None:
         self.home[event.meta.mission_id] = partition
         before = self.files.get(event.meta.mission_id)
         since, stage = (before.state.status_since, before.state.stage) if before else (None, "")
         was_working = before is not None and before.state.status in WORKING
+        was_over = before is not None and before.state.terminal
         file = self.fold(event)
         if file is None:
             return
+        if file.state.terminal and not was_over:
+            log_end(file, event)
         if file.state.status != "requested":
             self.starting.discard(file.mission_id)  # started (or ended) one way or another
         queued = self.admit(file) if isinstance(event.body, MissionRequested) else None
         reaction = queued or react(
             file, event.body, self.context(file), self.settings.MAX_WORKERS_PER_MISSION
         )
-        await self.observe(file, event, since, stage)
+        await self.observe(file, event, since, stage, parent)
         if was_working and file.state.status not in WORKING:
             await self.start_waiting()
         if reaction is not None:
-            self.in_flight.started(partition, record.offset)
-            self.spawn(partition, self._react(partition, record.offset, file, event.meta, reaction))
+            self.in_flight.started(partition, offset)
+            work = self.until_done(file, event.meta, reaction, parent)
+            self.spawn(partition, self._react(partition, offset, file, work))
 
     def spawn(self, partition: int, work: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
@@ -187,20 +205,34 @@ class Colony:
         task.add_done_callback(self.tasks[partition].discard)
 
     async def _react(
-        self, partition: int, offset: int, file: MissionFile, meta: EventMeta, reaction: Reaction
+        self, partition: int, offset: int, file: MissionFile, work: Awaitable[None]
     ) -> None:
         try:
-            await self.until_done(file, meta, reaction)
+            await work
         except asyncio.CancelledError:
             raise  # the partition moved: its new owner re-runs this reaction
         except Exception:  # until_done handles failures; a bug must not stop the colony
             logger.bind(mission_id=file.mission_id).exception("reaction crashed")
         self.in_flight.finished(partition, offset)
 
-    async def until_done(self, file: MissionFile, meta: EventMeta, reaction: Reaction) -> None:
-        """Perform `reaction`, retrying with backoff: outages until the mission's deadline,
-        other failures REACTION_ATTEMPTS times; then fail the mission with the reason."""
-        log = logger.bind(mission_id=file.mission_id, trace_id=meta.trace_id)
+    async def until_done(
+        self,
+        file: MissionFile,
+        meta: EventMeta,
+        reaction: Reaction,
+        parent: Context | None = None,
+    ) -> None:
+        """Perform `reaction` in a span under the event's (`parent`, else the mission's
+        trace), retrying with backoff: outages until the mission's deadline, other failures
+        REACTION_ATTEMPTS times; then fail the mission with the reason."""
+        name = f"{type(reaction).__name__} after {meta.event_type}"
+        context = parent if parent is not None else mission_context(meta.trace_id, None)
+        with tracer.start_as_current_span(name, context=context) as span:
+            span.set_attribute("velocity.mission_id", file.mission_id)
+            await self._retried(file, meta, reaction)
+
+    async def _retried(self, file: MissionFile, meta: EventMeta, reaction: Reaction) -> None:
+        log = logger.bind(mission_id=file.mission_id)
         deadline = file.deadline(self.settings.MISSION_TIMEOUT_MS)
         attempt = 0
         while True:
@@ -320,11 +352,21 @@ class Colony:
             self.redoing.discard(writeback_id)
 
     async def observe(
-        self, file: MissionFile, event: RecordedEvent, since: datetime | None, stage: str
+        self,
+        file: MissionFile,
+        event: RecordedEvent,
+        since: datetime | None,
+        stage: str,
+        parent: Context,
     ) -> None:
-        """Emit the event's measurements (fire and forget: a metric is never worth a wait)."""
+        """Emit the event's measurements (fire and forget: a metric is never worth a wait);
+        the timed ones (a stage, an approval wait) also as spans of the mission's trace."""
         meta = event.meta
         for index, (name, value, tags) in enumerate(measurements(file, event, since, stage)):
+            if name in TIMED_SPANS:
+                started = meta.occurred_at - timedelta(milliseconds=value)
+                span = TIMED_SPANS[name].format(**tags)
+                record_interval(span, parent, started, meta.occurred_at, **tags)
             try:
                 await self.metrics.emit(
                     name, value, tags, f"{meta.event_id}/{index}", meta.mission_id, meta.trace_id
@@ -395,6 +437,15 @@ class Colony:
             return self.wire.decode_event(record.value or b"")
         except InvalidRecordError:
             return None
+
+
+def log_end(file: MissionFile, event: RecordedEvent) -> None:
+    """One line per mission that ends, for whoever follows the colony's log."""
+    took = (event.meta.occurred_at - (file.requested_at or event.meta.occurred_at)).total_seconds()
+    kind = file.request.mission_type if file.request else "unknown"
+    logger.bind(mission_id=file.mission_id).info(
+        "{} mission {} after {:.1f} s", kind, file.state.status, took
+    )
 
 
 def summary(error: BaseException) -> str:

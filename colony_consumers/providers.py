@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 
 from colony_consumers.outages import OUTAGES, OutageError
+from infra.tracing import tracer
 
 T = TypeVar("T")
 WORD = re.compile(r"[a-z0-9]+")
@@ -263,6 +264,13 @@ class Guarded:
         }
 
     async def call(self, provider: str, operation: str, work: Callable[[], Awaitable[T]]) -> T:
+        """`work()` under this guard, in a span of the mission's trace (a failure that
+        outlasts the retries marks the span as an error)."""
+        attributes = {"velocity.provider": provider, "velocity.operation": operation}
+        with tracer.start_as_current_span(f"{operation} via {provider}", attributes=attributes):
+            return await self._attempts(provider, operation, work)
+
+    async def _attempts(self, provider: str, operation: str, work: Callable[[], Awaitable[T]]) -> T:
         breaker = self.breakers.setdefault(provider, CircuitBreaker())
         last = "no attempt"
         for attempt in range(self.retries + 1):

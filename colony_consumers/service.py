@@ -42,6 +42,7 @@ from infra.readiness import Check, ReadinessReport, http_status, run_checks
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
+from infra.tracing import configure_tracing, trace_app
 from ledger.metrics import MetricWire
 
 SWEEP_EVERY_S = 2.0
@@ -81,6 +82,7 @@ def create_app(
 ) -> FastAPI:
     """The colony's HTTP face: /healthz, /readyz, /metrics, and /status for the root."""
     app = FastAPI(title="Velocity colony service", version="0.1.0")
+    trace_app(app)
     expected = f"Bearer {settings.COLONY_SERVICE_API_KEY.get_secret_value()}".encode()
 
     @app.get("/status")
@@ -216,6 +218,7 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
 def main() -> None:
     settings = load_settings(ColonySettings)
     configure_logging(settings, "colony")
+    configure_tracing(settings, "colony")
     run_service("colony", lambda stop: serve(settings, stop))
 
 

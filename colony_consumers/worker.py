@@ -33,6 +33,7 @@ from colony_consumers.reviewer import Source, check_lines, review
 from colony_consumers.root_client import RootClient
 from colony_consumers.task_runner import TaskRunner
 from infra.topics import TopicNames
+from infra.tracing import current_trace_id, mission_span
 from ledger.commands import (
     Command,
     CommandBody,
@@ -44,6 +45,7 @@ from ledger.commands import (
 )
 from ledger.events import EventMeta
 from ledger.wire import LedgerWire
+from projections.queries import mission_trace
 
 
 class Worker:
@@ -174,11 +176,14 @@ class Worker:
         )
 
     async def sweep_send(self, mission_id: str, step: str, body: CommandBody) -> None:
-        """The sweeper's commands: ids derived from what was stuck since when."""
+        """The sweeper's commands: ids derived from what was stuck since when; sent in the
+        mission's trace."""
         command_id = reaction_id(mission_id, step)
-        await self.send_command(
-            mission_id, command_id, body, "sweeper", mission_id, uuid.uuid4().hex
-        )
+        with mission_span(
+            f"sweeper {step.split('/')[0]}", await mission_trace(self.pool, mission_id)
+        ):
+            trace_id = current_trace_id() or uuid.uuid4().hex
+            await self.send_command(mission_id, command_id, body, "sweeper", mission_id, trace_id)
 
     async def send_command(
         self,

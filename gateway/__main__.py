@@ -19,6 +19,7 @@ from gateway.app import create_app
 from gateway.settings import RootSettings
 from infra.config import load_settings
 from infra.structured_logs import configure_logging
+from infra.tracing import configure_tracing
 
 DRAIN_S = 1.0
 
@@ -47,6 +48,7 @@ async def serve(app: FastAPI, settings: RootSettings) -> None:
 def main() -> None:
     settings = load_settings(RootSettings)
     configure_logging(settings, "root")
+    configure_tracing(settings, "root")
     settings.require_infrastructure()
     app = create_app(settings)
     asyncio.run(serve(app, settings))

@@ -17,6 +17,7 @@ from gateway.problems import install_openapi, install_problem_handlers
 from gateway.routers import approvals, artifacts, health, identity, metrics, missions, releases
 from gateway.runtime import GatewayRuntime
 from gateway.settings import RootSettings
+from infra.tracing import trace_app
 
 DESCRIPTION = """
 Mission intake, the audit trail and operator actions over the colony ledger.
@@ -61,6 +62,7 @@ def create_app(settings: RootSettings) -> FastAPI:
     app.include_router(console_router)
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     install_openapi(app)
+    trace_app(app)
     return app
 
 
@@ -78,7 +80,8 @@ async def observe(
     if response.status_code == 503:
         dependency = response.headers.get("x-velocity-degraded", "unknown")
         metrics.DEGRADED.labels(dependency).inc()
-    logger.bind(trace_id=request.headers.get("traceparent")).info(
+    mission_id = request.scope.get("path_params", {}).get("mission_id")
+    logger.bind(mission_id=mission_id).info(
         "{} {} -> {} in {:.1f} ms", request.method, template, response.status_code, elapsed * 1e3
     )
     return response

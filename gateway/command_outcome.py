@@ -9,7 +9,6 @@ look again at the link).
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,21 +18,12 @@ from gateway.runtime import GatewayRuntime
 from ledger.commands import Command
 from projections.queries import rejection_of
 
-TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 ID_NAMESPACE = uuid.UUID("0b7c2f8e-51a4-4d8e-9a61-2f3d5c7e9b14")
 
 
 def derived_id(*parts: str) -> str:
     """A stable id from `parts`: the same request always maps to the same id."""
     return str(uuid.uuid5(ID_NAMESPACE, "/".join(parts)))
-
-
-def trace_id_from(traceparent: str | None) -> str:
-    """The W3C trace id of the caller's traceparent, or a new one."""
-    parts = (traceparent or "").split("-")
-    if len(parts) == 4 and TRACE_ID.match(parts[1]):
-        return parts[1]
-    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ from gateway.keys import Caller
 from gateway.settings import RootSettings
 from infra.kafka import client_options
 from infra.topics import TopicNames
+from infra.tracing import current_trace_id
 from ledger.authority import OperatorSigner
 from ledger.commands import Command, CommandBody
 
@@ -54,16 +56,16 @@ class GatewayRuntime:
         body: CommandBody,
         caller: Caller,
         command_id: str,
-        trace_id: str,
         correlation_id: str | None = None,
     ) -> Command:
-        """The command `caller` issues; an operator's carries this root's signature."""
+        """The command `caller` issues, in the active trace (infra/tracing.py); an
+        operator's carries this root's signature."""
         command = Command.issue(
             mission_id,
             body,
             command_id=command_id,
             actor=caller.label,
-            trace_id=trace_id,
+            trace_id=current_trace_id() or uuid.uuid4().hex,
             correlation_id=correlation_id,
         )
         return self.signer.sign(command) if caller.role == "operator" else command

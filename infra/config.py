@@ -50,6 +50,10 @@ class CommonSettings(BaseSettings):
     DATABASE_URL: SecretStr | None = None
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["text", "json"] | None = None
+    OTEL_EXPORTER_OTLP_ENDPOINT: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    """OTLP/HTTP collector base URL (spans go to <it>/v1/traces); unset, nothing is exported."""
+    OTEL_TRACES_SAMPLER_ARG: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of new traces recorded when exporting (a caller's sampled flag is followed)."""
 
     @model_validator(mode="after")
     def _real_infrastructure_outside_local(self) -> CommonSettings:

@@ -1,8 +1,9 @@
 """Structured logging with loguru: JSON outside local, mission and trace ids on every line.
 
 Call :func:`configure_logging` once at process start. Bind context with
-``logger.bind(mission_id=..., trace_id=...)`` or ``logger.contextualize(...)``; the
-fields land in ``extra`` of the JSON record, where log pipelines index them.
+``logger.bind(mission_id=...)`` or ``logger.contextualize(...)``; the trace id comes from
+the active OpenTelemetry span. The fields land in ``extra`` of the JSON record, where log
+pipelines index them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from loguru import logger
+
+from infra.tracing import current_trace_id
 
 if TYPE_CHECKING:
     from loguru import Record
@@ -25,9 +28,13 @@ TEXT_FORMAT = (
 
 
 def _with_defaults(record: Record) -> None:
-    record["extra"].setdefault("service", "velocity")
-    record["extra"].setdefault("mission_id", None)
-    record["extra"].setdefault("trace_id", None)
+    """Every line has a service, a mission id and a trace id field; the trace id is the
+    active OpenTelemetry span's unless one was bound (infra/tracing.py)."""
+    extra = record["extra"]
+    extra.setdefault("service", "velocity")
+    extra.setdefault("mission_id", None)
+    if not extra.get("trace_id"):
+        extra["trace_id"] = current_trace_id()
 
 
 class _InterceptStandardLogging(logging.Handler):

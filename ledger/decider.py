@@ -24,6 +24,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from loguru import logger
+from opentelemetry.trace import Span
 
 from infra.config import load_settings
 from infra.database import service_pool
@@ -33,6 +34,7 @@ from infra.partition_loop import PartitionLoop, group_consumer
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import COMMANDS, TopicNames
+from infra.tracing import carry_context, configure_tracing, record_context, tracer
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from ledger.event_writer import CommandRecords, EventWriter
@@ -152,7 +154,22 @@ class Decider:
     async def _decide_one(
         self, partition: int, states: PartitionStates, command_record: ConsumerRecord
     ) -> CommandRecords:
-        """The encoded events of one command (none for a dead letter or a redelivery)."""
+        """The encoded events of one command, each carrying the trace context of its
+        decision (none for a dead letter or a redelivery)."""
+        parent = record_context(command_record.headers)
+        with tracer.start_as_current_span("decide", context=parent) as span:
+            records = await self._decide_in_span(partition, states, command_record, span)
+            for record in records:
+                carry_context(record.headers)
+            return records
+
+    async def _decide_in_span(
+        self,
+        partition: int,
+        states: PartitionStates,
+        command_record: ConsumerRecord,
+        span: Span,
+    ) -> CommandRecords:
         try:
             command = self.wire.decode_command(command_record.value or b"")
         except InvalidRecordError as error:
@@ -163,6 +180,8 @@ class Decider:
         if wrong is not None:
             await self.dead_letters.publish(command_record, "wrong_partition", wrong)
             return []
+        span.update_name(f"decide {command.command_type}")
+        span.set_attribute("velocity.mission_id", mission_id)
         state = states.get(mission_id) or MissionState(mission_id=mission_id)
         states[mission_id], events = step(state, command, datetime.now(UTC), self.authority)
         if events and isinstance(events[-1].body, CommandRejected):
@@ -255,6 +274,7 @@ async def serve(settings: DeciderSettings, stop: asyncio.Event) -> None:
 def main() -> None:
     settings = load_settings(DeciderSettings)
     configure_logging(settings, "decider")
+    configure_tracing(settings, "decider")
     run_service("decider", lambda stop: serve(settings, stop))
 
 

@@ -77,7 +77,10 @@ class BatchApplier(Generic[R]):
         A record whose writer schema this release does not know holds the partition at its
         offset (`held`): what precedes it is applied, nothing after it, until an upgraded
         projector reads it. It is not set aside: it is history this code cannot read yet."""
-        items = [self.feed.project(r.partition, r.offset, r.value or b"", r.key) for r in records]
+        items = [
+            self.feed.project(r.partition, r.offset, r.value or b"", r.key, r.headers)
+            for r in records
+        ]
         items = self._until_unknown_schema(tp, items)
         records = records[: len(items)]
         if not records:

@@ -60,7 +60,12 @@ class Feed(Generic[R]):
     harmless (metrics, dead letters); never for the ledger, which is restored instead."""
 
     def project(
-        self, partition: int, offset: int, raw: bytes, record_key: bytes | None
+        self,
+        partition: int,
+        offset: int,
+        raw: bytes,
+        record_key: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
     ) -> Projected[R] | Unusable:
         """The record ready for the projections, or why it cannot be (undecodable)."""
         try:
@@ -69,8 +74,17 @@ class Feed(Generic[R]):
             key = record_key.decode(errors="replace") if record_key else None
             return Unusable(partition, offset, record_key, raw, key, error.reason, error.detail)
         label = self.label(event)
+        traceparent = next((v.decode() for k, v in headers if k == "traceparent" and v), None)
         return Projected(
-            partition, offset, record_key, raw, event, label.key, label.kind, label.sequence
+            partition,
+            offset,
+            record_key,
+            raw,
+            event,
+            label.key,
+            label.kind,
+            label.sequence,
+            traceparent,
         )
 
 

@@ -37,8 +37,9 @@ INSERT INTO missions (
           $12, $13, $14, $15, $16, $17)
 """
 ADVANCE = """
-UPDATE missions SET last_sequence = $2, last_hash = $3, updated_at = $4
-WHERE mission_id = $1 AND last_sequence < $2
+UPDATE missions SET last_sequence = $2, last_hash = $3, updated_at = $4,
+       traceparent = COALESCE($5, traceparent)
+WHERE mission_id = $1 AND last_sequence <= $2
 """
 MOVE = """
 UPDATE missions SET status = $2, stage = $3, status_since = $4,
@@ -139,6 +140,11 @@ def _writeback_settled(body: EventBody, meta: EventMeta) -> list[Write]:
     return [(SETTLE_WRITEBACKS, (meta.mission_id, meta.occurred_at))]
 
 
+def advance(item: ProjectedEvent) -> tuple[object, ...]:
+    meta = item.event.meta
+    return (meta.mission_id, meta.sequence, meta.hash, meta.occurred_at, item.traceparent)
+
+
 class MissionsProjection(FollowsArchive):
     """Projection `missions` into the `missions` table."""
 
@@ -156,6 +162,7 @@ class MissionsProjection(FollowsArchive):
         return writes
 
     def batch_writes(self, items: list[ProjectedEvent]) -> list[Write]:
-        """Each mission's position after the batch: its last event's sequence and hash."""
-        last = {item.event.meta.mission_id: item.event.meta for item in items}
-        return [(ADVANCE, (m.mission_id, m.sequence, m.hash, m.occurred_at)) for m in last.values()]
+        """Each mission's position after the batch: its last event's sequence, hash and
+        trace context."""
+        last = {item.event.meta.mission_id: item for item in items}
+        return [(ADVANCE, advance(item)) for item in last.values()]

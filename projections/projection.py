@@ -36,6 +36,8 @@ class Projected(Generic[R]):
     key: str
     kind: str
     sequence: int | None = None
+    traceparent: str | None = None
+    """The W3C trace context the record carried (infra/tracing.py), if any."""
 
 
 ProjectedEvent = Projected[RecordedEvent]

@@ -24,6 +24,7 @@ from infra.partition_loop import PartitionLoop, group_consumer
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
+from infra.tracing import configure_tracing
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from projections.batch import BatchApplier, transient
@@ -241,6 +242,7 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
 def main() -> None:
     settings = load_settings(ProjectorSettings)
     configure_logging(settings, "projector")
+    configure_tracing(settings, "projector")
     run_service("projector", lambda stop: serve(settings, stop))
 
 

@@ -30,6 +30,14 @@ async def mission(db: Reader, mission_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+async def mission_trace(db: Reader, mission_id: str) -> tuple[str, str | None] | None:
+    """The mission's trace id and its last event's traceparent (infra/tracing.py)."""
+    row = await db.fetchrow(
+        "SELECT trace_id, traceparent FROM missions WHERE mission_id = $1", mission_id
+    )
+    return (row["trace_id"], row["traceparent"]) if row else None
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 CURSOR_PATTERN = r"^[0-9]{1,16}_[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$"

@@ -1,6 +1,7 @@
 """Fakes of outside services that cannot exist here, as real HTTP servers on 127.0.0.1:
 an OpenAI-compatible model endpoint whose outages, slow answers and hostile output
-(`poison`: text such as NUL or a lone surrogate, sent as JSON escapes) tests control."""
+(`poison`: text such as NUL or a lone surrogate, sent as JSON escapes) tests control;
+and an OpenTelemetry collector taking OTLP/HTTP (protobuf) trace exports."""
 
 from __future__ import annotations
 
@@ -13,12 +14,42 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from infra.processes import free_port
 
 
+class FakeServer:
+    """A FastAPI app served by uvicorn on 127.0.0.1 in the test's event loop."""
+
+    port: int
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    def app(self) -> FastAPI:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_config=None)
+        self._server = uvicorn.Server(config)
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        """Take the endpoint down (connections refused from now on)."""
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+            self._server = None
+
+
 @dataclass
-class FakeModel:
+class FakeModel(FakeServer):
     """POST /v1/chat/completions answering from the prompt's first source, citing [1];
     POST /v1/browse answering one page about the query (a browsing service)."""
 
@@ -26,8 +57,6 @@ class FakeModel:
     delay_s: float = 0.0
     poison: str = ""
     calls: int = 0
-    _server: uvicorn.Server | None = None
-    _task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -57,22 +86,76 @@ class FakeModel:
 
         return app
 
-    async def start(self) -> None:
-        config = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_config=None)
-        self._server = uvicorn.Server(config)
-        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-            await asyncio.sleep(0.02)
-
-    async def stop(self) -> None:
-        """Take the endpoint down (connections refused from now on)."""
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await self._task
-            self._server = None
-
 
 def as_json(document: Any) -> Response:
     """JSON with every non-ASCII character escaped, so even a lone surrogate is sent."""
     return Response(json.dumps(document), media_type="application/json")
+
+
+@dataclass(frozen=True)
+class ExportedSpan:
+    """One span as a collector received it."""
+
+    service: str
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    links: tuple[str, ...]
+    """The trace ids of the spans this one links to."""
+    start_ns: int
+    end_ns: int
+    error: bool
+
+
+@dataclass
+class FakeCollector(FakeServer):
+    """POST /v1/traces: an OTLP/HTTP trace receiver keeping every span it is sent."""
+
+    port: int = field(default_factory=free_port)
+    spans: list[ExportedSpan] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/v1/traces")
+        async def export(request: Request) -> Response:
+            message = ExportTraceServiceRequest()
+            message.ParseFromString(await request.body())
+            self.spans.extend(_spans(message))
+            reply = ExportTraceServiceResponse().SerializeToString()
+            return Response(reply, media_type="application/x-protobuf")
+
+        return app
+
+    def trace(self, trace_id: str) -> list[ExportedSpan]:
+        return [span for span in self.spans if span.trace_id == trace_id]
+
+
+def _spans(message: ExportTraceServiceRequest) -> list[ExportedSpan]:
+    found = []
+    for resource in message.resource_spans:
+        service = next(
+            (a.value.string_value for a in resource.resource.attributes if a.key == "service.name"),
+            "",
+        )
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                found.append(
+                    ExportedSpan(
+                        service=service,
+                        name=span.name,
+                        trace_id=span.trace_id.hex(),
+                        span_id=span.span_id.hex(),
+                        parent_span_id=span.parent_span_id.hex(),
+                        links=tuple(link.trace_id.hex() for link in span.links),
+                        start_ns=span.start_time_unix_nano,
+                        end_ns=span.end_time_unix_nano,
+                        error=span.status.code == 2,
+                    )
+                )
+    return found

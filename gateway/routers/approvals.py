@@ -12,12 +12,12 @@ from gateway.command_outcome import (
     conflict_if_rejected,
     derived_id,
     send_and_wait,
-    trace_id_from,
 )
 from gateway.keys import Caller
 from gateway.mission_models import ApprovalId, ApprovalPublic, ApprovalQueue, ReasonBody
 from gateway.problems import ProblemError, problems
 from gateway.runtime import GatewayRuntime
+from infra.tracing import mission_span
 from ledger.commands import ApproveWriteback, CommandBody, RejectWriteback
 from projections import queries
 
@@ -77,19 +77,16 @@ async def decide(
         raise ProblemError(
             409, "approval_not_pending", f"approval {approval_id} is {row['status']}"
         )
-    command = runtime.command(
-        row["mission_id"],
-        body,
-        caller,
-        derived_id(decision, approval_id, caller.label),
-        trace_id_from(request.headers.get("traceparent")),
-    )
 
     async def decided() -> bool:
         now = await queries.approval(runtime.database, approval_id)
         return now is not None and now["status"] != "pending"
 
-    outcome = await send_and_wait(runtime, command, decided)
+    mission = await queries.mission_trace(runtime.database, row["mission_id"])
+    with mission_span(f"{decision} writeback", mission):
+        command_id = derived_id(decision, approval_id, caller.label)
+        command = runtime.command(row["mission_id"], body, caller, command_id)
+        outcome = await send_and_wait(runtime, command, decided)
     conflict_if_rejected(outcome)
     if not outcome.done:
         response.status_code = status.HTTP_202_ACCEPTED

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from gateway.auth import require
-from gateway.command_outcome import derived_id, trace_id_from
+from gateway.command_outcome import derived_id
 from gateway.keys import Caller
 from gateway.mission_models import MEDIA_TYPES, ArtifactCreate, ArtifactStored, ContentHash
 from gateway.problems import ProblemError, problems
@@ -89,10 +89,7 @@ async def store_artifact(
             size_bytes=len(content),
         )
         command_id = derived_id("artifact", body.mission_id, record.artifact_id, content_hash)
-        trace = trace_id_from(request.headers.get("traceparent"))
-        await runtime.commands.send(
-            runtime.command(body.mission_id, record, caller, command_id, trace)
-        )
+        await runtime.commands.send(runtime.command(body.mission_id, record, caller, command_id))
     response.headers["Location"] = f"/artifacts/{content_hash}"
     return ArtifactStored(
         content_hash=content_hash, size_bytes=len(content), link=f"/artifacts/{content_hash}"

@@ -13,7 +13,6 @@ from gateway.command_outcome import (
     conflict_if_rejected,
     derived_id,
     send_and_wait,
-    trace_id_from,
 )
 from gateway.keys import Caller
 from gateway.mission_models import (
@@ -36,6 +35,7 @@ from gateway.mission_models import (
 from gateway.problems import DependencyDownError, ProblemError, problems
 from gateway.rollout import refusal
 from gateway.runtime import GatewayRuntime
+from infra.tracing import mission_span
 from ledger.commands import FailMission, MissionType, ReplayMission, RequestMission
 from ledger.state import TERMINAL_STATUSES, MissionStatus
 from projections import queries
@@ -48,7 +48,10 @@ IdempotencyKey = Annotated[
     str | None,
     Header(max_length=200, description="Retries with the same key return the same mission"),
 ]
-TraceParent = Annotated[str | None, Header(description="W3C traceparent, kept as trace id")]
+TraceParent = Annotated[
+    str | None,
+    Header(description="W3C trace context: the mission's trace continues the caller's"),
+]
 READ = problems(401, 403, 404, 422, 503, s404="No such mission")
 
 
@@ -158,9 +161,7 @@ async def create_mission(
     wanted = request_body(body, runtime)
     mission_id = derived_id(caller.label, idempotency_key or uuid.uuid4().hex)
     response.headers["Location"] = f"/missions/{mission_id}"
-    command = runtime.command(
-        mission_id, wanted, caller, derived_id("request", mission_id), trace_id_from(traceparent)
-    )
+    command = runtime.command(mission_id, wanted, caller, derived_id("request", mission_id))
     try:
         row = await queries.mission(runtime.database, mission_id)
     except DependencyDownError:
@@ -288,19 +289,14 @@ async def fail_mission(
     if row["status"] in TERMINAL_STATUSES:
         raise ProblemError(409, "mission_terminal", f"mission is already {row['status']}")
     command_id = derived_id("fail", mission_id, idempotency_key or uuid.uuid4().hex)
-    command = runtime.command(
-        mission_id,
-        FailMission(reason=body.reason),
-        caller,
-        command_id,
-        trace_id_from(request.headers.get("traceparent")),
-    )
 
     async def failed() -> bool:
         now = await queries.mission(runtime.database, mission_id)
         return now is not None and now["status"] == "failed"
 
-    outcome = await send_and_wait(runtime, command, failed)
+    with mission_span("fail mission", await queries.mission_trace(runtime.database, mission_id)):
+        command = runtime.command(mission_id, FailMission(reason=body.reason), caller, command_id)
+        outcome = await send_and_wait(runtime, command, failed)
     conflict_if_rejected(outcome)
     if not outcome.done:
         response.status_code = status.HTTP_202_ACCEPTED
@@ -331,20 +327,19 @@ async def replay_mission(
         )
     key = idempotency_key or uuid.uuid4().hex
     new_id = derived_id("replay", mission_id, key)
-    trace = trace_id_from(request.headers.get("traceparent"))
-    replay = runtime.command(
-        mission_id,
-        ReplayMission(new_mission_id=new_id, reason=body.reason),
-        caller,
-        derived_id("replay-command", mission_id, key),
-        trace,
-    )
 
     async def recorded() -> bool:
         now = await queries.mission(runtime.database, mission_id)
         return now is not None and new_id in now["replayed_as"]
 
-    conflict_if_rejected(await send_and_wait(runtime, replay, recorded))
+    with mission_span("replay mission", await queries.mission_trace(runtime.database, mission_id)):
+        replay = runtime.command(
+            mission_id,
+            ReplayMission(new_mission_id=new_id, reason=body.reason),
+            caller,
+            derived_id("replay-command", mission_id, key),
+        )
+        conflict_if_rejected(await send_and_wait(runtime, replay, recorded))
     again = RequestMission(
         mission_type=row["type"],
         mode=row["mode"],
@@ -357,7 +352,7 @@ async def replay_mission(
         lead_contact=row["lead_contact"],
         replay_of=mission_id,
     )
-    command = runtime.command(new_id, again, caller, derived_id("request", new_id), trace, new_id)
+    command = runtime.command(new_id, again, caller, derived_id("request", new_id), new_id)
     await runtime.commands.send(command)
     response.headers["Location"] = f"/missions/{new_id}"
     return MissionAccepted(mission_id=new_id, status="accepted", links=links(new_id))

@@ -16,7 +16,6 @@ from gateway.command_outcome import (
     conflict_if_rejected,
     derived_id,
     send_and_wait,
-    trace_id_from,
 )
 from gateway.keys import Caller
 from gateway.problems import ProblemError, problems
@@ -86,8 +85,7 @@ async def record(
 ) -> bool:
     """Send one release command as `caller` (signed), wait briefly; True once projected."""
     runtime = runtime_of(request)
-    trace = trace_id_from(request.headers.get("traceparent"))
-    command = runtime.command(stream_id, body, caller, command_id, trace)
+    command = runtime.command(stream_id, body, caller, command_id)
     outcome = await send_and_wait(runtime, command, done)
     conflict_if_rejected(outcome)
     return outcome.done

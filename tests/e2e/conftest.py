@@ -34,6 +34,7 @@ from ledger.commands import (
 )
 from tests.conftest import Infrastructure, Isolated, create_database
 from tests.factories import command
+from tests.fake_services import FakeCollector
 from tests.integration.conftest import command_sender
 
 SERVICE_KEY = "local-service-key"
@@ -125,19 +126,36 @@ async def stack(
 
 
 @pytest.fixture(scope="session")
+async def trace_collector() -> AsyncIterator[FakeCollector]:
+    """An OTLP/HTTP collector on 127.0.0.1 the shared colony stack exports its spans to."""
+    collector = FakeCollector()
+    await collector.start()
+    try:
+        yield collector
+    finally:
+        await collector.stop()
+
+
+@pytest.fixture(scope="session")
 async def colony_stack(
-    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+    infrastructure: Infrastructure,
+    tmp_path_factory: pytest.TempPathFactory,
+    trace_collector: FakeCollector,
 ) -> AsyncIterator[RunningStack]:
     """One stack with the real colony's reactors, shared by the e2e modules that drive
     whole missions (each test makes its own missions; a drill that stops a service starts
-    it again before it ends)."""
+    it again before it ends). Its services export their spans to `trace_collector`."""
     running = await start_stack(
-        infrastructure, tmp_path_factory.mktemp("colony-stack"), COLONY_REACTORS="true"
+        infrastructure,
+        tmp_path_factory.mktemp("colony-stack"),
+        COLONY_REACTORS="true",
+        OTEL_EXPORTER_OTLP_ENDPOINT=trace_collector.url,
+        OTEL_BSP_SCHEDULE_DELAY="200",
     )
     try:
         yield running
-    finally:
-        running.supervisor.stop_all()
+    finally:  # in a thread: the collector answers the services' last exports meanwhile
+        await asyncio.to_thread(running.supervisor.stop_all)
 
 
 OPERATOR = "operator:local-operator"

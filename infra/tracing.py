@@ -1,0 +1,174 @@
+"""Mission traces with OpenTelemetry: one mission, one trace, across every process.
+
+A trace starts at the root's request (the FastAPI instrumentation; a caller's
+`traceparent` is continued). The W3C trace context then travels in Kafka record headers:
+the aiokafka instrumentation injects it on every `send` and gives each consumed record a
+receive span; the decider, whose record batches bypass `send`, injects the context of the
+command each event was decided from; the decider and the colony parent their own spans
+(decide, react, stage, provider call, approval wait) on the context a record carries.
+httpx (colony → root, providers) and asyncpg calls get their spans from their
+instrumentations. Commands about an existing mission — an operator's approval hours
+later — continue the mission's trace from its last event, linked to the request that
+sent them, so a mission's spans all share its trace id, which its events and log lines
+carry too.
+
+Spans are recorded and exported (OTLP over HTTP) only when OTEL_EXPORTER_OTLP_ENDPOINT
+is set. Otherwise every span is non-recording: it still has real trace and span ids for
+headers, events and logs, at almost no cost on the hot paths.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, MutableSequence
+from contextlib import contextmanager
+from datetime import datetime
+
+from fastapi import FastAPI
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.propagators.textmap import Getter, Setter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, TraceFlags
+
+from infra.config import CommonSettings
+
+Headers = MutableSequence[tuple[str, bytes]]
+TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+UNTRACED_ROUTES = "healthz,readyz,metrics,console/static"
+"""Probes and scrapes: a span per poll would bury the missions' traces."""
+
+tracer = trace.get_tracer("velocity")
+
+
+class _HeaderGetter(Getter[Headers]):
+    def get(self, carrier: Headers, key: str) -> list[str] | None:
+        found = [value.decode(errors="replace") for name, value in carrier if name == key]
+        return found[:1] or None
+
+    def keys(self, carrier: Headers) -> list[str]:
+        return [name for name, _ in carrier]
+
+
+class _HeaderSetter(Setter[Headers]):
+    def set(self, carrier: Headers, key: str, value: str) -> None:
+        carrier[:] = [(name, raw) for name, raw in carrier if name != key]
+        carrier.append((key, value.encode()))
+
+
+HEADER_GETTER = _HeaderGetter()
+HEADER_SETTER = _HeaderSetter()
+
+
+def configure_tracing(
+    settings: CommonSettings, service: str, processor: SpanProcessor | None = None
+) -> TracerProvider:
+    """Install the process's tracer provider and the library instrumentations, once at
+    start. `processor` (tests: an in-memory exporter) records spans as an endpoint would."""
+    endpoint = settings.OTEL_EXPORTER_OTLP_ENDPOINT
+    recording = endpoint is not None or processor is not None
+    sampler = ParentBased(TraceIdRatioBased(settings.OTEL_TRACES_SAMPLER_ARG))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": f"velocity-{service}"}),
+        sampler=sampler if recording else ALWAYS_OFF,
+    )
+    if endpoint is not None:
+        exporter = OTLPSpanExporter(endpoint=f"{endpoint.rstrip('/')}/v1/traces")
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    if processor is not None:
+        provider.add_span_processor(processor)
+    trace.set_tracer_provider(provider)
+    asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
+    for instrumentor in (AIOKafkaInstrumentor(), asyncpg_instrumentor, HTTPXClientInstrumentor()):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument(tracer_provider=provider)
+    return provider
+
+
+def trace_app(app: FastAPI) -> None:
+    """Server spans for every request but the probes; a caller's traceparent continued."""
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_ROUTES)
+
+
+def current_trace_id() -> str | None:
+    """The active span's trace id as 32 hex digits, or None outside any trace."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def record_context(headers: Headers | None) -> Context:
+    """The trace context a Kafka record carries (empty when it carries none)."""
+    return propagate.extract(list(headers or []), getter=HEADER_GETTER)
+
+
+def carry_context(headers: Headers) -> None:
+    """Put the active trace context into `headers` (replacing any already there)."""
+    propagate.inject(headers, setter=HEADER_SETTER)
+
+
+def parse_traceparent(traceparent: str | None) -> Context | None:
+    """The context a stored W3C traceparent names, or None when there is none."""
+    if not traceparent:
+        return None
+    extracted = propagate.extract({"traceparent": traceparent})
+    valid = trace.get_current_span(extracted).get_span_context().is_valid
+    return extracted if valid else None
+
+
+def traceparent_of(context: Context | None = None) -> str | None:
+    """The W3C traceparent of `context` (or of the active span)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=context)
+    return carrier.get("traceparent")
+
+
+def mission_context(trace_id: str, traceparent: str | None) -> Context:
+    """Where a command about an existing mission joins the mission's trace: under its last
+    event (`traceparent`, as the projection keeps it), else under its trace id alone."""
+    stored = parse_traceparent(traceparent)
+    if stored is not None:
+        return stored
+    if not TRACE_ID.match(trace_id):
+        return Context()
+    remote = SpanContext(
+        trace_id=int(trace_id, 16),
+        span_id=int(trace_id[:16], 16) or 1,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    return trace.set_span_in_context(NonRecordingSpan(remote))
+
+
+@contextmanager
+def mission_span(name: str, mission: tuple[str, str | None] | None) -> Iterator[Span]:
+    """The span a command about an existing mission is sent in: a child of the active span
+    when that is already the mission's trace (the colony's requests); else under the
+    mission's last event (`mission` is its trace id and traceparent), linked to the active
+    span — the operator's request that asked for it."""
+    here = trace.get_current_span().get_span_context()
+    parent: Context | None = None
+    if mission is not None and (not here.is_valid or format(here.trace_id, "032x") != mission[0]):
+        parent = mission_context(*mission)
+    links = [Link(here)] if parent is not None and here.is_valid else []
+    with tracer.start_as_current_span(name, context=parent, links=links) as span:
+        yield span
+
+
+def record_interval(
+    name: str, parent: Context, started: datetime, ended: datetime, **attributes: str
+) -> None:
+    """A span for a wait that is known only once it is over (a stage, an approval)."""
+    span = tracer.start_span(name, context=parent, start_time=_ns(started), attributes=attributes)
+    span.end(end_time=_ns(ended))
+
+
+def _ns(moment: datetime) -> int:
+    return int(moment.timestamp() * 1e9)
