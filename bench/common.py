@@ -24,6 +24,7 @@ from infra.processes import child_environment, free_port
 from infra.stack import Supervisor, wait_until_ready
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames, provision_topics
+from infra.tracing import configure_tracing
 from ledger.commands import Command, CommandBody, CommandMeta, RecordBudgetUse, RequestMission
 from projections.migrate import apply_migrations
 
@@ -41,6 +42,7 @@ def embedded_infrastructure() -> Iterator[BenchInfra]:
     Logging is set to WARNING: per-record debug lines would measure the terminal.
     """
     configure_logging(CommonSettings(LOG_LEVEL="WARNING"), "bench")
+    configure_tracing(CommonSettings(), "bench")  # as the services run without an endpoint
     data_dir = Path(tempfile.mkdtemp(prefix="velocity-bench-"))
     broker = start_broker(data_dir / "broker.log")
     database = start_postgres(data_dir, data_dir / "pg.log", durable=False)

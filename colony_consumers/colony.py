@@ -41,7 +41,7 @@ from colony_consumers.settings import ColonySettings
 from colony_consumers.worker import Worker
 from infra.partition_loop import PartitionLoop, group_consumer
 from infra.topics import TopicNames
-from infra.tracing import mission_context, record_context, record_interval, tracer
+from infra.tracing import event_context, record_interval, tracer
 from ledger.commands import FailMission, QueueMission, StartPlanning
 from ledger.dead_letters import DeadLetters
 from ledger.events import EventMeta, MissionRequested, RecordedEvent
@@ -168,7 +168,7 @@ class Colony:
             reason, detail = invalid.reason, invalid.detail
             await persist(lambda: self.dead_letters.publish(record, reason, detail))
             return
-        parent = record_context(record.headers)
+        parent = event_context(record.headers, event.meta.trace_id)
         with trace.use_span(trace.get_current_span(parent)):
             await self.follow(partition, record.offset, event, parent)
 
@@ -226,7 +226,7 @@ class Colony:
         trace), retrying with backoff: outages until the mission's deadline, other failures
         REACTION_ATTEMPTS times; then fail the mission with the reason."""
         name = f"{type(reaction).__name__} after {meta.event_type}"
-        context = parent if parent is not None else mission_context(meta.trace_id, None)
+        context = parent if parent is not None else event_context(None, meta.trace_id)
         with tracer.start_as_current_span(name, context=context) as span:
             span.set_attribute("velocity.mission_id", file.mission_id)
             await self._retried(file, meta, reaction)

@@ -13,8 +13,10 @@ sent them, so a mission's spans all share its trace id, which its events and log
 carry too.
 
 Spans are recorded and exported (OTLP over HTTP) only when OTEL_EXPORTER_OTLP_ENDPOINT
-is set. Otherwise every span is non-recording: it still has real trace and span ids for
-headers, events and logs, at almost no cost on the hot paths.
+is set. Otherwise nothing is recorded and the per-record work is skipped where it would
+cost throughput (Kafka and asyncpg are not instrumented, the decider opens no spans): the
+trace id still flows — in each command's and event's `trace_id`, and through HTTP from the
+colony to the root — so events and log lines carry the mission's trace id either way.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -47,6 +50,7 @@ UNTRACED_ROUTES = "healthz,readyz,metrics,console/static"
 """Probes and scrapes: a span per poll would bury the missions' traces."""
 
 tracer = trace.get_tracer("velocity")
+_recording = False
 
 
 class _HeaderGetter(Getter[Headers]):
@@ -86,11 +90,32 @@ def configure_tracing(
     if processor is not None:
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
-    asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
-    for instrumentor in (AIOKafkaInstrumentor(), asyncpg_instrumentor, HTTPXClientInstrumentor()):
+    global _recording
+    _recording = recording
+    instrumentors: list[BaseInstrumentor] = [HTTPXClientInstrumentor()]
+    if recording:
+        asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
+        instrumentors += [AIOKafkaInstrumentor(), asyncpg_instrumentor]
+    for instrumentor in instrumentors:
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=provider)
     return provider
+
+
+def recording() -> bool:
+    """Whether this process records spans (configure_tracing was given somewhere to send them)."""
+    return _recording
+
+
+@contextmanager
+def consumer_span(name: str, headers: Headers | None) -> Iterator[Span]:
+    """The span of handling a consumed record, under the context the record carries; when
+    nothing records, none is made (a stand-in that ignores names and attributes)."""
+    if not _recording:
+        yield trace.INVALID_SPAN
+        return
+    with tracer.start_as_current_span(name, context=record_context(headers)) as span:
+        yield span
 
 
 def trace_app(app: FastAPI) -> None:
@@ -109,9 +134,20 @@ def record_context(headers: Headers | None) -> Context:
     return propagate.extract(list(headers or []), getter=HEADER_GETTER)
 
 
+def event_context(headers: Headers | None, trace_id: str) -> Context:
+    """The trace context an event record carries; else (a process that records nothing
+    sent it, or it was restored) its mission's trace, known by the event's trace id."""
+    carried = record_context(headers)
+    if trace.get_current_span(carried).get_span_context().is_valid:
+        return carried
+    return mission_context(trace_id, None)
+
+
 def carry_context(headers: Headers) -> None:
-    """Put the active trace context into `headers` (replacing any already there)."""
-    propagate.inject(headers, setter=HEADER_SETTER)
+    """Put the active trace context into `headers` (replacing any already there), when
+    this process records spans."""
+    if _recording:
+        propagate.inject(headers, setter=HEADER_SETTER)
 
 
 def parse_traceparent(traceparent: str | None) -> Context | None:

@@ -34,7 +34,7 @@ from infra.partition_loop import PartitionLoop, group_consumer
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import COMMANDS, TopicNames
-from infra.tracing import carry_context, configure_tracing, record_context, tracer
+from infra.tracing import carry_context, configure_tracing, consumer_span
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from ledger.event_writer import CommandRecords, EventWriter
@@ -156,8 +156,7 @@ class Decider:
     ) -> CommandRecords:
         """The encoded events of one command, each carrying the trace context of its
         decision (none for a dead letter or a redelivery)."""
-        parent = record_context(command_record.headers)
-        with tracer.start_as_current_span("decide", context=parent) as span:
+        with consumer_span("decide", command_record.headers) as span:
             records = await self._decide_in_span(partition, states, command_record, span)
             for record in records:
                 carry_context(record.headers)

@@ -232,6 +232,8 @@ async def test_a_colony_killed_mid_task_still_completes_the_mission_without_repe
     assert types.count("TaskSucceeded") == 2
     assert types.count("MissionCompleted") == 1
     assert model.calls >= 2, "the restarted colony re-ran the interrupted draft"
+    # no OTLP endpoint here: nothing is recorded, yet the mission keeps one trace id
+    assert len({e["trace_id"] for e in events["events"]}) == 1, "one trace, across a restart"
 
 
 async def test_a_catalyst_strategy_mission_draws_on_project_and_account_context(

@@ -1,0 +1,34 @@
+"""Where a consumed record's work joins its mission's trace (infra/tracing.py)."""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+
+from infra.tracing import event_context, mission_context, traceparent_of
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+PARENT = f"00-{TRACE}-b7ad6b7169203331-01"
+
+
+def span_context_of(context: object) -> trace.SpanContext:
+    return trace.get_current_span(context).get_span_context()  # type: ignore[arg-type]
+
+
+def test_an_event_carrying_a_traceparent_is_continued_under_that_span() -> None:
+    context = event_context([("traceparent", PARENT.encode())], "f" * 32)
+    assert traceparent_of(context) == PARENT
+
+
+def test_an_event_without_one_stays_in_its_missions_trace() -> None:
+    found = span_context_of(event_context([("trace_id", TRACE.encode())], TRACE))
+    assert format(found.trace_id, "032x") == TRACE and found.is_remote
+
+
+def test_a_mission_joins_under_its_last_event_when_the_projection_kept_it() -> None:
+    assert traceparent_of(mission_context(TRACE, PARENT)) == PARENT
+    kept_nothing = span_context_of(mission_context(TRACE, "garbage"))
+    assert format(kept_nothing.trace_id, "032x") == TRACE
+
+
+def test_a_trace_id_that_is_no_w3c_id_starts_nothing() -> None:
+    assert not span_context_of(mission_context("not-a-trace", None)).is_valid
