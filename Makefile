@@ -47,9 +47,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
+	rm -f .velocity/bench.json
 	$(BIN)/python -m bench.ledger
 	$(BIN)/python -m bench.projections
 	$(BIN)/python -m bench.colony
+	$(BIN)/python -m bench.metrics
+	$(BIN)/python -m bench.results
 
 bench-metrics: $(STAMP)
 	$(BIN)/python -m bench.metrics

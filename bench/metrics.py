@@ -19,6 +19,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bench.common import embedded_infrastructure, latency_cuts, running_stack
+from bench.results import record
 from infra.topics import TopicNames
 from ledger.metrics import Metric, MetricWire
 
@@ -115,6 +116,7 @@ async def measure(root: str, database_url: str, bootstrap: str, prefix: str, per
                     f"{p99 / raw_p99:8.1f}",
                     flush=True,
                 )
+            record("metrics_p99", p99, "ms", raw_p99)
     finally:
         await pool.close()
 

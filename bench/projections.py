@@ -25,6 +25,7 @@ from bench.common import (
     new_database,
     running_stack,
 )
+from bench.results import record
 from infra.topics import EVENTS, TopicNames
 from ledger.authority import LOCAL_VERIFY_KEYS, OperatorAuthority
 from ledger.dead_letters import DeadLetters
@@ -119,6 +120,7 @@ async def measure_projections(bootstrap: str, admin_url: str, total: int) -> Non
     print(f"raw aiokafka consume + asyncpg COPY: {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
     print(f"projector (all views + archive):    {rate:>10,.0f} events/s ({projected_s:.1f}s)")
     print(f"ratio projector/raw:                {rate / raw_rate:>10.2f} (aim: >= 0.5)")
+    record("projector", rate, "events/s", raw_rate)
 
 
 async def timed(client: httpx.AsyncClient, method: str, url: str, **kwargs: object) -> float:
@@ -137,9 +139,10 @@ async def at_rate(rate: int, seconds: int, call) -> list[float]:  # type: ignore
     return list(await asyncio.gather(*tasks))
 
 
-def percentiles(name: str, latencies: list[float]) -> None:
+def percentiles(name: str, latencies: list[float]) -> list[float]:
     cuts = statistics.quantiles(latencies, n=100)
     print(f"{name:<24} p50 {cuts[49]:7.1f} ms   p99 {cuts[98]:7.1f} ms   (n={len(latencies)})")
+    return cuts
 
 
 async def measure_gateway(root: str, rate: int, seconds: int) -> None:
@@ -150,8 +153,8 @@ async def measure_gateway(root: str, rate: int, seconds: int) -> None:
         mission_id = (await client.post("/missions", json=body)).json()["mission_id"]
         read = await at_rate(rate, seconds, lambda: timed(client, "GET", f"/missions/{mission_id}"))
     print(f"root API at {rate} requests/s for {seconds}s each (loopback, one process):")
-    percentiles("POST /missions", posted)
-    percentiles("GET /missions/{id}", read)
+    record(f"root_post_p99_{rate}rps", percentiles("POST /missions", posted)[98], "ms")
+    record(f"root_get_p99_{rate}rps", percentiles("GET /missions/{id}", read)[98], "ms")
 
 
 def main() -> None:
@@ -159,7 +162,7 @@ def main() -> None:
     with embedded_infrastructure() as infra:
         asyncio.run(measure_projections(infra.bootstrap_servers, infra.database_url, total))
         with running_stack(infra) as (root, _, _):
-            asyncio.run(measure_gateway(root, rate=50, seconds=10))
+            asyncio.run(measure_gateway(root, rate=200, seconds=10))
 
 
 if __name__ == "__main__":

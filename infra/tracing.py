@@ -102,11 +102,6 @@ def configure_tracing(
     return provider
 
 
-def recording() -> bool:
-    """Whether this process records spans (configure_tracing was given somewhere to send them)."""
-    return _recording
-
-
 @contextmanager
 def consumer_span(name: str, headers: Headers | None) -> Iterator[Span]:
     """The span of handling a consumed record, under the context the record carries; when
@@ -157,13 +152,6 @@ def parse_traceparent(traceparent: str | None) -> Context | None:
     extracted = propagate.extract({"traceparent": traceparent})
     valid = trace.get_current_span(extracted).get_span_context().is_valid
     return extracted if valid else None
-
-
-def traceparent_of(context: Context | None = None) -> str | None:
-    """The W3C traceparent of `context` (or of the active span)."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=context)
-    return carrier.get("traceparent")
 
 
 def mission_context(trace_id: str, traceparent: str | None) -> Context:

@@ -62,7 +62,14 @@ def cleaned_document(value: Any) -> tuple[Any, int]:
 
 
 def first_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
-    """(field path, problem) of the first unstorable string anywhere in `value`."""
+    """(field path, problem) of the first unstorable string anywhere in `value`.
+
+    Every command and event passes here, so the common case (nothing wrong) is one regex
+    search over all the strings at once; paths are worked out only for a finding."""
+    texts: list[str] = []
+    _collect(value, texts)
+    if UNSTORABLE.search("\n".join(texts)) is None:
+        return None
     for where, text in _strings(value, path):
         problem = unstorable(text)
         if problem is not None:
@@ -91,3 +98,18 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             yield from _strings(item, f"{path}.{index}".strip("."))
+
+
+def _collect(value: Any, texts: list[str]) -> None:
+    if isinstance(value, str):
+        texts.append(value)
+    elif isinstance(value, BaseModel):
+        _collect(value.__dict__, texts)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                texts.append(key)
+            _collect(item, texts)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect(item, texts)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 
-from infra.tracing import event_context, mission_context, traceparent_of
+from infra.tracing import event_context, mission_context
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 PARENT = f"00-{TRACE}-b7ad6b7169203331-01"
+
+
+def traceparent_of(context: Context) -> str | None:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=context)
+    return carrier.get("traceparent")
 
 
 def span_context_of(context: object) -> trace.SpanContext:
