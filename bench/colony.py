@@ -27,31 +27,64 @@ ORACLE = {
 }
 
 
-async def one_mission(client: httpx.AsyncClient) -> float:
-    started = time.perf_counter()
-    mission_id = (await client.post("/missions", json=ORACLE)).json()["mission_id"]
-    while True:
-        status = (await client.get(f"/missions/{mission_id}")).json().get("status")
-        if status in ("completed", "failed"):
-            if status == "failed":
-                raise RuntimeError(f"mission {mission_id} failed")
-            return (time.perf_counter() - started) * 1000
-        await asyncio.sleep(0.02)
+class Finishes:
+    """When missions end, seen from one PostgreSQL query every 50 ms for all of them (a
+    client polling each mission over HTTP would load the root more than the colony does)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.waiting: dict[str, asyncio.Future[None]] = {}
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        connection = await asyncpg.connect(self.database_url)
+        try:
+            while not stop.is_set():
+                rows = await connection.fetch(
+                    "SELECT mission_id, status FROM missions WHERE mission_id = ANY($1)"
+                    " AND status IN ('completed', 'failed')",
+                    list(self.waiting),
+                )
+                for row in rows:
+                    done = self.waiting.pop(row["mission_id"])
+                    if row["status"] == "failed":
+                        done.set_exception(RuntimeError(f"mission {row['mission_id']} failed"))
+                    else:
+                        done.set_result(None)
+                await asyncio.sleep(0.05)
+        finally:
+            await connection.close()
+
+    async def one_mission(self, client: httpx.AsyncClient) -> float:
+        """Open an Oracle mission and wait until it completes; ms from request to end."""
+        started = time.perf_counter()
+        mission_id = (await client.post("/missions", json=ORACLE)).json()["mission_id"]
+        done = self.waiting[mission_id] = asyncio.get_running_loop().create_future()
+        await done
+        return (time.perf_counter() - started) * 1000
 
 
-async def level(client: httpx.AsyncClient, concurrency: int, missions: int) -> list[float]:
-    """Run `missions` with `concurrency` at a time; print and return the latency cuts (ms)
-    and record the figures of the 100-at-once level."""
+async def level(
+    client: httpx.AsyncClient, database_url: str, concurrency: int, missions: int
+) -> list[float]:
+    """Run `missions` with `concurrency` at a time; print the rate and latency cuts (ms)
+    and return them, rate first."""
+    finishes = Finishes(database_url)
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(finishes.watch(stop))
     queue = list(range(missions))
     latencies: list[float] = []
 
     async def worker() -> None:
         while queue:
             queue.pop()
-            latencies.append(await one_mission(client))
+            latencies.append(await finishes.one_mission(client))
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    try:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    finally:
+        stop.set()
+        await watcher
     elapsed = time.perf_counter() - started
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     print(
@@ -61,13 +94,30 @@ async def level(client: httpx.AsyncClient, concurrency: int, missions: int) -> l
     return [missions / elapsed, *cuts]
 
 
+TASK_TIMES = """
+SELECT kind,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS work_ms,
+       percentile_cont(0.5) WITHIN GROUP (
+           ORDER BY extract(epoch FROM finished_at - started_at) * 1000) AS recorded_ms
+FROM tasks WHERE status = 'succeeded' GROUP BY kind ORDER BY kind
+"""
+
+
 async def stages(database_url: str) -> None:
+    """Where the time goes: each stage (from the ledger), and within the tasks stage each
+    task's own work (as the colony timed it) beside its start-to-result time in the ledger."""
     connection = await asyncpg.connect(database_url)
     rows = await connection.fetch("SELECT * FROM stage_latency ORDER BY stage")
+    tasks = await connection.fetch(TASK_TIMES)
     await connection.close()
     for row in rows:
         print(
             f"  stage {row['stage']:<8} p50 {row['p50_ms']:7.0f} ms   p99 {row['p99_ms']:7.0f} ms"
+        )
+    for task in tasks:
+        print(
+            f"    task {task['kind']:<15} work p50 {task['work_ms']:7.0f} ms"
+            f"   started→result p50 {task['recorded_ms']:7.0f} ms"
         )
 
 
@@ -77,7 +127,7 @@ AUTH = {"Authorization": "Bearer local-service-key"}
 async def measure(root: str, database_url: str, sizes: list[tuple[int, int]]) -> None:
     async with httpx.AsyncClient(base_url=root, headers=AUTH, timeout=60) as client:
         for concurrency, missions in sizes:
-            rate, *cuts = await level(client, concurrency, missions)
+            rate, *cuts = await level(client, database_url, concurrency, missions)
             if concurrency == 100:
                 record("colony_p50_100_concurrent", cuts[49], "ms")
                 record("colony_missions_per_s_100_concurrent", rate, "missions/s")
@@ -91,7 +141,7 @@ async def measure_slow_model(root: str, database_url: str, model: FakeModel) -> 
     try:
         async with httpx.AsyncClient(base_url=root, headers=AUTH, timeout=120) as client:
             print(f"model answering in {model.delay_s:.0f} s, 100 missions submitted at once:")
-            _, *cuts = await level(client, 100, 100)
+            _, *cuts = await level(client, database_url, 100, 100)
         record("colony_p50_100_slow_model", cuts[49], "ms")
         print("time in each stage:")
         await stages(database_url)

@@ -54,6 +54,7 @@ class MissionFile:
             self.requested_at = event.meta.occurred_at
         elif isinstance(body, ArtifactRecorded) and body.kind == "source":
             self.sources.append(body)
+            self.sources.sort(key=source_order)
         elif isinstance(body, TaskSucceeded):
             self.outputs[body.task_id] = body.summary
         elif isinstance(body, ToolRequestDenied):
@@ -75,3 +76,13 @@ class MissionFile:
             return None
         budget = self.request.time_budget_ms if self.request else default_ms
         return self.requested_at + timedelta(milliseconds=budget)
+
+
+def source_order(source: ArtifactRecorded) -> tuple[str, int, str]:
+    """Sources in task then document order (`<task_id>-<n>`), however their records
+    interleaved: the draft numbers its citations by this order, the reviewer checks them by
+    it, and the same mission run twice must number them the same."""
+    task, _, number = source.artifact_id.rpartition("-")
+    if number.isdigit():
+        return task, int(number), ""
+    return source.artifact_id, -1, source.content_hash

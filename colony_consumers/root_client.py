@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 
 import httpx
+from cachetools import LRUCache
 from loguru import logger
 
 from colony_consumers.outages import OutageError
@@ -52,9 +53,15 @@ def _problem_type(response: httpx.Response) -> str | None:
     return str(body.get("type")) if isinstance(body, dict) else None
 
 
+RECENT_BYTES = 32 * 1024 * 1024
+"""What the colony keeps of the artifacts it stored lately: a mission's draft reads the
+sources its research stored a moment before, without asking the root for them again."""
+
+
 class RootClient:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
+        self.recent: LRUCache[str, str] = LRUCache(maxsize=RECENT_BYTES, getsizeof=len)
 
     async def store(
         self,
@@ -80,10 +87,16 @@ class RootClient:
         except httpx.TransportError as error:
             raise OutageError(f"root unreachable ({type(error).__name__})") from error
         checked(response, 201, "storing an artifact")
-        return str(response.json()["content_hash"])
+        content_hash = str(response.json()["content_hash"])
+        if len(content) <= RECENT_BYTES // 64:
+            self.recent[content_hash] = content
+        return content_hash
 
     async def content(self, content_hash: str) -> str:
-        """A stored artifact's text."""
+        """A stored artifact's text (from what this colony stored lately, else the root)."""
+        kept = self.recent.get(content_hash)
+        if kept is not None:
+            return kept
         try:
             response = await self.client.get(f"/artifacts/{content_hash}")
         except httpx.TransportError as error:

@@ -8,6 +8,7 @@ U+FFFD), and the cleaning is recorded in the task's `notes` in the ledger, never
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -117,25 +118,28 @@ class TaskRunner:
                     browser.name, "browse", lambda: browser.browse(topic)
                 )
         documents, replaced = storable_documents(documents)
-        hashes = [
-            await self.root.store(
-                f"{doc.title}\n\n{doc.text}",
-                mission_id=file.mission_id,
-                artifact_id=f"{task_id}-{i}",
-                kind="source",
-                source=doc.source,
+        hashes = await asyncio.gather(
+            *(
+                self.root.store(
+                    f"{doc.title}\n\n{doc.text}",
+                    mission_id=file.mission_id,
+                    artifact_id=f"{task_id}-{i}",
+                    kind="source",
+                    source=doc.source,
+                )
+                for i, doc in enumerate(documents)
             )
-            for i, doc in enumerate(documents)
-        ]
+        )
         notes = cleaning_notes(replaced, research.name)
-        return Done(f"{len(documents)} sources found by {tool}", hashes, notes=notes)
+        return Done(f"{len(documents)} sources found by {tool}", list(hashes), notes=notes)
 
     async def _draft(self, file: MissionFile, task_id: str) -> Done:
         request = file.request
         assert request is not None
+        texts = await asyncio.gather(*(self._content(s.content_hash) for s in file.sources))
         documents = [
-            Document(source.source, source.source, await self._content(source.content_hash))
-            for source in file.sources
+            Document(source.source, source.source, text)
+            for source, text in zip(file.sources, texts, strict=True)
         ]
         model = self.model
         output, replaced = cleaned(

@@ -72,8 +72,7 @@ class Worker:
         self, file: MissionFile, meta: EventMeta, reaction: Reaction, context: PolicyContext | None
     ) -> None:
         if isinstance(reaction, Send):
-            for step, body in reaction.commands:
-                await self.send(meta, step, body)
+            await self.send_all(meta, reaction.commands)
         elif isinstance(reaction, RunTask):
             await self.send(meta, f"result/{reaction.task_id}", await self.run_task(file, reaction))
         elif isinstance(reaction, Review):
@@ -166,13 +165,22 @@ class Worker:
 
     async def send(self, cause: EventMeta, step: str, body: CommandBody) -> None:
         """Send `body` as the reaction `step` to the event `cause` (its id derived from both)."""
-        await self.send_command(
-            cause.mission_id,
-            reaction_id(cause.event_id, step),
-            body,
-            step.split("/")[0],
-            cause.correlation_id,
-            cause.trace_id,
+        await self.send_all(cause, [(step, body)])
+
+    async def send_all(self, cause: EventMeta, steps: list[tuple[str, CommandBody]]) -> None:
+        """Send a reaction's commands in order, acknowledged together (one round trip)."""
+        await self.produce(
+            [
+                colony_command(
+                    cause.mission_id,
+                    reaction_id(cause.event_id, step),
+                    body,
+                    step.split("/")[0],
+                    cause.correlation_id,
+                    cause.trace_id,
+                )
+                for step, body in steps
+            ]
         )
 
     async def sweep_send(self, mission_id: str, step: str, body: CommandBody) -> None:
@@ -183,26 +191,37 @@ class Worker:
             f"sweeper {step.split('/')[0]}", await mission_trace(self.pool, mission_id)
         ):
             trace_id = current_trace_id() or uuid.uuid4().hex
-            await self.send_command(mission_id, command_id, body, "sweeper", mission_id, trace_id)
+            await self.produce(
+                [colony_command(mission_id, command_id, body, "sweeper", mission_id, trace_id)]
+            )
 
-    async def send_command(
-        self,
-        mission_id: str,
-        command_id: str,
-        body: CommandBody,
-        role: str,
-        correlation_id: str,
-        trace_id: str,
-    ) -> None:
-        command = Command.issue(
-            mission_id,
-            body,
-            command_id=command_id,
-            actor=f"colony:{role}",
-            trace_id=trace_id,
-            correlation_id=correlation_id,
-        )
-        record = self.wire.encode_command(command)
-        await self.producer.send_and_wait(
-            self.topics.commands, record.value, record.key, headers=record.headers
-        )
+    async def produce(self, commands: list[Command]) -> None:
+        """Append `commands` to their mission's partition in this order; return once the
+        broker acknowledged them all (they share the producer's batch for that partition)."""
+        deliveries = []
+        for command in commands:
+            record = self.wire.encode_command(command)
+            deliveries.append(
+                await self.producer.send(
+                    self.topics.commands, record.value, record.key, headers=record.headers
+                )
+            )
+        await asyncio.gather(*deliveries)
+
+
+def colony_command(
+    mission_id: str,
+    command_id: str,
+    body: CommandBody,
+    role: str,
+    correlation_id: str,
+    trace_id: str,
+) -> Command:
+    return Command.issue(
+        mission_id,
+        body,
+        command_id=command_id,
+        actor=f"colony:{role}",
+        trace_id=trace_id,
+        correlation_id=correlation_id,
+    )
