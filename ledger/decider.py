@@ -18,6 +18,8 @@ heartbeat (and so on the root's /readyz).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +29,7 @@ from loguru import logger
 from opentelemetry.trace import Span
 
 from infra.config import load_settings
-from infra.database import service_pool
+from infra.database import DATABASE_OUTAGES, service_pool
 from infra.heartbeat import beat_forever
 from infra.kafka import client_options
 from infra.partition_loop import PartitionLoop, group_consumer
@@ -38,30 +40,52 @@ from infra.tracing import carry_context, configure_tracing, consumer_span
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from ledger.event_writer import CommandRecords, EventWriter
-from ledger.events import CommandRejected
+from ledger.events import CommandRejected, RecordedEvent
 from ledger.faults import Fault
 from ledger.history import why_not_next
 from ledger.log_reader import read_to_end
+from ledger.mission_cache import MissionCache
 from ledger.settings import DeciderSettings
+from ledger.snapshots import Mark, SnapshotStore
 from ledger.state import MissionState, evolve
 from ledger.step import step
 from ledger.wire import UNKNOWN_SCHEMA, InvalidRecordError, LedgerWire, misrouted
 
-PartitionStates = dict[str, MissionState]
 MAX_BATCH_BYTES = 512 * 1024
+LastEvent = tuple[int, str]
+"""Offset and hash of a partition's last event (what a snapshot mark records)."""
+
+
+@dataclass
+class Folded:
+    """A partition folded from the log: its missions, the offset it ended at (where the
+    decider's next batch must land) and its last event."""
+
+    missions: MissionCache
+    end: int
+    last: LastEvent | None
 
 
 class Decider:
     """Owns the mission states of the command partitions assigned to this process (a
     worker of infra/partition_loop.py, which prepares, pauses and resumes partitions)."""
 
-    def __init__(self, settings: DeciderSettings, bootstrap_servers: str) -> None:
+    def __init__(
+        self,
+        settings: DeciderSettings,
+        bootstrap_servers: str,
+        snapshots: SnapshotStore | None = None,
+    ) -> None:
         self.settings = settings
+        self.snapshots = snapshots
         self.topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
         self.options = client_options(settings, bootstrap_servers)
         self.wire = LedgerWire(AvroCodec())
         self.authority = settings.authority
-        self.states: dict[int, PartitionStates] = {}
+        self.states: dict[int, MissionCache] = {}
+        self.last_event: dict[int, LastEvent | None] = {}
+        self._batch_last: str | None = None
+        self._marked: dict[int, Mark] = {}
         self.decided = 0
         self.rebuilds = 0
         self._uncommitted: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -93,10 +117,11 @@ class Decider:
         """Fold the partition's events; deciding resumes at its committed offset."""
         if self.fault is not None:
             await asyncio.sleep(self.fault.rebuild_delay_s)
-        states, ends = await self.rebuild([tp.partition])
+        folded = await self.rebuild(tp.partition)
         committed = await self.consumer.committed(tp)
-        self.states[tp.partition] = states[tp.partition]
-        self.writer.ends[tp.partition] = ends[tp.partition]
+        self.states[tp.partition] = folded.missions
+        self.writer.ends[tp.partition] = folded.end
+        self.last_event[tp.partition] = folded.last
         self.rebuilds += 1
         return int(committed or 0)
 
@@ -104,6 +129,7 @@ class Decider:
         """Decide `records` in order, write their events, and make their offsets committable;
         on a failed write, fail stop (see the module docstring)."""
         states = self.states[tp.partition]
+        self._batch_last = None
         try:
             commands: list[CommandRecords] = []
             for command_record in records:
@@ -114,6 +140,8 @@ class Decider:
         except Exception as error:  # the broker refused or timed out: nothing more is sent
             self.fail_stop(tp, error)
             return
+        if self._batch_last is not None:
+            self.last_event[tp.partition] = (self.writer.ends[tp.partition] - 1, self._batch_last)
         self._uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
         self.decided += len(records)
 
@@ -129,8 +157,10 @@ class Decider:
         self.loop.prepare_again(tp)
 
     async def flush(self, partitions: set[int] | None) -> None:
-        """Commit decided offsets (their events are acknowledged). Committing about once a
-        second costs a redelivery after a crash, which the command-id dedupe absorbs."""
+        """Snapshot changed states and commit decided offsets (their events are
+        acknowledged). Committing about once a second costs a redelivery after a crash,
+        which the command-id dedupe absorbs."""
+        await self.snapshot(partitions)
         offsets = {
             tp: offset
             for tp, offset in self._uncommitted.items()
@@ -141,9 +171,32 @@ class Decider:
         for tp in offsets:
             self._uncommitted.pop(tp, None)
 
+    async def snapshot(self, partitions: set[int] | None) -> None:
+        """Save the states changed since the last snapshot, then let memory shrink to the
+        cache limit (ledger/snapshots.py). The database away, they wait in memory."""
+        if self.snapshots is None:
+            return
+        for partition, missions in list(self.states.items()):
+            if partitions is not None and partition not in partitions:
+                continue
+            last = self.last_event.get(partition)
+            mark = Mark(self.writer.ends[partition], *(last or (None, None)))
+            if not missions.dirty and self._marked.get(partition) == mark:
+                continue
+            changed = missions.unsaved()
+            try:
+                await self.snapshots.save(partition, changed, mark)
+            except DATABASE_OUTAGES as error:
+                logger.warning("decider snapshot of partition {} waits: {}", partition, error)
+                return
+            missions.saved(changed)
+            self._marked[partition] = mark
+
     def release(self, partitions: set[int]) -> None:
         for partition in partitions:
             self.states.pop(partition, None)
+            self.last_event.pop(partition, None)
+            self._marked.pop(partition, None)
             self.writer.ends.pop(partition, None)
         for tp in [tp for tp in self._uncommitted if tp.partition in partitions]:
             self._uncommitted.pop(tp)
@@ -152,7 +205,7 @@ class Decider:
         """Nothing runs between batches: every batch's events are acknowledged in turn."""
 
     async def _decide_one(
-        self, partition: int, states: PartitionStates, command_record: ConsumerRecord
+        self, partition: int, states: MissionCache, command_record: ConsumerRecord
     ) -> CommandRecords:
         """The encoded events of one command, each carrying the trace context of its
         decision (none for a dead letter or a redelivery)."""
@@ -165,7 +218,7 @@ class Decider:
     async def _decide_in_span(
         self,
         partition: int,
-        states: PartitionStates,
+        states: MissionCache,
         command_record: ConsumerRecord,
         span: Span,
     ) -> CommandRecords:
@@ -181,18 +234,68 @@ class Decider:
             return []
         span.update_name(f"decide {command.command_type}")
         span.set_attribute("velocity.mission_id", mission_id)
-        state = states.get(mission_id) or MissionState(mission_id=mission_id)
-        states[mission_id], events = step(state, command, datetime.now(UTC), self.authority)
+        state = await self.mission(states, mission_id)
+        state, events = step(state, command, datetime.now(UTC), self.authority)
+        states.put(state)
+        if events:
+            self._batch_last = events[-1].meta.hash
         if events and isinstance(events[-1].body, CommandRejected):
             logger.bind(mission_id=mission_id, trace_id=command.meta.trace_id).info(
                 "{} rejected: {}", command.command_type, events[-1].body.reason
             )
         return [self.wire.encode_event(event) for event in events]
 
-    async def rebuild(
-        self, partitions: list[int]
-    ) -> tuple[dict[int, PartitionStates], dict[int, int]]:
-        return await rebuild_states(self.options, self.topics.events, partitions, self.wire)
+    async def mission(self, states: MissionCache, mission_id: str) -> MissionState:
+        """The mission's state: in memory, else its snapshot, else a new mission's."""
+        state = states.get(mission_id)
+        if state is None and self.snapshots is not None:
+            state = await self.snapshots.load(mission_id)
+        return state or MissionState(mission_id=mission_id)
+
+    async def rebuild(self, partition: int) -> Folded:
+        """The partition's missions from its snapshot mark on (or from its start)."""
+        limit = self.settings.DECIDER_CACHE_MISSIONS if self.snapshots else None
+        mark = await self.usable_mark(partition)
+        if mark is None or self.snapshots is None:
+            start = Folded(MissionCache(limit), 0, None)
+            return await fold_partition(
+                self.options, self.topics.events, partition, self.wire, start
+            )
+        last = None
+        if mark.last_offset is not None and mark.last_hash is not None:
+            last = (mark.last_offset, mark.last_hash)
+        start = Folded(MissionCache(limit), mark.next_offset, last)
+        return await fold_partition(
+            self.options, self.topics.events, partition, self.wire, start, self.snapshots.load
+        )
+
+    async def usable_mark(self, partition: int) -> Mark | None:
+        """The partition's snapshot mark, if the log still holds the event it names; a log
+        restored or replaced since drops the snapshots (the whole partition is read)."""
+        if self.snapshots is None:
+            return None
+        try:
+            mark = await self.snapshots.mark(partition)
+            if mark is None or mark.last_offset is None:
+                return None
+            found = await event_hash_at(
+                self.options, self.topics.events, partition, mark.last_offset, self.wire
+            )
+            if found == mark.last_hash:
+                return mark
+            logger.warning(
+                "partition {}: the log is not the one snapshotted (event {} is {}); its"
+                " snapshots are dropped and it is read from the start",
+                partition,
+                mark.last_offset,
+                "missing" if found is None else "another",
+            )
+            await self.snapshots.forget(partition)
+        except DATABASE_OUTAGES as error:
+            logger.warning(
+                "partition {}: snapshots unreachable ({}); reading it all", partition, error
+            )
+        return None
 
     def heartbeat(self) -> dict[str, Any]:
         """What the root's /readyz reads: the partitions this decider serves, and those it
@@ -200,68 +303,107 @@ class Decider:
         return self.loop.status()
 
 
-async def rebuild_states(
-    options: dict[str, Any], events_topic: str, partitions: list[int], wire: LedgerWire
-) -> tuple[dict[int, PartitionStates], dict[int, int]]:
-    """Fold every event of `partitions` of the events topic into mission states; with the
-    offset each partition ended at (where the decider's next batch must land)."""
+Loader = Callable[[str], Awaitable[MissionState | None]]
+
+
+async def fold_partition(
+    options: dict[str, Any],
+    events_topic: str,
+    partition: int,
+    wire: LedgerWire,
+    start: Folded,
+    load: Loader | None = None,
+) -> Folded:
+    """Fold the events of `partition` from `start.end` on into `start.missions`, loading a
+    mission's snapshot with `load` the first time one of its events is met (a rebuild
+    from a snapshot mark); what was folded, where the partition ended and its last event."""
     started = asyncio.get_running_loop().time()
-    states: dict[int, PartitionStates] = {p: {} for p in partitions}
-    ends: dict[int, int] = {}
-    if not partitions:
-        return states, ends
+    missions, last, count = start.missions, start.last, 0
     reader = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50, **options)
     await reader.start()
-    count = 0
+    tp = TopicPartition(events_topic, partition)
     try:
-        tps = [TopicPartition(events_topic, p) for p in partitions]
-        async for tp, records in read_to_end(reader, tps):
-            missions = states[tp.partition]
+        async for _, records in read_to_end(reader, [tp], starts={tp: start.end}):
             for event_record in records:
-                try:
-                    event = wire.decode_event(event_record.value or b"")
-                except InvalidRecordError as error:
-                    if error.reason == UNKNOWN_SCHEMA:
-                        raise  # history this release cannot read: hold, never decide past it
-                    logger.warning(  # not an event: the archive sets it aside
-                        "decider skips a record that is no event at {}@{}: {}",
-                        tp.partition,
-                        event_record.offset,
-                        error.reason,
-                    )
+                event = _event_or_none(wire, event_record)
+                if event is None:
                     continue
                 mission_id = event.meta.mission_id
-                current = missions.get(mission_id) or MissionState(mission_id=mission_id)
+                current = missions.get(mission_id) or (await load(mission_id) if load else None)
+                current = current or MissionState(mission_id=mission_id)
+                if event.meta.sequence <= current.sequence and load is not None:
+                    continue  # already in the snapshot (saved after the mark moved)
                 why = why_not_next((current.sequence, current.last_hash), event)
                 if why is None:
-                    missions[mission_id] = evolve(current, event)
+                    missions.put(evolve(current, event))
+                    last = (event_record.offset, event.meta.hash)
                 else:
                     logger.bind(mission_id=mission_id).warning(
                         "decider skips a record that is not history at {}@{}: {}",
-                        tp.partition,
+                        partition,
                         event_record.offset,
                         why,
                     )
             count += len(records)
-        for tp in tps:
-            ends[tp.partition] = await reader.position(tp)
+        end = max(await reader.position(tp), start.end)
     finally:
         await reader.stop()
     logger.info(
-        "decider rebuilt partitions {}: {} missions from {} events in {:.2f}s",
-        sorted(partitions),
-        sum(len(m) for m in states.values()),
+        "decider rebuilt partition {} from offset {}: {} missions from {} events in {:.2f}s",
+        partition,
+        start.end,
+        len(missions),
         count,
         asyncio.get_running_loop().time() - started,
     )
-    return states, ends
+    return Folded(missions, end, last)
+
+
+def _event_or_none(wire: LedgerWire, record: ConsumerRecord) -> RecordedEvent | None:
+    """The record's event; None for a record that is no event (the archive sets it aside);
+    a record of a schema this release cannot read holds the rebuild (never decide past it)."""
+    try:
+        return wire.decode_event(record.value or b"")
+    except InvalidRecordError as error:
+        if error.reason == UNKNOWN_SCHEMA:
+            raise
+        logger.warning(
+            "decider skips a record that is no event at {}@{}: {}",
+            record.partition,
+            record.offset,
+            error.reason,
+        )
+        return None
+
+
+async def event_hash_at(
+    options: dict[str, Any], events_topic: str, partition: int, offset: int, wire: LedgerWire
+) -> str | None:
+    """The hash of the event at `offset` of the partition; None if there is none there."""
+    reader = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50, **options)
+    await reader.start()
+    tp = TopicPartition(events_topic, partition)
+    try:
+        reader.assign([tp])
+        reader.seek(tp, offset)
+        while True:
+            batch = await reader.getmany(tp, timeout_ms=200, max_records=1)
+            records = batch.get(tp, [])
+            if records:
+                event = _event_or_none(wire, records[0]) if records[0].offset == offset else None
+                return event.meta.hash if event is not None else None
+            end = reader.highwater(tp)
+            if end is not None and end <= offset:
+                return None
+    finally:
+        await reader.stop()
 
 
 async def serve(settings: DeciderSettings, stop: asyncio.Event) -> None:
     """The decider with its heartbeat."""
     bootstrap, database_url = settings.require_infrastructure()
-    decider = Decider(settings, bootstrap)
-    pool = await service_pool(database_url, max_size=2)
+    pool = await service_pool(database_url, max_size=4)
+    decider = Decider(settings, bootstrap, SnapshotStore(pool))
     heartbeat = asyncio.create_task(beat_forever(pool, "decider", decider.heartbeat))
     try:
         await decider.run(stop)

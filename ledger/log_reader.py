@@ -7,20 +7,27 @@ every fetch response is right there and on real Kafka alike.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 
 async def read_to_end(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], poll_ms: int = 200
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    poll_ms: int = 200,
+    starts: Mapping[TopicPartition, int] | None = None,
 ) -> AsyncIterator[tuple[TopicPartition, list[ConsumerRecord]]]:
-    """Yield every record of `partitions` up to the end seen when each is reached.
+    """Yield every record of `partitions` (from `starts`, else their beginning) up to the
+    end seen when each is reached.
 
     `consumer` must have no group subscription; it is assigned `partitions` here.
     """
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
+    for partition, offset in (starts or {}).items():
+        if offset > 0:
+            consumer.seek(partition, offset)
     remaining = set(partitions)
     while remaining:
         batch = await consumer.getmany(*remaining, timeout_ms=poll_ms)
