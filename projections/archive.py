@@ -22,14 +22,29 @@ from infra.database import Connection
 from ledger.events import RecordedEvent
 from ledger.history import History
 from ledger.text import cleaned_document
-from projections.projection import ProjectedEvent, Projection, Unusable, Write
+from projections.projection import CopyInto, ProjectedEvent, Projection, Unusable, Write
 
-INSERT = """
-INSERT INTO ledger_events (
-    mission_id, sequence, event_id, event_type, occurred_at, causation_id, correlation_id,
-    trace_id, actor, prev_hash, hash, data, record, topic_partition, topic_offset, data_exact
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16)
-"""
+INSERT = CopyInto(
+    "ledger_events",
+    (
+        "mission_id",
+        "sequence",
+        "event_id",
+        "event_type",
+        "occurred_at",
+        "causation_id",
+        "correlation_id",
+        "trace_id",
+        "actor",
+        "prev_hash",
+        "hash",
+        "data",
+        "record",
+        "topic_partition",
+        "topic_offset",
+        "data_exact",
+    ),
+)
 HEADS = """
 SELECT DISTINCT ON (mission_id) mission_id, sequence, hash FROM ledger_events
 WHERE mission_id = ANY($1::text[]) ORDER BY mission_id, sequence DESC

@@ -19,7 +19,17 @@ from typing import Any, Generic, TypeVar
 from infra.database import Connection
 from ledger.events import RecordedEvent
 
-Write = tuple[str, tuple[Any, ...]]
+
+@dataclass(frozen=True)
+class CopyInto:
+    """A write that appends rows to `table` with COPY (the archive's inserts: many rows,
+    no conflict possible once admitted), instead of an SQL statement."""
+
+    table: str
+    columns: tuple[str, ...]
+
+
+Write = tuple[str | CopyInto, tuple[Any, ...]]
 R = TypeVar("R")
 
 
@@ -89,6 +99,11 @@ class Projection(Generic[R]):
 
 
 async def execute_writes(connection: Connection, writes: list[Write]) -> None:
-    """Run `writes` in order, consecutive runs of one statement as one executemany."""
+    """Run `writes` in order, consecutive runs of one statement as one executemany (or
+    one COPY): one round trip per run."""
     for sql, group in groupby(writes, key=lambda write: write[0]):
-        await connection.executemany(sql, [args for _, args in group])
+        rows = [args for _, args in group]
+        if isinstance(sql, CopyInto):
+            await connection.copy_records_to_table(sql.table, records=rows, columns=sql.columns)
+        else:
+            await connection.executemany(sql, rows)
