@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install tools run test test-unit test-integration test-e2e lint bench bench-console bench-metrics drills clean
+.PHONY: install tools run test test-unit test-integration test-e2e lint bench bench-console bench-metrics bench-soak drills clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.colony
 	$(BIN)/python -m bench.metrics
 	$(BIN)/python -m bench.results
+
+bench-soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 bench-metrics: $(STAMP)
 	$(BIN)/python -m bench.metrics

@@ -1,0 +1,157 @@
+"""bench/soak: the decider's resident memory as its log grows to a million events, and
+how long a restart takes at the end (snapshots: ledger/snapshots.py).
+
+A real decider process (`python -m ledger.decider`) decides missions of ten commands
+each (a request, nine budget uses), produced in steps; after each step, once the
+decider has committed every command, its RSS is read from /proc. With snapshots the
+resident memory should stay flat (the saved states beyond DECIDER_CACHE_MISSIONS per
+partition leave memory); a restart folds snapshot + tail. Run with `make bench-soak`
+(or `python -m bench.soak [EVENTS]`, default 1,000,000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from bench.common import embedded_infrastructure, fresh_topics, mission_commands, new_database
+from bench.results import record
+from infra.processes import child_environment, spawn, stop
+from infra.topics import COMMANDS, TopicNames
+from ledger.decider import Decider
+from ledger.settings import DeciderSettings
+from ledger.snapshots import SnapshotStore
+from ledger.wire import LedgerWire
+
+COMMANDS_PER_MISSION = 10
+STEPS = (100_000, 500_000, 1_000_000)
+CACHED = 1_000
+"""DECIDER_CACHE_MISSIONS for the soak: reached by the first step (10,000 missions over six
+partitions), so every later step shows whether memory stays at the bound."""
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+async def produce(bootstrap: str, names: TopicNames, count: int) -> None:
+    """`count` more commands, whole missions, as fast as the broker takes them."""
+    wire = LedgerWire()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    await producer.start()
+    now = datetime.now(UTC)
+    try:
+        pending = []
+        for _ in range(count // COMMANDS_PER_MISSION):
+            for item in mission_commands(str(uuid.uuid4()), COMMANDS_PER_MISSION, now):
+                record_ = wire.encode_command(item)
+                pending.append(
+                    await producer.send(
+                        names.commands, record_.value, record_.key, headers=record_.headers
+                    )
+                )
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+async def decided(bootstrap: str, names: TopicNames, group: str) -> int:
+    """Commands the decider group has committed, over all partitions."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await reader.start()
+    try:
+        tps = [TopicPartition(names.commands, p) for p in range(COMMANDS.partitions)]
+        return sum([await reader.committed(tp) or 0 for tp in tps])
+    finally:
+        await reader.stop()
+
+
+async def until_decided(bootstrap: str, names: TopicNames, group: str, total: int) -> float:
+    """Seconds until the decider group has committed `total` commands."""
+    started = time.perf_counter()
+    while True:
+        if await decided(bootstrap, names, group) >= total:
+            return time.perf_counter() - started
+        await asyncio.sleep(0.5)
+
+
+async def rebuild_all(bootstrap: str, database_url: str, names: TopicNames) -> float:
+    """Seconds a decider takes to rebuild all its partitions, as at a restart."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    settings = DeciderSettings(KAFKA_TOPIC_PREFIX=names.prefix, LOG_LEVEL="WARNING")
+    decider = Decider(settings, bootstrap, SnapshotStore(pool))
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(decider.rebuild(p) for p in range(COMMANDS.partitions)))
+        return time.perf_counter() - started
+    finally:
+        await decider.producer.stop()  # built, never started: closed so they leave quietly
+        await decider.consumer.stop()
+        await pool.close()
+
+
+def main() -> None:
+    target = int(sys.argv[1]) if len(sys.argv) > 1 else STEPS[-1]
+    steps = [s for s in STEPS if s < target] + [target]
+    with embedded_infrastructure() as infra:
+        names = asyncio.run(fresh_topics(infra.bootstrap_servers))
+        database_url = asyncio.run(new_database(infra.database_url))
+        group = f"soak-{uuid.uuid4().hex[:6]}"
+        env = child_environment(
+            KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap_servers,
+            DATABASE_URL=database_url,
+            KAFKA_TOPIC_PREFIX=names.prefix,
+            DECIDER_GROUP_ID=group,
+            DECIDER_CACHE_MISSIONS=str(CACHED),
+            LOG_LEVEL="WARNING",
+        )
+        decider = spawn([sys.executable, "-m", "ledger.decider"], env=env)
+        try:
+            produced = 0
+            print(f"{'commands':>10}{'RSS MB':>9}{'vs first':>10}{'decide s':>10}", flush=True)
+            first = None
+            for step in steps:
+                asyncio.run(produce(infra.bootstrap_servers, names, step - produced))
+                produced = step
+                took = asyncio.run(until_decided(infra.bootstrap_servers, names, group, step))
+                time.sleep(3)  # a snapshot or two, and the evictions after them
+                rss = rss_mb(decider.pid)
+                first = first or rss
+                print(f"{step:>10,}{rss:>9.0f}{rss / first:>10.2f}{took:>10.1f}", flush=True)
+                record(f"decider_rss_{step // 1000}k", rss, "MB", first)
+            stop(decider)
+            rebuild_s = asyncio.run(rebuild_all(infra.bootstrap_servers, database_url, names))
+            print(f"rebuild of every partition from its snapshot mark: {rebuild_s:.2f}s")
+            record("decider_rebuild_from_snapshots_s", rebuild_s, "s")
+            started = time.perf_counter()
+            decider = spawn([sys.executable, "-m", "ledger.decider"], env=env)
+            asyncio.run(produce(infra.bootstrap_servers, names, COMMANDS_PER_MISSION))
+            asyncio.run(
+                until_decided(
+                    infra.bootstrap_servers, names, group, produced + COMMANDS_PER_MISSION
+                )
+            )
+            restart_s = time.perf_counter() - started
+            print(
+                f"restart with {produced:,} commands in the log: deciding again in {restart_s:.1f}s"
+            )
+            record("decider_restart_s", restart_s, "s")
+        finally:
+            stop(decider)
+
+
+if __name__ == "__main__":
+    main()
