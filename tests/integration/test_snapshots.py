@@ -77,33 +77,45 @@ def chains_intact(events: list[Any], missions: list[str], length: int) -> None:
         assert head[0] == length, (mission_id, head)
 
 
+@pytest.fixture
+async def pool(isolated: Isolated) -> AsyncIterator[asyncpg.Pool]:
+    """The slice prepared (topics, migrations), and a pool on its database."""
+    await prepared(isolated)
+    connections = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=4)
+    try:
+        yield connections
+    finally:
+        await connections.close()
+
+
+async def request_missions(slice_: Isolated) -> list[str]:
+    """MISSIONS new missions requested; their ids."""
+    missions = [f"m-{uuid.uuid4().hex[:8]}" for _ in range(MISSIONS)]
+    async with command_sender(slice_) as sender:
+        await sender.send(*(command(m, request_body(), f"{m}/request") for m in missions))
+    return missions
+
+
 async def snapshot_rows(pool: asyncpg.Pool) -> int:
     return int(await pool.fetchval("SELECT count(*) FROM decider_snapshots"))
 
 
 async def test_evicted_missions_reload_and_a_restart_reads_only_the_tail(
-    isolated: Isolated,
+    isolated: Isolated, pool: asyncpg.Pool
 ) -> None:
-    await prepared(isolated)
-    pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=4)
-    missions = [f"m-{uuid.uuid4().hex[:8]}" for _ in range(MISSIONS)]
-    try:
-        async with decider_with_snapshots(isolated, pool, "snap", DECIDER_CACHE_MISSIONS=1) as a:
-            async with command_sender(isolated) as sender:
-                await sender.send(*(command(m, request_body(), f"{m}/request") for m in missions))
-            await eventually(lambda: _decided(a, MISSIONS))
-            await eventually(lambda: _saved(pool, MISSIONS))
-            await eventually(lambda: _within_limit(a, 1))
-            await budget_uses(isolated, missions, "1")  # every mission named again
-            await eventually(lambda: _decided(a, 2 * MISSIONS))
-            await eventually(lambda: _covers_all(pool, a))
-        async with decider_with_snapshots(isolated, pool, "snap", DECIDER_CACHE_MISSIONS=1) as b:
-            folded = sum(len(missions_) for missions_ in b.states.values())
-            await budget_uses(isolated, missions, "2")
-            await eventually(lambda: _decided(b, MISSIONS))
-        events = await log_events(isolated)
-    finally:
-        await pool.close()
+    async with decider_with_snapshots(isolated, pool, "snap", DECIDER_CACHE_MISSIONS=1) as a:
+        missions = await request_missions(isolated)
+        await eventually(lambda: _decided(a, MISSIONS))
+        await eventually(lambda: _saved(pool, MISSIONS))
+        await eventually(lambda: _within_limit(a, 1))
+        await budget_uses(isolated, missions, "1")  # every mission named again
+        await eventually(lambda: _decided(a, 2 * MISSIONS))
+        await eventually(lambda: _covers_all(pool, a))
+    async with decider_with_snapshots(isolated, pool, "snap", DECIDER_CACHE_MISSIONS=1) as b:
+        folded = sum(len(missions_) for missions_ in b.states.values())
+        await budget_uses(isolated, missions, "2")
+        await eventually(lambda: _decided(b, MISSIONS))
+    events = await log_events(isolated)
     assert folded == 0, "the restart found every state in the snapshots: no tail to fold"
     request_events = len([e for e in events if e.meta.sequence == 1])
     assert request_events == MISSIONS
@@ -112,27 +124,20 @@ async def test_evicted_missions_reload_and_a_restart_reads_only_the_tail(
 
 
 async def test_a_log_that_is_not_the_one_snapshotted_voids_the_snapshots(
-    isolated: Isolated,
+    isolated: Isolated, pool: asyncpg.Pool
 ) -> None:
-    await prepared(isolated)
-    pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=4)
-    missions = [f"m-{uuid.uuid4().hex[:8]}" for _ in range(MISSIONS)]
-    try:
-        async with decider_with_snapshots(isolated, pool, "void") as a:
-            async with command_sender(isolated) as sender:
-                await sender.send(*(command(m, request_body(), f"{m}/request") for m in missions))
-            await eventually(lambda: _decided(a, MISSIONS))
-            await eventually(lambda: _covers_all(pool, a))
-        await pool.execute("UPDATE decider_snapshot_marks SET last_hash = 'not-this-log'")
-        await pool.execute("UPDATE decider_snapshots SET state = state || '{\"sequence\": 99}'")
-        async with decider_with_snapshots(isolated, pool, "void") as b:
-            folded = sum(len(missions_) for missions_ in b.states.values())
-            await budget_uses(isolated, missions, "1")
-            await eventually(lambda: _decided(b, MISSIONS))
-            await eventually(lambda: _covers_all(pool, b))
-        events = await log_events(isolated)
-    finally:
-        await pool.close()
+    async with decider_with_snapshots(isolated, pool, "void") as a:
+        missions = await request_missions(isolated)
+        await eventually(lambda: _decided(a, MISSIONS))
+        await eventually(lambda: _covers_all(pool, a))
+    await pool.execute("UPDATE decider_snapshot_marks SET last_hash = 'not-this-log'")
+    await pool.execute("UPDATE decider_snapshots SET state = state || '{\"sequence\": 99}'")
+    async with decider_with_snapshots(isolated, pool, "void") as b:
+        folded = sum(len(missions_) for missions_ in b.states.values())
+        await budget_uses(isolated, missions, "1")
+        await eventually(lambda: _decided(b, MISSIONS))
+        await eventually(lambda: _covers_all(pool, b))
+    events = await log_events(isolated)
     assert folded == MISSIONS, "the whole log was read again"
     chains_intact(events, missions, len(events) // MISSIONS)
 
