@@ -25,6 +25,7 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from cachetools import LRUCache
 from loguru import logger
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -54,6 +55,9 @@ from projections.offsets import save_offsets
 TIMED_SPANS = {"stage_latency": "stage {stage}", "approval_wait": "approval wait"}
 """Measurements that are also spans: how long a mission spent in a stage, or waiting for
 an operator's decision."""
+ENDED_KEPT = 100_000
+"""Missions that ended lately, remembered by id only: their later events (a replay
+request, a late command's rejection) are expected and ignored quietly."""
 REACTION_ATTEMPTS = 5  # failures that are not outages, before the mission is failed
 DRAIN_S = 5.0
 ROLLOUT_STEP = "SELECT step FROM rollout_steps WHERE environment = $1"
@@ -89,6 +93,8 @@ class Colony:
         self.metrics = metrics
         self.offsets_name = f"colony:{settings.COLONY_GROUP_ID}"
         self.files: dict[str, MissionFile] = {}
+        """Missions being worked; a mission's file is dropped when it ends (`settle`)."""
+        self.ended: LRUCache[str, bool] = LRUCache(maxsize=ENDED_KEPT)
         self.home: dict[str, int] = {}
         self.starting: set[str] = set()
         self.rollout_step = 1
@@ -198,6 +204,16 @@ class Colony:
             self.in_flight.started(partition, offset)
             work = self.until_done(file, event.meta, reaction, parent)
             self.spawn(partition, self._react(partition, offset, file, work))
+        self.settle(file)
+
+    def settle(self, file: MissionFile) -> None:
+        """Drop the file of a mission that ended: memory holds only missions being worked
+        (a reaction still running keeps its own reference and sees the mission ended)."""
+        if file.state.terminal:
+            self.files.pop(file.mission_id, None)
+            self.home.pop(file.mission_id, None)
+            self.starting.discard(file.mission_id)
+            self.ended[file.mission_id] = True
 
     def spawn(self, partition: int, work: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(work)
@@ -276,10 +292,14 @@ class Colony:
     def fold(self, event: RecordedEvent) -> MissionFile | None:
         """Fold `event` into its mission's file; None (and nothing folded or reacted to)
         when it is not the next link of the mission's history."""
+        if event.meta.mission_id in self.ended:
+            return None
         file = self.files.setdefault(event.meta.mission_id, MissionFile.new(event.meta.mission_id))
         why = why_not_next((file.state.sequence, file.state.last_hash), event)
         if why is not None:
             logger.bind(mission_id=file.mission_id).warning("not history, ignored: {}", why)
+            if file.state.sequence == 0:
+                del self.files[file.mission_id]
             return None
         file.record(event)
         return file
@@ -427,7 +447,9 @@ class Colony:
                     event = self._decode(record) if record.offset < end else None
                     if event is not None:
                         self.home[event.meta.mission_id] = tp.partition
-                        self.fold(event)
+                        folded = self.fold(event)
+                        if folded is not None:
+                            self.settle(folded)
         finally:
             await reader.stop()
 

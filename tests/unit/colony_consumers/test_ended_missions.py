@@ -1,0 +1,48 @@
+"""The colony holds only missions being worked: an ended mission's file leaves memory, and
+its later events (a replay request, a late command's rejection) are ignored quietly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from colony_consumers.colony import Colony
+from colony_consumers.settings import ColonySettings
+from ledger.commands import FailMission, RecordBudgetUse
+from ledger.events import RecordedEvent
+from ledger.state import MissionState
+from ledger.step import step
+from tests.factories import AUTHORITY, command, request_body
+
+
+def history(mission_id: str) -> list[RecordedEvent]:
+    """A mission requested, failed, then sent one more command (rejected: it ended)."""
+    state, events = MissionState(mission_id=mission_id), []
+    for body in (request_body(), FailMission(reason="stop"), RecordBudgetUse(tokens=1, time_ms=1)):
+        state, new = step(state, command(mission_id, body), datetime.now(UTC), AUTHORITY)
+        events += new
+    return events
+
+
+def colony() -> Colony:
+    return Colony(ColonySettings(), {"bootstrap_servers": "127.0.0.1:1"}, None, None, None, None)  # type: ignore[arg-type]
+
+
+def test_an_ended_missions_file_leaves_memory_and_later_events_are_ignored() -> None:
+    reactor = colony()
+    events = history("m-ended")
+    assert [e.event_type for e in events][-1] == "CommandRejected"
+    for event in events[:2]:
+        folded = reactor.fold(event)
+        assert folded is not None
+        reactor.settle(folded)
+    assert "m-ended" not in reactor.files
+    assert reactor.fold(events[2]) is None
+    assert "m-ended" not in reactor.files
+
+
+def test_a_mission_being_worked_stays() -> None:
+    reactor = colony()
+    folded = reactor.fold(history("m-open")[0])
+    assert folded is not None
+    reactor.settle(folded)
+    assert "m-open" in reactor.files
