@@ -48,6 +48,17 @@ IdempotencyKey = Annotated[
     str | None,
     Header(max_length=200, description="Retries with the same key return the same mission"),
 ]
+Prefer = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description=(
+            "`respond-async` (RFC 7240): answer as soon as the ledger's log holds the request"
+            " (status `accepted`), without waiting up to SYNC_WAIT_MS for the mission to be"
+            " projected; the answer then carries `Preference-Applied: respond-async`"
+        ),
+    ),
+]
 TraceParent = Annotated[
     str | None,
     Header(description="W3C trace context: the mission's trace continues the caller's"),
@@ -145,6 +156,7 @@ async def create_mission(
     caller: Writer,
     idempotency_key: IdempotencyKey = None,
     traceparent: TraceParent = None,
+    prefer: Prefer = None,
 ) -> MissionAccepted:
     """Open a mission: normalise, check rollout rules, append RequestMission."""
     runtime = runtime_of(request)
@@ -175,6 +187,11 @@ async def create_mission(
                 409, "idempotency_conflict", "this Idempotency-Key opened a different mission"
             )
         return MissionAccepted(mission_id=mission_id, status=row["status"], links=links(mission_id))
+
+    if prefer is not None and "respond-async" in prefer.lower():
+        await runtime.commands.send(command)
+        response.headers["Preference-Applied"] = "respond-async"
+        return MissionAccepted(mission_id=mission_id, status="accepted", links=links(mission_id))
 
     async def projected() -> bool:
         return await queries.mission(runtime.database, mission_id) is not None

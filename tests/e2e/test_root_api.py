@@ -64,6 +64,21 @@ def test_an_idempotency_key_reused_for_another_mission_is_a_conflict(stack: Runn
     assert other.json()["type"] == "urn:velocity:problem:idempotency_conflict"
 
 
+async def test_respond_async_answers_once_the_log_holds_the_request(stack: RunningStack) -> None:
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}", "Prefer": "respond-async"}
+    with stack.client() as client:
+        quick = client.post("/missions", json=ORACLE, headers=key)
+        mission_id = quick.json()["mission_id"]
+        projected = await until(lambda: client.get(f"/missions/{mission_id}").status_code == 200)
+        again = client.post("/missions", json=ORACLE, headers=key)
+        waited = client.post("/missions", json=ORACLE)
+    assert quick.status_code == 202 and quick.json()["status"] == "accepted"
+    assert quick.headers["preference-applied"] == "respond-async"
+    assert projected, "the mission it accepted is there to read"
+    assert again.json() == {**quick.json(), "status": "requested"}, "a retry: the same mission"
+    assert waited.status_code == 202 and "preference-applied" not in waited.headers
+
+
 def test_missions_are_listed_filtered_and_paginated(stack: RunningStack) -> None:
     objective = f"listing {uuid.uuid4()}"
     with stack.client() as client:
