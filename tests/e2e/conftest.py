@@ -151,6 +151,7 @@ async def colony_stack(
         COLONY_REACTORS="true",
         OTEL_EXPORTER_OTLP_ENDPOINT=trace_collector.url,
         OTEL_BSP_SCHEDULE_DELAY="200",
+        OTEL_BSP_MAX_QUEUE_SIZE="65536",  # every test's missions share this stack
     )
     try:
         yield running

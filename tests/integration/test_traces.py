@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Iterator
 
 import asyncpg
+import httpx
 import pytest
 from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
@@ -62,6 +63,7 @@ async def test_a_request_the_decider_and_the_projector_share_the_callers_trace(
         created = await client.post("/missions", json=MISSION, headers=headers)
         mission_id = created.json()["mission_id"]
         await eventually(lambda: recorded(exporter, trace_id, "decide RequestMission"))
+        await eventually(lambda: readable(client, mission_id))
         mission = (await client.get(f"/missions/{mission_id}/events")).json()["events"]
         stored = await eventually(lambda: traceparent_of(isolated, mission_id))
         failed = await client.post(
@@ -86,6 +88,10 @@ async def test_a_request_the_decider_and_the_projector_share_the_callers_trace(
     assert fail.parent is not None and fail.parent.span_id == decided.context.span_id
     (link,) = fail.links
     assert format(link.context.trace_id, "032x") != trace_id, "linked to the operator's request"
+
+
+async def readable(client: httpx.AsyncClient, mission_id: str) -> bool:
+    return (await client.get(f"/missions/{mission_id}")).status_code == 200
 
 
 async def recorded(exporter: InMemorySpanExporter, trace_id: str, name: str) -> bool:
