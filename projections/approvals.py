@@ -86,6 +86,7 @@ class ApprovalsProjection(FollowsArchive):
     """Projection `approvals` into the `approvals` table."""
 
     name = "approvals"
+    rows_per_key = True
     tables: tuple[str, ...] = ("approvals",)
 
     def writes(self, item: ProjectedEvent) -> list[Write]:

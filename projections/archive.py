@@ -76,6 +76,7 @@ class EventArchive(Projection[RecordedEvent]):
     """Projection `event_archive` into `ledger_events`."""
 
     name = "event_archive"
+    rows_per_key = True
     tables: tuple[str, ...] = ()
     rebuildable = False
 

@@ -4,10 +4,13 @@ One transaction per batch: lock the projections' stored offsets, apply each proj
 writes for the records it has not seen, store the new offsets. Used by the live projector
 (consumer group) and by rebuilds (a reader of the whole log).
 
-A batch is applied set-wise in a savepoint per projection. When that fails on a data or
-constraint error, the batch is replayed record by record (a savepoint each) to find the
-records at fault: a view parks each of them, with its mission's later records behind it
-(projections/parking.py); the archive sets it aside by offset. Other missions keep flowing.
+A batch is first applied optimistically: each projection's writes regrouped into one run
+per statement where its rows are per mission (`Projection.rows_per_key`), no savepoints.
+When a write fails on a data or constraint error, that transaction is rolled back and the
+batch applied again carefully: a savepoint per projection, and when a projection's
+savepoint fails, record by record (a savepoint each) to find the records at fault: a view
+parks each of them, with its mission's later records behind it (projections/parking.py);
+the archive sets it aside by offset. Other missions keep flowing.
 Any other error (the database restarting, a lost connection) retries the whole batch with
 backoff. A strict applier (rebuilds) stops at the first failing record and says where.
 """
@@ -28,7 +31,15 @@ from ledger.wire import UNKNOWN_SCHEMA
 from projections.feeds import Feed
 from projections.offsets import StoredOffsets, lock_offsets, save_offsets
 from projections.parking import describe, deterministic, park_write, parked_keys
-from projections.projection import Projected, Projection, R, Unusable, Write, execute_writes
+from projections.projection import (
+    Projected,
+    Projection,
+    R,
+    Unusable,
+    Write,
+    execute_writes,
+    in_runs,
+)
 
 ACQUIRE_TIMEOUT_S = 10.0
 """Waiting longer for a pooled connection is an outage: the batch is retried."""
@@ -36,6 +47,24 @@ ACQUIRE_TIMEOUT_S = 10.0
 
 class ProjectionFailedError(RuntimeError):
     """A strict apply met a record a projection cannot apply; the message says where."""
+
+
+class _NeedsCareError(Exception):
+    """The optimistic pass met a write that fails for good: its transaction is rolled back
+    and the batch applied again with savepoints, to find the records at fault."""
+
+
+def batch_writes(projection: Projection[R], items: list[Projected[R]]) -> list[Write]:
+    """Every item's writes, then the projection's batch writes; regrouped into runs of one
+    statement when the projection's writes of different missions commute."""
+    if not projection.rows_per_key:
+        writes = [write for item in items for write in projection.writes(item)]
+    else:
+        by_key: dict[str, list[Write]] = {}
+        for item in items:
+            by_key.setdefault(item.key, []).extend(projection.writes(item))
+        writes = in_runs(list(by_key.values()))
+    return writes + projection.batch_writes(items)
 
 
 def transient(error: BaseException) -> bool:
@@ -98,7 +127,10 @@ class BatchApplier(Generic[R]):
             reraise=True,
         ):
             with attempt:
-                behind = await self._apply_once(tp, records, usable, unusable)
+                try:
+                    behind = await self._apply_once(tp, records, usable, unusable, careful=False)
+                except _NeedsCareError:
+                    behind = await self._apply_once(tp, records, usable, unusable, careful=True)
         self.applied += len(records)
         return self.held_at.get(tp.partition, behind)
 
@@ -137,6 +169,8 @@ class BatchApplier(Generic[R]):
         records: list[ConsumerRecord],
         usable: list[Projected[R]],
         unusable: list[Unusable],
+        *,
+        careful: bool,
     ) -> int | None:
         first, last = records[0].offset, records[-1].offset
         async with (
@@ -154,7 +188,7 @@ class BatchApplier(Generic[R]):
                 fresh = [item for item in usable if item.offset >= next_offset]
                 fresh, refused = await projection.admit(connection, fresh, shared)
                 held = waiting.get(projection.name, set())
-                await self._project(connection, projection, tp.topic, fresh, held)
+                await self._project(connection, projection, tp.topic, fresh, held, careful)
                 bad = [item for item in unusable if item.offset >= next_offset] + refused
                 await self._set_aside(connection, projection, bad)
                 advanced[(projection.name, tp.partition)] = last + 1
@@ -169,25 +203,39 @@ class BatchApplier(Generic[R]):
         topic: str,
         items: list[Projected[R]],
         held: set[str],
+        careful: bool,
     ) -> None:
-        """Apply `items` set-wise; on a deterministic failure find and park the culprits.
+        """Apply `items` set-wise; on a deterministic failure find and park the culprits
+        (`careful`), or give the batch up to be applied carefully.
         Items of missions already parked for this projection wait behind them."""
         flowing = [item for item in items if item.key not in held]
         waiting = [item for item in items if item.key in held]
-        if not await self._all_at_once(connection, projection, flowing):
+        if not careful:
+            await self._optimistically(connection, projection, flowing)
+        elif not await self._all_at_once(connection, projection, flowing):
             waiting += await self._one_by_one(connection, projection, topic, flowing)
         waiting.sort(key=lambda item: item.offset)
         await execute_writes(
             connection, [park_write(projection.name, topic, item, None) for item in waiting]
         )
 
+    async def _optimistically(
+        self, connection: Connection, projection: Projection[R], items: list[Projected[R]]
+    ) -> None:
+        """The fast path: every write with no savepoint (two round trips each saved)."""
+        try:
+            await execute_writes(connection, batch_writes(projection, items))
+        except Exception as error:  # a pure projection raising is as deterministic as SQL
+            if transient(error):
+                raise
+            raise _NeedsCareError(describe(error)) from error
+
     async def _all_at_once(
         self, connection: Connection, projection: Projection[R], items: list[Projected[R]]
     ) -> bool:
-        """The fast path: every item's writes, then the batch writes, in one savepoint."""
+        """Careful, first: the whole batch in one savepoint."""
         try:
-            writes = [w for item in items for w in projection.writes(item)]
-            writes += projection.batch_writes(items)
+            writes = batch_writes(projection, items)
             async with connection.transaction():
                 await execute_writes(connection, writes)
         except Exception as error:  # a pure projection raising is as deterministic as SQL

@@ -102,6 +102,7 @@ class EvidenceProjection(FollowsArchive):
     """Projection `evidence` into artifacts, reviewer_packets and policy_decisions."""
 
     name = "evidence"
+    rows_per_key = True
     tables: tuple[str, ...] = ("artifacts", "reviewer_packets", "policy_decisions")
 
     def writes(self, item: ProjectedEvent) -> list[Write]:

@@ -149,6 +149,7 @@ class MissionsProjection(FollowsArchive):
     """Projection `missions` into the `missions` table."""
 
     name = "missions"
+    rows_per_key = True
     tables: tuple[str, ...] = ("missions",)
 
     def writes(self, item: ProjectedEvent) -> list[Write]:

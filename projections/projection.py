@@ -12,6 +12,7 @@ aside by offset instead (`set_aside`), so the log can always be restored exactly
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any, Generic, TypeVar
@@ -76,6 +77,10 @@ class Projection(Generic[R]):
     name: str
     tables: tuple[str, ...]
     rebuildable = True
+    rows_per_key = False
+    """Whether every write of an item touches only rows of that item's key (its mission):
+    then writes of different missions commute, and a batch's writes may be regrouped into
+    one run per statement (`in_runs`) instead of one run per event."""
 
     def writes(self, item: Projected[R]) -> list[Write]:
         """The statements that apply `item` to the view, in order."""
@@ -96,6 +101,26 @@ class Projection(Generic[R]):
         """The items this projection takes, and those it refuses with why (set aside).
         `batch` is shared by the projections of one batch (to compute a lookup once)."""
         return items, []
+
+
+def in_runs(sequences: list[list[Write]]) -> list[Write]:
+    """Each key's writes (in order) merged into as few runs of one statement as possible:
+    each key's order is kept, keys are interleaved freely (`Projection.rows_per_key`).
+
+    Greedy: take the statement the first pending key needs next, and from every key whose
+    next write is that statement, all its consecutive writes of it."""
+    queues = [deque(writes) for writes in sequences if writes]
+    merged: list[Write] = []
+    while queues:
+        statement = queues[0][0][0]
+        pending = []
+        for queue in queues:
+            while queue and queue[0][0] == statement:
+                merged.append(queue.popleft())
+            if queue:
+                pending.append(queue)
+        queues = pending
+    return merged
 
 
 async def execute_writes(connection: Connection, writes: list[Write]) -> None:

@@ -93,6 +93,7 @@ class TasksProjection(FollowsArchive):
     """Projection `tasks` into the `tasks` table."""
 
     name = "tasks"
+    rows_per_key = True
     tables: tuple[str, ...] = ("tasks",)
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
