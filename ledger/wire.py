@@ -69,11 +69,12 @@ class LedgerWire:
             raise InvalidRecordError("unknown_command", f"no command type {type_name}")
         try:
             meta = CommandMeta.model_validate(fields.pop("meta"))
-            return Command(meta=meta, body=body_type.model_validate(fields))
+            body = body_type.model_validate(fields)
         except ValidationError as error:
             raise InvalidRecordError(
                 _reason(error, "invalid_command"), _first_problem(error)
             ) from error
+        return Command.model_construct(meta=meta, body=body)  # both parts validated
 
     def encode_event(self, event: RecordedEvent) -> KafkaRecord:
         name = f"{EVENT_NAMESPACE}.{event.event_type}"
@@ -94,11 +95,12 @@ class LedgerWire:
             raise InvalidRecordError("unknown_event", f"no event type {type_name}")
         try:
             meta = EventMeta.model_validate(fields.pop("meta"))
-            return RecordedEvent(meta=meta, body=body_type.model_validate(fields))
+            body = body_type.model_validate(fields)
         except ValidationError as error:
             raise InvalidRecordError(
                 _reason(error, "invalid_event"), _first_problem(error)
             ) from error
+        return RecordedEvent.model_construct(meta=meta, body=body)  # both parts validated
 
     def _decode(self, data: bytes, namespace: str) -> tuple[dict[str, Any], str]:
         try:
