@@ -13,6 +13,7 @@ from loguru import logger
 from gateway.console.router import STATIC_DIR
 from gateway.console.router import router as console_router
 from gateway.guard import BodyLimits, RequestGuard
+from gateway.mcp_server import build_mcp_server, mcp_route
 from gateway.problems import install_openapi, install_problem_handlers
 from gateway.routers import approvals, artifacts, health, identity, metrics, missions, releases
 from gateway.runtime import GatewayRuntime
@@ -28,17 +29,24 @@ Authenticate with `Authorization: Bearer <key>`; keys carry the role `service`
 (mission intake), `colony` (the colony's artifact bridge), `operator` or `auditor`.
 A request without a known key is refused before its body is read; bodies are limited
 (413) while they stream.
+
+The same operations are offered to agents as an MCP server (Streamable HTTP) at `/mcp`,
+behind the same keys and roles; see docs/mcp.md. It speaks JSON-RPC, so it is not
+described here.
 """
 
 
 def create_app(settings: RootSettings) -> FastAPI:
     """The root application, its connections opened and closed with the app."""
 
+    mcp = build_mcp_server()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = GatewayRuntime.build(settings)
         try:
-            yield
+            async with mcp.session_manager.run():
+                yield
         finally:
             await app.state.runtime.close()
 
@@ -60,6 +68,7 @@ def create_app(settings: RootSettings) -> FastAPI:
     for module in (health, metrics, identity, missions, approvals, artifacts, releases):
         app.include_router(module.router)
     app.include_router(console_router)
+    app.router.routes.append(mcp_route(mcp))
     app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
     install_openapi(app)
     trace_app(app)

@@ -20,6 +20,7 @@ from gateway.problems import DependencyDownError, ProblemError
 from infra.database import DATABASE_OUTAGES
 from infra.topics import TopicNames
 from ledger.commands import Command
+from ledger.metrics import Metric, MetricWire
 from ledger.wire import LedgerWire
 
 DATABASE_ERRORS = DATABASE_OUTAGES
@@ -105,19 +106,30 @@ class CommandBus:
         self.outages = outages
         self.timeout_s = timeout_s
         self.wire = LedgerWire()
+        self.metric_wire = MetricWire(self.wire.codec)
         self._producer: AIOKafkaProducer | None = None
         self._starting = asyncio.Lock()
 
     async def send(self, command: Command) -> None:
         """Return once the broker has the command; a 503 problem if it cannot take it."""
         record = self.wire.encode_command(command)
+        await self._append(self.topics.commands, record.value, record.key, record.headers)
+
+    async def send_metric(self, metric: Metric) -> None:
+        """A measurement of the root's own (an MCP call) on `colony.metrics`."""
+        await self._append(self.topics.metrics, self.metric_wire.encode(metric))
+
+    async def _append(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         try:
             producer = await self._started()
             await asyncio.wait_for(
-                producer.send_and_wait(
-                    self.topics.commands, record.value, record.key, headers=record.headers
-                ),
-                self.timeout_s,
+                producer.send_and_wait(topic, value, key, headers=headers), self.timeout_s
             )
         except (TimeoutError, KafkaError, OSError) as error:
             await self._discard()

@@ -147,6 +147,16 @@ class RecordToolDecision(CommandBody):
     reason: str
 
 
+class RecordMcpCall(CommandBody):
+    """An MCP tool call on the root about this mission: who (the command's actor), which
+    tool, a hash of its arguments (the arguments themselves may hold what the trail should
+    not), and how it ended. Accepted in any status, terminal too: reads are audited."""
+
+    tool: str = Field(min_length=1, max_length=100)
+    arguments_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    outcome: str = Field(min_length=1, max_length=200)
+
+
 class RecordArtifact(CommandBody):
     artifact_id: str
     kind: str
@@ -307,6 +317,7 @@ COMMAND_TYPES: dict[str, type[CommandBody]] = {
         RetryTask,
         TimeOutTask,
         RecordToolDecision,
+        RecordMcpCall,
         RecordArtifact,
         RecordBudgetUse,
         BeginReview,

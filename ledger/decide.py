@@ -26,6 +26,7 @@ from ledger.commands import (
     QueueMission,
     RecordArtifact,
     RecordBudgetUse,
+    RecordMcpCall,
     RecordPlan,
     RecordReview,
     RecordToolDecision,
@@ -46,6 +47,7 @@ from ledger.events import (
     BudgetUsed,
     CommandRejected,
     EventBody,
+    McpCallRecorded,
     MissionCancelled,
     MissionCompleted,
     MissionFailed,
@@ -88,7 +90,7 @@ def decide(state: MissionState, command: Command, authority: OperatorAuthority) 
         return decided if isinstance(decided, list) else [reject(command, *decided)]
     if not state.exists and not isinstance(command.body, RequestMission):
         return [reject(command, "unknown_mission", "no mission was requested under this id")]
-    if state.terminal and not isinstance(command.body, ReplayMission):
+    if state.terminal and not isinstance(command.body, ReplayMission | RecordMcpCall):
         return [reject(command, "mission_terminal", f"mission is {state.status}")]
     return handle(command.body, state, command)
 
@@ -224,6 +226,11 @@ def _time_out_task(body: TimeOutTask, state: MissionState, command: Command) -> 
         return refused
     attempt = state.tasks[body.task_id].attempt
     return [TaskTimedOut(task_id=body.task_id, timeout_ms=body.timeout_ms, attempt=attempt)]
+
+
+@handle.register
+def _mcp_call(body: RecordMcpCall, state: MissionState, command: Command) -> Decision:
+    return [McpCallRecorded(**body.model_dump())]
 
 
 @handle.register

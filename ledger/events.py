@@ -131,6 +131,12 @@ class ToolRequestDenied(EventBody):
     reason: str
 
 
+class McpCallRecorded(EventBody):
+    tool: str
+    arguments_hash: str
+    outcome: str
+
+
 class ArtifactRecorded(EventBody):
     artifact_id: str
     kind: str
@@ -297,6 +303,7 @@ EVENT_TYPES: dict[str, type[EventBody]] = {
         TaskTimedOut,
         ToolRequestAllowed,
         ToolRequestDenied,
+        McpCallRecorded,
         ArtifactRecorded,
         BudgetUsed,
         BudgetExceeded,

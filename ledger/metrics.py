@@ -25,6 +25,7 @@ MetricName = Literal[
     "approval_wait",
     "mission_outcome",
     "mission_duration",
+    "mcp_call",
 ]
 
 

@@ -100,6 +100,14 @@ FAMILIES: dict[MetricName, tuple[Family, ...]] = {
             (("type", "mission_type"),),
         ),
     ),
+    "mcp_call": (
+        Family(
+            "velocity_mcp_calls",
+            "counter",
+            "MCP tool calls on the root, by tool, caller and outcome (ok, refused:<code>)",
+            (("tool", "tool"), ("caller", "caller"), ("outcome", "outcome")),
+        ),
+    ),
 }
 
 UPSERT = """

@@ -53,7 +53,11 @@ async def approval_queue(
     request: Request, caller: Viewer, decided_limit: Annotated[int, Query(ge=0, le=500)] = 50
 ) -> ApprovalQueue:
     """Pending approvals oldest first, with their age; recent decisions with who and why."""
-    runtime: GatewayRuntime = request.app.state.runtime
+    return await queue(request.app.state.runtime, decided_limit)
+
+
+async def queue(runtime: GatewayRuntime, decided_limit: int) -> ApprovalQueue:
+    """The approval queue (HTTP and MCP)."""
     pending, decided = await queries.approval_queue(runtime.database, decided_limit)
     return ApprovalQueue(pending=[public(r) for r in pending], decided=[public(r) for r in decided])
 
@@ -66,14 +70,28 @@ async def decide(
     decision: str,
     body: CommandBody,
 ) -> ApprovalPublic:
-    """Send the operator's decision once; the same decision repeated answers the same."""
-    runtime: GatewayRuntime = request.app.state.runtime
+    """The HTTP answer to an operator's decision: 202 while not yet projected."""
+    approval, done = await decide_writeback(
+        request.app.state.runtime, caller, approval_id, decision, body
+    )
+    if not done:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return approval
+
+
+async def decide_writeback(
+    runtime: GatewayRuntime, caller: Caller, approval_id: str, decision: str, body: CommandBody
+) -> tuple[ApprovalPublic, bool]:
+    """Send the operator's decision once (HTTP and MCP), signed as the operator's; the same
+    decision repeated answers the same. Returns the approval and whether it is projected."""
+    if caller.role != "operator":
+        raise ProblemError(403, "forbidden", f"role {caller.role} may not decide approvals")
     row = await queries.approval(runtime.database, approval_id)
     if row is None:
         raise ProblemError(404, "approval_not_found", f"no approval {approval_id}")
     if row["status"] != "pending":
         if row["decided_by"] == caller.label and row["status"].startswith(decision[:5]):
-            return public(row)  # an idempotent repeat of this operator's own decision
+            return public(row), True  # an idempotent repeat of this operator's own decision
         raise ProblemError(
             409, "approval_not_pending", f"approval {approval_id} is {row['status']}"
         )
@@ -88,9 +106,7 @@ async def decide(
         command = runtime.command(row["mission_id"], body, caller, command_id)
         outcome = await send_and_wait(runtime, command, decided)
     conflict_if_rejected(outcome)
-    if not outcome.done:
-        response.status_code = status.HTTP_202_ACCEPTED
-    return public(await queries.approval(runtime.database, approval_id) or row)
+    return public(await queries.approval(runtime.database, approval_id) or row), outcome.done
 
 
 @router.post("/{approval_id}/approve", response_model=ApprovalPublic, responses=DECISION_RESPONSES)

@@ -159,9 +159,27 @@ async def create_mission(
     prefer: Prefer = None,
 ) -> MissionAccepted:
     """Open a mission: normalise, check rollout rules, append RequestMission."""
-    runtime = runtime_of(request)
-    settings = runtime.settings
     refuse_while_draining(request)
+    respond_async = prefer is not None and "respond-async" in prefer.lower()
+    accepted, waited = await open_mission(
+        runtime_of(request), caller, body, idempotency_key, respond_async
+    )
+    response.headers["Location"] = accepted.links.self
+    if respond_async and not waited:
+        response.headers["Preference-Applied"] = "respond-async"
+    return accepted
+
+
+async def open_mission(
+    runtime: GatewayRuntime,
+    caller: Caller,
+    body: MissionCreate,
+    idempotency_key: str | None,
+    respond_async: bool = False,
+) -> tuple[MissionAccepted, bool]:
+    """The one intake path (HTTP and MCP): the mission accepted, and whether the answer
+    waited for its projection (False: the log holds it, the views may not yet)."""
+    settings = runtime.settings
     if not settings.COLONY_ENABLED:
         raise ProblemError(503, "colony_disabled", "COLONY_ENABLED is false; reads still work")
     step = await effective_step(runtime)
@@ -172,7 +190,6 @@ async def create_mission(
         )
     wanted = request_body(body, runtime)
     mission_id = derived_id(caller.label, idempotency_key or uuid.uuid4().hex)
-    response.headers["Location"] = f"/missions/{mission_id}"
     command = runtime.command(mission_id, wanted, caller, derived_id("request", mission_id))
     try:
         row = await queries.mission(runtime.database, mission_id)
@@ -180,29 +197,27 @@ async def create_mission(
         # Intake stays open while only PostgreSQL is down: the broker takes the command,
         # the decider dedupes a retried one, the projection catches up later.
         await runtime.commands.send(command)
-        return MissionAccepted(mission_id=mission_id, status="accepted", links=links(mission_id))
+        return accepted(mission_id, "accepted"), False
     if row is not None:
         if not same_request(row, wanted):
             raise ProblemError(
                 409, "idempotency_conflict", "this Idempotency-Key opened a different mission"
             )
-        return MissionAccepted(mission_id=mission_id, status=row["status"], links=links(mission_id))
-
-    if prefer is not None and "respond-async" in prefer.lower():
+        return accepted(mission_id, row["status"]), True
+    if respond_async:
         await runtime.commands.send(command)
-        response.headers["Preference-Applied"] = "respond-async"
-        return MissionAccepted(mission_id=mission_id, status="accepted", links=links(mission_id))
+        return accepted(mission_id, "accepted"), False
 
     async def projected() -> bool:
         return await queries.mission(runtime.database, mission_id) is not None
 
     outcome = await send_and_wait(runtime, command, projected)
     conflict_if_rejected(outcome)
-    return MissionAccepted(
-        mission_id=mission_id,
-        status="requested" if outcome.done else "accepted",
-        links=links(mission_id),
-    )
+    return accepted(mission_id, "requested" if outcome.done else "accepted"), True
+
+
+def accepted(mission_id: str, status: str) -> MissionAccepted:
+    return MissionAccepted(mission_id=mission_id, status=status, links=links(mission_id))
 
 
 @router.get(
@@ -264,7 +279,11 @@ async def get_events(
 @router.get("/{mission_id}/evidence", response_model=EvidencePublic, responses=READ)
 async def get_evidence(mission_id: MissionId, request: Request, caller: Reader) -> EvidencePublic:
     """The reviewer packet with its evidence: artifacts, tasks and policy decisions."""
-    runtime = runtime_of(request)
+    return await mission_evidence(runtime_of(request), mission_id)
+
+
+async def mission_evidence(runtime: GatewayRuntime, mission_id: str) -> EvidencePublic:
+    """A mission's reviewer packet and evidence (HTTP and MCP)."""
     row = await existing(runtime, mission_id)
     found = await queries.evidence(runtime.database, mission_id)
     packet = None
