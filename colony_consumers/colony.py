@@ -312,6 +312,7 @@ class Colony:
             self.settings.VELOCITY_ENV,
             self.settings.AUTONOMOUS_RESEARCH,
             production_writebacks_open(self.rollout_step),
+            self.settings.research_mcp_tool,
         )
 
     async def watch_rollout(self, every_s: float) -> None:

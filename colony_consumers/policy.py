@@ -15,6 +15,15 @@ TOOLS_BY_TYPE: dict[str, frozenset[str]] = {
     "crm": frozenset({"crm_lookup", "web_research", "browser", "draft_brief", "crm_writeback"}),
     "catalyst": frozenset({"project_search", "crm_lookup", "draft_strategy"}),
 }
+RESEARCH_TOOLS = frozenset({"project_search", "crm_lookup", "web_research"})
+"""Tools whose work is a call of the research provider (an MCP server's tool, if it is one)."""
+MCP_TOOLS_BY_TYPE: dict[str, frozenset[str]] = {
+    "oracle": frozenset({"search"}),
+    "crm": frozenset({"search"}),
+    "catalyst": frozenset({"search"}),
+}
+"""The MCP tools each mission type's research may call: an MCP server can expose any tool,
+and only these are known to be read-only searches."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,9 @@ class PolicyContext:
     mode: str
     autonomous_research: bool = False
     writeback_gate_passed: bool = False
+    mcp_tool: str | None = None
+    """The MCP server's tool research goes through (MCP_RESEARCH_TOOL); None when research
+    is not an MCP server."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,33 @@ def evaluate_tool(context: PolicyContext, tool: str) -> PolicyDecision:
     if tool == "crm_writeback":
         return evaluate_writeback(context)
     return allow(f"{context.mission_type}.tools", f"{tool} is a {context.mission_type} tool")
+
+
+def mcp_tool_name(tool: str) -> str:
+    """How an MCP tool is named in policy decisions, apart from the colony's own tools."""
+    return f"mcp:{tool}"
+
+
+def evaluate_mcp_tool(context: PolicyContext, tool: str) -> PolicyDecision:
+    """May `tool`'s research (a RESEARCH_TOOLS tool the guard allowed) call the MCP tool
+    research goes through? Asked apart from `tool` itself: the MCP server is another
+    party, and its tool may be anything the server offers."""
+    assert context.mcp_tool is not None, "research does not go through MCP"
+    name, mission_type = mcp_tool_name(context.mcp_tool), context.mission_type
+    if context.mcp_tool not in MCP_TOOLS_BY_TYPE.get(mission_type, frozenset()):
+        return deny("mcp.tool_not_permitted", f"{name} is not an MCP tool of {mission_type}")
+    if context.environment == "production" and context.mode == "autonomous":
+        return deny("prod.assisted_only", "production runs assisted-mode missions only")
+    if (
+        tool in EXTERNAL_TOOLS
+        and context.environment == "production"
+        and not context.autonomous_research
+    ):
+        return deny(
+            "prod.no_autonomous_research",
+            f"{name} for {tool}: external research is off by default in production",
+        )
+    return allow(f"{mission_type}.mcp_tools", f"{name} is an MCP tool of {mission_type}")
 
 
 def evaluate_writeback(context: PolicyContext) -> PolicyDecision:

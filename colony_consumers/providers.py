@@ -3,8 +3,9 @@
 `local` providers do real work offline: research is PostgreSQL full-text search over the
 knowledge base and CRM data the repository ships; the model drafts extractively, citing
 its sources. HTTP providers speak an OpenAI-compatible chat-completions API (model) and
-a small JSON search API (research). Every call goes through `Guarded` (timeout, bounded
-retries with backoff, circuit breaker) and reports a provider_call metric.
+a small JSON search API or an MCP server's tool (research; colony_consumers/mcp_research.py).
+Every call goes through `Guarded` (timeout, bounded retries with backoff, circuit
+breaker) and reports a provider_call metric.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncpg
 import httpx
 
 from colony_consumers.outages import OUTAGES, OutageError
+from colony_consumers.settings import mcp_endpoint
 from infra.tracing import tracer
 
 T = TypeVar("T")
@@ -299,7 +301,16 @@ def _ms(started: float) -> float:
     return (time.monotonic() - started) * 1000
 
 
-def choose_research(setting: str, pool: asyncpg.Pool, client: httpx.AsyncClient) -> Research:
+def choose_research(
+    setting: str, mcp_tool: str, pool: asyncpg.Pool, client: httpx.AsyncClient
+) -> Research:
+    """RESEARCH_PROVIDER's research: `local`, `mcp+http(s)://...` (an MCP server's
+    `mcp_tool`) or the base URL of a JSON search API."""
+    from colony_consumers.mcp_research import McpResearch  # it imports Document from here
+
+    endpoint = mcp_endpoint(setting)
+    if endpoint is not None:
+        return McpResearch(endpoint, mcp_tool, client)
     return LocalResearch(pool) if setting == "local" else HttpResearch(setting, client)
 
 

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 
 from colony_consumers.mission_file import MissionFile
 from colony_consumers.planner import plan, ready_tasks, tool_of
-from colony_consumers.policy import PolicyContext, PolicyDecision, evaluate_tool
+from colony_consumers.policy import (
+    RESEARCH_TOOLS,
+    PolicyContext,
+    PolicyDecision,
+    evaluate_mcp_tool,
+    evaluate_tool,
+    mcp_tool_name,
+)
 from ledger.commands import (
     BeginReview,
     CommandBody,
@@ -86,8 +93,13 @@ Reaction = Send | RunTask | Review | ApplyWriteback | ProposeWritebacks
 
 
 def policy_context(
-    file: MissionFile, environment: str, research: bool, gate: bool
+    file: MissionFile,
+    environment: str,
+    research: bool,
+    gate: bool,
+    mcp_tool: str | None = None,
 ) -> PolicyContext:
+    """What the guard needs to know; `mcp_tool` is the MCP tool research goes through."""
     request = file.request
     assert request is not None
     return PolicyContext(
@@ -96,6 +108,7 @@ def policy_context(
         mode=request.mode,
         autonomous_research=research,
         writeback_gate_passed=gate,
+        mcp_tool=mcp_tool,
     )
 
 
@@ -109,9 +122,25 @@ def tool_decision(task_id: str, tool: str, decision: PolicyDecision) -> RecordTo
     )
 
 
+def tool_decisions(
+    context: PolicyContext, task_id: str, tool: str
+) -> list[tuple[str, RecordToolDecision]]:
+    """The guard's decisions on a task's tool, each with its step: the tool's own, then,
+    when it is allowed and its research goes through an MCP server, the MCP tool's."""
+    decision = evaluate_tool(context, tool)
+    decisions = [(f"policy/{task_id}", tool_decision(task_id, tool, decision))]
+    if decision.allowed and context.mcp_tool is not None and tool in RESEARCH_TOOLS:
+        through = evaluate_mcp_tool(context, tool)
+        recorded = tool_decision(task_id, mcp_tool_name(context.mcp_tool), through)
+        decisions.append((f"policy/{task_id}/mcp", recorded))
+    return decisions
+
+
 def start_ready(file: MissionFile, context: PolicyContext, workers: int) -> Send | None:
     """Start the tasks that are ready, up to `workers` running at once (each tool checked
-    by policy), or begin review when every task has succeeded."""
+    by policy, and the MCP tool its research calls), or begin review when every task has
+    succeeded. A denied MCP tool fails the mission even for a skippable tool: every
+    research task calls that one tool, so skipping would only hide the denial."""
     assert file.request is not None
     statuses = {task_id: task.status for task_id, task in file.state.tasks.items()}
     if statuses and all(status == "succeeded" for status in statuses.values()):
@@ -120,15 +149,15 @@ def start_ready(file: MissionFile, context: PolicyContext, workers: int) -> Send
     ready = ready_tasks(file.request.mission_type, statuses)[: max(workers - running, 0)]
     commands: list[tuple[str, CommandBody]] = []
     for task_id in ready:
-        tool = tool_of(file.request.mission_type, task_id)
-        decision = evaluate_tool(context, tool)
-        commands.append((f"policy/{task_id}", tool_decision(task_id, tool, decision)))
-        if decision.allowed or tool in SKIPPABLE_TOOLS:
+        decisions = tool_decisions(context, task_id, tool_of(file.request.mission_type, task_id))
+        commands.extend(decisions)
+        last = decisions[-1][1]
+        if last.decision == "allowed" or last.tool in SKIPPABLE_TOOLS:
             commands.append(
                 (f"start/{task_id}", StartTask(task_id=task_id, worker="colony:worker"))
             )
         else:
-            reason = f"policy denied {tool} ({decision.rule_id}): {decision.reason}"
+            reason = f"policy denied {last.tool} ({last.rule_id}): {last.reason}"
             commands.append(("fail/policy", FailMission(reason=reason)))
             break
     return Send(commands) if commands else None

@@ -7,6 +7,7 @@ import asyncio
 import hmac
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -27,6 +28,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from colony_consumers.colony import Colony
+from colony_consumers.mcp_research import McpResearch, announce_tools, require_tool
 from colony_consumers.metric_emitter import MetricEmitter
 from colony_consumers.providers import Guarded, choose_browser, choose_model, choose_research
 from colony_consumers.root_client import RootClient, check_root_key, wait_for_root_key
@@ -106,7 +108,8 @@ def create_app(
 
     @app.get("/readyz", response_model=ReadinessReport)
     async def readyz() -> JSONResponse:
-        """Broker and database reachable; the root accepts ROOT_API_KEY as a colony key."""
+        """Broker and database reachable; the root accepts ROOT_API_KEY as a colony key;
+        an MCP research server offers MCP_RESEARCH_TOOL (`research_tools`)."""
         report = await run_checks(checks)
         return JSONResponse(report.model_dump(exclude_none=True), status_code=http_status(report))
 
@@ -157,8 +160,11 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
             retries=settings.PROVIDER_RETRIES,
         )
         root = RootClient(root_http)
+        research = choose_research(
+            settings.RESEARCH_PROVIDER, settings.MCP_RESEARCH_TOOL, pool, provider_http
+        )
         runner = TaskRunner(
-            choose_research(settings.RESEARCH_PROVIDER, pool, provider_http),
+            research,
             choose_model(settings.DEFAULT_MODEL_ROUTE, provider_http),
             root,
             guarded,
@@ -182,6 +188,8 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
             "database": lambda: pool.fetchval("SELECT 1"),
             "root_auth": lambda: check_root_key(root),
         }
+        if isinstance(research, McpResearch):
+            checks["research_tools"] = partial(require_tool, research)
         app = create_app(settings, checks, status)
         server = uvicorn.Server(
             uvicorn.Config(app, host=settings.HOST, port=settings.PORT, log_config=None)
@@ -193,6 +201,8 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
             ),
             asyncio.create_task(colony.watch_rollout(SWEEP_EVERY_S)),
         ]
+        if isinstance(research, McpResearch):
+            background.append(asyncio.create_task(announce_tools(research)))
         if settings.COLONY_REACTORS and await wait_for_root_key(root, stop):
             background.append(
                 asyncio.create_task(

@@ -18,18 +18,20 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from starlette.applications import Starlette
 
 from infra.processes import free_port
 
 
 class FakeServer:
-    """A FastAPI app served by uvicorn on 127.0.0.1 in the test's event loop."""
+    """An ASGI app (FastAPI, or the Starlette app of an MCP server) served by uvicorn on
+    127.0.0.1 in the test's event loop; `app()` makes a new one at each start."""
 
     port: int
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
 
-    def app(self) -> FastAPI:
+    def app(self) -> Starlette:
         raise NotImplementedError
 
     async def start(self) -> None:

@@ -4,24 +4,22 @@ mission and reads its verified trail; keys and roles hold; every call is recorde
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import uvicorn
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult
+from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.mcp_server import arguments_hash
 from gateway.settings import RootSettings
 from infra.processes import free_port
 from tests.conftest import Isolated
+from tests.fake_services import FakeServer
 from tests.integration.conftest import archived, eventually, ledger_services, prepared
+from tests.mcp_client import answer, error_text, mcp_session
 
 SERVICE = "local-service-key"
 AUDITOR = "local-auditor-key"
@@ -43,49 +41,30 @@ ORACLE = {
 }
 
 
+class RootServer(FakeServer):
+    """The real root app served by uvicorn (its lifespan runs the MCP session manager)."""
+
+    def __init__(self, slice_: Isolated) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.settings = RootSettings(
+            KAFKA_BOOTSTRAP_SERVERS=slice_.bootstrap_servers,
+            DATABASE_URL=slice_.database_url,
+            KAFKA_TOPIC_PREFIX=slice_.topic_prefix,
+        )
+
+    def app(self) -> Starlette:
+        return create_app(self.settings)
+
+
 @asynccontextmanager
 async def root_server(slice_: Isolated) -> AsyncIterator[str]:
-    """The root app served by uvicorn on 127.0.0.1 (its lifespan runs the MCP sessions)."""
-    settings = RootSettings(
-        KAFKA_BOOTSTRAP_SERVERS=slice_.bootstrap_servers,
-        DATABASE_URL=slice_.database_url,
-        KAFKA_TOPIC_PREFIX=slice_.topic_prefix,
-    )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
-    )
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
+    server = RootServer(slice_)
+    await server.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.url
     finally:
-        server.should_exit = True
-        await serving
-
-
-@asynccontextmanager
-async def mcp_session(root: str, key: str) -> AsyncIterator[ClientSession]:
-    headers = {"Authorization": f"Bearer {key}"}
-    async with (
-        httpx.AsyncClient(headers=headers) as http,
-        streamable_http_client(f"{root}/mcp", http_client=http) as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        yield session
-
-
-def answer(result: CallToolResult) -> dict[str, Any]:
-    assert not result.isError, result.content
-    assert result.structuredContent is not None
-    return result.structuredContent
-
-
-def error_text(result: CallToolResult) -> str:
-    assert result.isError
-    return " ".join(getattr(part, "text", "") for part in result.content)
+        await server.stop()
 
 
 async def test_an_agent_lists_the_tools_opens_a_mission_and_reads_its_verified_trail(
