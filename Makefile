@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian packages the tests drive: Chromium (the console, through Playwright; no browser
-# download) and Prometheus (promtool, and a real Prometheus scraping the stack).
-TOOLS := chromium:chromium promtool:prometheus
+# download), Prometheus (promtool, and a real Prometheus scraping the stack) and
+# Alertmanager (amtool checks the alert routes of ownership.toml).
+TOOLS := chromium:chromium promtool:prometheus amtool:prometheus-alertmanager
 tools:
 	@for pair in $(TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \

@@ -14,6 +14,8 @@ velocity keys operator [--key-id ID]             a new operator signing key pair
 velocity gates run --env ENV --root URL          release gates 1-4, recorded in the ledger
 velocity gates export RUN_ID --root URL --out F  a gate run's signed report (evidence)
 velocity rollout show|advance|rollback --root URL [--to N --reason TEXT --evidence F]
+velocity ownership render [--check]              CODEOWNERS, docs/ownership.md, alert routes
+velocity ownership alertmanager                  Alertmanager config with ALERT_WEBHOOK_* set
 """
 
 from __future__ import annotations
@@ -157,6 +159,27 @@ def _operator_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ownership_render(args: argparse.Namespace) -> int:
+    from release.ownership import render_files
+
+    stale = render_files(check=args.check)
+    verb = "stale" if args.check else "written"
+    for path in stale:
+        print(f"{path}: {verb}")
+    if not stale:
+        print("generated files match ownership.toml")
+    return 1 if args.check and stale else 0
+
+
+def _ownership_alertmanager(args: argparse.Namespace) -> int:
+    import os
+
+    from release.ownership import alertmanager, load
+
+    print(alertmanager(load(), os.environ), end="")
+    return 0
+
+
 def _reason(value: str) -> str:
     if not value.strip() or "\x00" in value:
         raise argparse.ArgumentTypeError("a reason is required (plain text)")
@@ -209,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     evict.add_argument("--reason", required=True, type=_reason, help="recorded with the eviction")
     evict.add_argument("--operator", default=_who(), help="recorded as who evicted")
     evict.set_defaults(handler=_evict)
+
+    owners = groups.add_parser("ownership", help="who owns what (ownership.toml)")
+    owned = owners.add_subparsers(required=True)
+    render = owned.add_parser("render", help="write the files generated from ownership.toml")
+    render.add_argument("--check", action="store_true", help="only say which are stale (exit 1)")
+    render.set_defaults(handler=_ownership_render)
+    owned.add_parser(
+        "alertmanager", help="the Alertmanager configuration, webhooks from ALERT_WEBHOOK_<OWNER>"
+    ).set_defaults(handler=_ownership_alertmanager)
 
     letters = groups.add_parser("deadletters", help="records set aside").add_subparsers(
         required=True

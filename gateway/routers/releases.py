@@ -189,7 +189,13 @@ async def get_gate_run(run_id: RunId, request: Request, caller: Viewer) -> GateR
     return GateRunPublic(**await existing_run(runtime_of(request), run_id))
 
 
-@router.get("/gates/{run_id}/report", response_model=SignedReport, responses=READ)
+@router.get(
+    "/gates/{run_id}/report",
+    response_model=SignedReport,
+    responses=problems(
+        401, 403, 404, 409, 422, 503, s404="No such gate run", s409="The run is not complete"
+    ),
+)
 async def gate_report(run_id: RunId, request: Request, caller: Viewer) -> SignedReport:
     """The run signed by this root: the evidence `velocity rollout advance` carries to
     production (`velocity gates export`)."""
