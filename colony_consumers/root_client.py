@@ -104,12 +104,22 @@ class RootClient:
         return checked(response, 200, f"reading artifact {content_hash[:12]}").text
 
 
+class RootUnreachableError(NotReady):
+    """The root does not answer (yet): at a stack's start it is still starting."""
+
+
+UNREACHABLE_ALARM_S = 30.0
+"""How long the root may not answer before waiting for it is an ERROR, not news."""
+
+
 async def check_root_key(root: RootClient) -> None:
     """Raise NotReady unless the root accepts ROOT_API_KEY as a colony key (colony→root)."""
     try:
         response = await root.client.get("/auth/whoami")
     except httpx.HTTPError as error:
-        raise NotReady(f"root unreachable at ROOT_API_BASE_URL ({type(error).__name__})") from error
+        raise RootUnreachableError(
+            f"root unreachable at ROOT_API_BASE_URL ({type(error).__name__})"
+        ) from error
     if response.status_code in (401, 403):
         raise NotReady(
             "colony→root: the root refused ROOT_API_KEY (it is not among the root's"
@@ -130,15 +140,19 @@ async def wait_for_root_key(root: RootClient, stop: asyncio.Event, every_s: floa
     mission (they wait in the log); False if asked to stop first. Each new refusal is
     logged once, with what to set."""
     last: str | None = None
+    started = asyncio.get_running_loop().time()
     while not stop.is_set():
         try:
             await check_root_key(root)
             logger.info("the root accepts ROOT_API_KEY as a colony key; reactors start")
             return True
         except NotReady as refused:
-            if str(refused) != last:
-                logger.error("reactors wait: {}", refused)
-                last = str(refused)
+            waited = asyncio.get_running_loop().time() - started
+            starting = isinstance(refused, RootUnreachableError) and waited < UNREACHABLE_ALARM_S
+            said = f"{refused}{'' if starting else ' (still)'}"
+            if said != last:
+                logger.log("INFO" if starting else "ERROR", "reactors wait: {}", refused)
+                last = said
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
     return False

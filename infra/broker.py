@@ -7,6 +7,7 @@ exists and why the stack restores from it (see ledger/restore.py).
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -74,11 +75,25 @@ def start_broker(
     return broker
 
 
+def _listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port`."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
 async def _wait_until_answering(broker: EmbeddedBroker, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         if broker.process.poll() is not None:
             raise BrokerStartError(f"broker exited with code {broker.process.returncode}")
+        if not _listening(broker.port):  # a Kafka client would log an ERROR meanwhile
+            if time.monotonic() > deadline:
+                raise BrokerStartError(f"broker not listening on port {broker.port}")
+            await asyncio.sleep(0.05)
+            continue
         admin = AIOKafkaAdminClient(
             bootstrap_servers=broker.bootstrap_servers, request_timeout_ms=2_000
         )

@@ -1,21 +1,10 @@
 """`velocity`: the one entry point for every operator command.
 
-velocity stack run                               the whole local stack
-velocity ledger verify [--mission ID] [--archive-only]
-velocity ledger replay --mission ID [--as-of TIME] [--json]
-velocity ledger restore                          republish the archive into the broker
-velocity projections rebuild [NAME]              replay the log into emptied views
-velocity projections parked [NAME] [--json]      events the views could not apply
-velocity projections retry [NAME] [--mission ID] apply parked events again
-velocity projections evict NAME --mission ID --reason TEXT
-velocity deadletters list [--all] [--reason R] [--json]
-velocity deadletters redrive ID [--reason TEXT] [--again]
-velocity keys operator [--key-id ID]             a new operator signing key pair
-velocity gates run --env ENV --root URL          release gates 1-4, recorded in the ledger
-velocity gates export RUN_ID --root URL --out F  a gate run's signed report (evidence)
-velocity rollout show|advance|rollback --root URL [--to N --reason TEXT --evidence F]
-velocity ownership render [--check]              CODEOWNERS, docs/ownership.md, alert routes
-velocity ownership alertmanager                  Alertmanager config with ALERT_WEBHOOK_* set
+Every command's one-line summary and examples live in one table, `COMMANDS`, keyed by the
+command's path ("ledger verify"): the parser takes its help, description and epilog from
+there, so `velocity --help`, `velocity <group> --help` and `velocity <group> <command>
+--help` each say what the command does and show it in use, and a command left out of the
+table fails tests/unit/infra/test_cli_help.py.
 """
 
 from __future__ import annotations
@@ -26,6 +15,7 @@ import getpass
 import re
 import socket
 import sys
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -186,100 +176,283 @@ def _reason(value: str) -> str:
     return value.strip()
 
 
+@dataclass(frozen=True)
+class Command:
+    """What a command's help says: the line its parent lists, the examples its --help shows.
+
+    A group's examples default to the first example of each of its commands, so only
+    leaves (and the top level) need their own.
+    """
+
+    summary: str
+    examples: tuple[str, ...] = ()
+
+
+MISSION = "6f1c2a9e-4b7d-4c1e-9a53-2d8e7f0b1c44"
+GATE_RUN = "0b7e5d2c-91a4-4f3e-8c6d-5a2f1e9b7c30"
+STAGING = "https://root.staging.example"
+PRODUCTION = "https://root.example"
+ENVIRONMENTS = ["local", "staging", "production"]
+
+COMMANDS: dict[str, Command] = {
+    "": Command(
+        "the operator CLI of the Velocity colony ledger: run, audit, repair and release it",
+        (
+            "velocity stack run",
+            f"velocity ledger replay --mission {MISSION} --as-of 2026-11-24T09:30:00Z",
+            "velocity gates run --env local --root http://127.0.0.1:8000",
+        ),
+    ),
+    "stack": Command("run the local stack"),
+    "stack run": Command(
+        "run the broker, database, services and root API locally", ("velocity stack run",)
+    ),
+    "ledger": Command("audit the ledger: its chains, a mission's history, the archive"),
+    "ledger verify": Command(
+        "check every chain for gaps and broken hashes",
+        ("velocity ledger verify", f"velocity ledger verify --mission {MISSION} --archive-only"),
+    ),
+    "ledger replay": Command(
+        "show a mission's history and its state as of a time",
+        (
+            f"velocity ledger replay --mission {MISSION} --as-of 2026-11-24T09:30:00Z",
+            f"velocity ledger replay --mission {MISSION} --json",
+        ),
+    ),
+    "ledger restore": Command(
+        "republish archived events the broker lacks", ("velocity ledger restore",)
+    ),
+    "projections": Command("repair the PostgreSQL views (projections)"),
+    "projections rebuild": Command(
+        "empty views and replay the log into them",
+        ("velocity projections rebuild missions", "velocity projections rebuild"),
+    ),
+    "projections parked": Command(
+        "list events the views could not apply", ("velocity projections parked approvals --json",)
+    ),
+    "projections retry": Command(
+        "apply parked events again, in order",
+        (f"velocity projections retry tasks --mission {MISSION}",),
+    ),
+    "projections evict": Command(
+        "drop a mission's first parked event from a view",
+        (
+            f"velocity projections evict evidence --mission {MISSION}"
+            ' --reason "forged event, incident 412"',
+        ),
+    ),
+    "ownership": Command("who owns what, rendered from ownership.toml"),
+    "ownership render": Command(
+        "write the files generated from ownership.toml",
+        ("velocity ownership render", "velocity ownership render --check"),
+    ),
+    "ownership alertmanager": Command(
+        "print the Alertmanager config, webhooks from ALERT_WEBHOOK_*",
+        ("velocity ownership alertmanager > alertmanager.yml",),
+    ),
+    "deadletters": Command("records set aside: list them, send commands again"),
+    "deadletters list": Command(
+        "list dead letters not yet re-driven",
+        ("velocity deadletters list", "velocity deadletters list --reason wrong_partition --json"),
+    ),
+    "deadletters redrive": Command(
+        "send a dead-lettered command again",
+        ('velocity deadletters redrive 3f9a0c2e7b1d4a65 --reason "partition map fixed"',),
+    ),
+    "keys": Command("make key material"),
+    "keys operator": Command(
+        "print a new operator signing key pair",
+        ("velocity keys operator --key-id op-2 > op-2.env",),
+    ),
+    "gates": Command("release gates: run them, export a run's signed report"),
+    "gates run": Command(
+        "run gates 1-4 against a running root, recorded in its ledger",
+        (f"velocity gates run --env staging --root {STAGING}",),
+    ),
+    "gates export": Command(
+        "export a completed gate run's signed report",
+        (f"velocity gates export {GATE_RUN} --env staging --root {STAGING} --out report.json",),
+    ),
+    "rollout": Command(
+        "show or move this environment's rollout step",
+        (
+            f"velocity rollout show --env staging --root {STAGING}",
+            f"velocity rollout advance --env production --root {PRODUCTION} --to 4"
+            f' --reason "gates run {GATE_RUN}" --evidence report.json',
+        ),
+    ),
+}
+
+
+def _sentence(summary: str) -> str:
+    """A summary as the one-line description atop a command's own --help."""
+    return f"{summary[0].upper()}{summary[1:]}."
+
+
+def _below(path: str) -> list[str]:
+    """The commands under `path` (all of them for the top level), in the table's order."""
+    return [other for other in COMMANDS if other.startswith(f"{path} ") or (other and not path)]
+
+
+def _leaves() -> list[str]:
+    """The commands that run something: those nothing else sits under."""
+    return [path for path in _below("") if not _below(path)]
+
+
+def _examples(path: str) -> tuple[str, ...]:
+    """Its own examples, or else its commands' first ones (a group shows what it holds)."""
+    own = COMMANDS[path].examples
+    below = [leaf for leaf in _leaves() if leaf in _below(path)]
+    return own or tuple(example for leaf in below for example in COMMANDS[leaf].examples[:1])
+
+
+def _overview() -> str:
+    """Every command with its summary, for `velocity --help`: the whole CLI at a glance."""
+    leaves = _leaves()
+    width = max(len(leaf) for leaf in leaves) + 2
+    lines = [f"  {leaf:<{width}}{COMMANDS[leaf].summary}" for leaf in leaves]
+    return "\n".join(
+        ["Commands (velocity <group> <command> --help: its arguments and examples):", *lines]
+    )
+
+
+def _epilog(path: str) -> str:
+    """The Example(s) section, after the command overview at the top level."""
+    examples = _examples(path)
+    heading = "Example:" if len(examples) == 1 else "Examples:"
+    section = "\n".join([heading, *(f"  {example}" for example in examples)])
+    return f"{_overview()}\n\n{section}" if not path else section
+
+
+def _command(
+    parent: argparse._SubParsersAction[argparse.ArgumentParser], path: str
+) -> argparse.ArgumentParser:
+    """The parser for `path`, with its summary, description and examples from COMMANDS."""
+    summary = COMMANDS[path].summary
+    return parent.add_parser(
+        path.split()[-1],
+        help=summary,
+        description=_sentence(summary),
+        epilog=_epilog(path),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _group(
+    parent: argparse._SubParsersAction[argparse.ArgumentParser], path: str
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """A group of commands (`velocity ledger ...`): one of them must be named."""
+    return _command(parent, path).add_subparsers(required=True)
+
+
+def _release_target(parser: argparse.ArgumentParser, env_required: bool) -> None:
+    """--env and --root: which root a release command talks to, with which keys."""
+    parser.add_argument(
+        "--env",
+        required=env_required,
+        default=None if env_required else "local",
+        choices=ENVIRONMENTS,
+        help="the root's environment; keys from GATES_*_KEY unless local"
+        + ("" if env_required else " (default: %(default)s)"),
+    )
+    parser.add_argument("--root", required=True, help="the root's URL, e.g. http://127.0.0.1:8000")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="velocity", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+        prog="velocity",
+        description=_sentence(COMMANDS[""].summary),
+        epilog=_epilog(""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     groups = parser.add_subparsers(dest="group", required=True)
 
-    stack = groups.add_parser("stack", help="the local stack").add_subparsers(required=True)
-    stack.add_parser("run", help="broker, database, services, root API").set_defaults(
-        handler=_stack_run
-    )
+    stack = _group(groups, "stack")
+    _command(stack, "stack run").set_defaults(handler=_stack_run)
 
-    ledger = groups.add_parser("ledger", help="audit the ledger").add_subparsers(required=True)
-    verify = ledger.add_parser("verify", help="check every chain: gaps and hashes")
+    ledger = _group(groups, "ledger")
+    verify = _command(ledger, "ledger verify")
     verify.add_argument("--mission", help="only this mission")
     verify.add_argument(
         "--archive-only", action="store_true", help="skip the comparison with the topic"
     )
     verify.set_defaults(handler=_verify)
-    replay = ledger.add_parser("replay", help="a mission's history and its state as of a time")
-    replay.add_argument("--mission", required=True)
+    replay = _command(ledger, "ledger replay")
+    replay.add_argument("--mission", required=True, help="the mission id")
     replay.add_argument("--as-of", type=_timestamp, help="ISO 8601 time with zone")
     replay.add_argument("--json", action="store_true", help="machine-readable output")
     replay.set_defaults(handler=_replay)
-    ledger.add_parser("restore", help="republish archived events the broker lacks").set_defaults(
-        handler=_restore
-    )
-    views = groups.add_parser("projections", help="the PostgreSQL views").add_subparsers(
-        required=True
-    )
-    rebuild = views.add_parser("rebuild", help="empty views and replay the log into them")
+    _command(ledger, "ledger restore").set_defaults(handler=_restore)
+
+    views = _group(groups, "projections")
+    rebuild = _command(views, "projections rebuild")
     rebuild.add_argument("name", nargs="?", help="missions, approvals, tasks or evidence")
     rebuild.set_defaults(handler=_rebuild)
-    parked = views.add_parser("parked", help="events the views could not apply")
+    parked = _command(views, "projections parked")
     parked.add_argument("name", nargs="?", help="only this projection")
     parked.add_argument("--json", action="store_true", help="machine-readable output")
     parked.set_defaults(handler=_parked)
-    retry = views.add_parser("retry", help="apply parked events again, in order")
+    retry = _command(views, "projections retry")
     retry.add_argument("name", nargs="?", help="only this projection")
     retry.add_argument("--mission", help="only this mission")
     retry.set_defaults(handler=_retry)
-    evict = views.add_parser("evict", help="drop a mission's first parked event from a view")
+    evict = _command(views, "projections evict")
     evict.add_argument("name", help="the projection")
-    evict.add_argument("--mission", required=True)
+    evict.add_argument("--mission", required=True, help="the mission id")
     evict.add_argument("--reason", required=True, type=_reason, help="recorded with the eviction")
     evict.add_argument("--operator", default=_who(), help="recorded as who evicted")
     evict.set_defaults(handler=_evict)
 
-    owners = groups.add_parser("ownership", help="who owns what (ownership.toml)")
-    owned = owners.add_subparsers(required=True)
-    render = owned.add_parser("render", help="write the files generated from ownership.toml")
+    owned = _group(groups, "ownership")
+    render = _command(owned, "ownership render")
     render.add_argument("--check", action="store_true", help="only say which are stale (exit 1)")
     render.set_defaults(handler=_ownership_render)
-    owned.add_parser(
-        "alertmanager", help="the Alertmanager configuration, webhooks from ALERT_WEBHOOK_<OWNER>"
-    ).set_defaults(handler=_ownership_alertmanager)
+    _command(owned, "ownership alertmanager").set_defaults(handler=_ownership_alertmanager)
 
-    letters = groups.add_parser("deadletters", help="records set aside").add_subparsers(
-        required=True
-    )
-    listing = letters.add_parser("list", help="dead letters not yet re-driven")
+    letters = _group(groups, "deadletters")
+    listing = _command(letters, "deadletters list")
     listing.add_argument("--all", action="store_true", help="re-driven ones too")
     listing.add_argument("--reason", help="only this reason, e.g. wrong_partition")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=_letters)
-    again = letters.add_parser("redrive", help="send a dead-lettered command again")
+    again = _command(letters, "deadletters redrive")
     again.add_argument("id", help="the letter id `velocity deadletters list` shows")
     again.add_argument("--reason", type=_reason, default="cause fixed", help="recorded")
     again.add_argument("--operator", default=_who(), help="recorded as who re-drove it")
     again.add_argument("--again", action="store_true", help="even if re-driven before")
     again.set_defaults(handler=_redrive)
 
-    keys = groups.add_parser("keys", help="key material").add_subparsers(required=True)
-    operator = keys.add_parser("operator", help="a new operator signing key pair")
-    operator.add_argument("--key-id", default="op-1", type=_key_id)
+    keys = _group(groups, "keys")
+    operator = _command(keys, "keys operator")
+    operator.add_argument(
+        "--key-id",
+        default="op-1",
+        type=_key_id,
+        help="the id signatures name the key by (default: %(default)s)",
+    )
     operator.set_defaults(handler=_operator_key)
 
-    gates = groups.add_parser("gates", help="release gates").add_subparsers(required=True)
-    run = gates.add_parser("run", help="gates 1-4 against a running root, recorded in its ledger")
-    run.add_argument("--env", required=True, choices=["local", "staging", "production"])
-    run.add_argument("--root", required=True, help="the root's URL, e.g. http://127.0.0.1:8000")
+    gates = _group(groups, "gates")
+    run = _command(gates, "gates run")
+    _release_target(run, env_required=True)
     run.set_defaults(handler=_gates_run)
-    export = gates.add_parser("export", help="a completed gate run's signed report")
-    export.add_argument("run_id")
-    export.add_argument("--root", required=True)
-    export.add_argument("--env", default="local", choices=["local", "staging", "production"])
-    export.add_argument("--out", required=True, type=Path)
+    export = _command(gates, "gates export")
+    export.add_argument("run_id", help="the gate run's id, as `velocity gates run` printed it")
+    _release_target(export, env_required=False)
+    export.add_argument("--out", required=True, type=Path, help="the file to write the report to")
     export.set_defaults(handler=_gates_export)
 
-    rollout = groups.add_parser("rollout", help="this environment's rollout step")
-    rollout.add_argument("action", choices=["show", "advance", "rollback"])
-    rollout.add_argument("--root", required=True)
-    rollout.add_argument("--env", default="local", choices=["local", "staging", "production"])
-    rollout.add_argument("--to", type=int, choices=range(1, 7), metavar="STEP")
-    rollout.add_argument("--reason", type=_reason)
+    rollout = _command(groups, "rollout")
+    rollout.add_argument(
+        "action",
+        choices=["show", "advance", "rollback"],
+        help="show the step, or move it (needs --to and --reason)",
+    )
+    _release_target(rollout, env_required=False)
+    rollout.add_argument(
+        "--to", type=int, choices=range(1, 7), metavar="STEP", help="the step to move to, 1-6"
+    )
+    rollout.add_argument("--reason", type=_reason, help="recorded with the change")
     rollout.add_argument(
         "--evidence", type=Path, help="a signed gate report (velocity gates export)"
     )

@@ -36,7 +36,8 @@ async def prepare_infrastructure(
         await admin.close()
     connection = await asyncpg.connect(database_url)
     try:
-        await apply_migrations(connection)
+        applied = await apply_migrations(connection)
+        logger.info("database schema at head ({} migration(s) applied now)", len(applied))
         if restore:
             await restore_log(options, names, connection)
         missing = await missing_from_log(connection, await log_ends(options, names))

@@ -37,7 +37,10 @@ def spawn(
     user: str | None = None,
     death_signal: int = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
-    """Start `argv`, tied to this process's life; output to `log_path` or inherited."""
+    """Start `argv`, tied to this process's life; output to `log_path` or inherited.
+
+    In a process group of its own: a Ctrl-C in the terminal reaches only this process,
+    which stops its children in order (the broker last), instead of every child at once."""
     output = open(log_path, "ab") if log_path else None  # noqa: SIM115 - owned by the child
     try:
         return subprocess.Popen(
@@ -48,6 +51,7 @@ def spawn(
             stdin=subprocess.DEVNULL,
             user=user,
             preexec_fn=_die_with_parent(death_signal),
+            process_group=0,
         )
     finally:
         if output:

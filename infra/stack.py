@@ -145,6 +145,10 @@ class ForceStop(Exception):
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    """The first signal stops in order; from now on another one forces the stop (two
+    signals in a row, as `timeout` plus a Ctrl-C can send, never escape as a traceback)."""
+    signal.signal(signal.SIGINT, _raise_force)
+    signal.signal(signal.SIGTERM, _raise_force)
     raise StopRequested(signal.Signals(signum).name)
 
 
@@ -209,10 +213,24 @@ def run_stack() -> None:
     data_dir = root.VELOCITY_DATA_DIR.resolve()
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
+    root_url = f"http://127.0.0.1:{root.ROOT_PORT}"
+    logger.info(
+        "starting the local stack: {}, {}, then the decider, the projector, the colony"
+        " (http://127.0.0.1:{}) and the root API ({}); data in {}, each process's log in {}",
+        "a broker given by KAFKA_BOOTSTRAP_SERVERS"
+        if root.KAFKA_BOOTSTRAP_SERVERS
+        else "an embedded Kafka-compatible broker",
+        "PostgreSQL given by DATABASE_URL" if root.DATABASE_URL else "an embedded PostgreSQL",
+        colony.PORT,
+        root_url,
+        data_dir,
+        log_dir,
+    )
     broker: EmbeddedBroker | None = None
     database: EmbeddedPostgres | None = None
     supervisor: Supervisor | None = None
     stack_file: Path | None = None
+    stopping = "error"
     try:
         if root.KAFKA_BOOTSTRAP_SERVERS is None:
             broker = start_broker(log_dir / "broker.log")
@@ -236,10 +254,11 @@ def run_stack() -> None:
             stack_file = write_stack_file(data_dir, bootstrap, database_url)
         supervisor = Supervisor.for_ports(env, root.ROOT_PORT, colony.PORT, log_dir)
         supervisor.start_all()
-        root_url = f"http://127.0.0.1:{root.ROOT_PORT}"
         if wait_until_ready(root_url):
             logger.info(
-                "stack ready: root API {} (docs {}/docs); logs in {}", root_url, root_url, log_dir
+                "ready: root API {0}  ·  API docs {0}/docs  ·  operator console {0}/console"
+                "  (Ctrl-C stops everything)",
+                root_url,
             )
         else:
             logger.error("root API not ready after 60s; see {}/readyz and {}", root_url, log_dir)
@@ -247,7 +266,7 @@ def run_stack() -> None:
             supervisor.restart_exited()
             time.sleep(0.5)
     except StopRequested as reason:
-        logger.info("stopping the stack ({})", reason)
+        stopping = str(reason)
     except Exception as error:
         logger.error("stack failed: {}", error)
         raise SystemExit(1) from None
@@ -255,6 +274,7 @@ def run_stack() -> None:
         signal.signal(signal.SIGINT, _raise_force)
         signal.signal(signal.SIGTERM, _raise_force)
         try:
+            logger.info("stopping the stack ({})", stopping)
             stop_in_order(supervisor, broker, database)
         except ForceStop:
             logger.warning("second stop signal: killing every process now")

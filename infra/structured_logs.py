@@ -1,15 +1,18 @@
-"""Structured logging with loguru: JSON outside local, mission and trace ids on every line.
+"""Structured logging with loguru: one readable line locally, one JSON object per line in
+staging and production (or LOG_FORMAT=json), with mission and trace ids when there are any.
 
 Call :func:`configure_logging` once at process start. Bind context with
 ``logger.bind(mission_id=...)`` or ``logger.contextualize(...)``; the trace id comes from
-the active OpenTelemetry span. The fields land in ``extra`` of the JSON record, where log
-pipelines index them.
+the active OpenTelemetry span. A JSON line holds time, level, service, message and the ids
+at its top level, where log pipelines index them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from traceback import format_exception
 from typing import TYPE_CHECKING
 
 from loguru import logger
@@ -17,14 +20,48 @@ from loguru import logger
 from infra.tracing import current_trace_id
 
 if TYPE_CHECKING:
-    from loguru import Record
+    from loguru import Message, Record
 
     from infra.config import CommonSettings
 
-TEXT_FORMAT = (
+LINE = (
     "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
-    "<cyan>{extra[service]}</cyan> {message} <dim>{extra}</dim>"
+    "<cyan>{extra[service]}</cyan> {message}"
 )
+
+
+def human_format(record: Record) -> str:
+    """One line an operator reads: time, level, service, message, then the mission and
+    trace ids only when the line has them (and a traceback only with an exception)."""
+    extra = record["extra"]
+    ids = "".join(
+        f" <dim>{label}={{extra[{key}]}}</dim>"
+        for key, label in (("mission_id", "mission"), ("trace_id", "trace"))
+        if extra.get(key)
+    )
+    return LINE + ids + "\n{exception}"
+
+
+def json_line(record: Record) -> str:
+    """The same fields as the human line, as one JSON object (ids only when present)."""
+    extra = record["extra"]
+    line: dict[str, str] = {
+        "time": record["time"].isoformat(),
+        "level": record["level"].name,
+        "service": str(extra.get("service", "velocity")),
+        "message": record["message"],
+    }
+    for key in ("mission_id", "trace_id"):
+        if extra.get(key):
+            line[key] = str(extra[key])
+    if record["exception"] is not None:
+        kind, error, trace = record["exception"]
+        line["exception"] = "".join(format_exception(kind, error, trace))
+    return json.dumps(line, ensure_ascii=False)
+
+
+def _write_json(message: Message) -> None:
+    sys.stderr.write(json_line(message.record) + "\n")
 
 
 def _with_defaults(record: Record) -> None:
@@ -54,9 +91,9 @@ def configure_logging(settings: CommonSettings, service: str) -> None:
     logger.remove()
     logger.configure(extra={"service": service}, patcher=_with_defaults)
     if settings.log_format == "json":
-        logger.add(sys.stderr, level=settings.LOG_LEVEL, serialize=True, backtrace=False)
+        logger.add(_write_json, level=settings.LOG_LEVEL, format="{message}", backtrace=False)
     else:
-        logger.add(sys.stderr, level=settings.LOG_LEVEL, format=TEXT_FORMAT, backtrace=False)
+        logger.add(sys.stderr, level=settings.LOG_LEVEL, format=human_format, backtrace=False)
     logging.basicConfig(handlers=[_InterceptStandardLogging()], level=logging.WARNING, force=True)
     for noisy in ("aiokafka", "kafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

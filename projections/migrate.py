@@ -80,7 +80,7 @@ async def apply_migrations(
                     migration.checksum,
                 )
             applied_now.append(migration.filename)
-            logger.info("migration applied: {}", migration.filename)
+            logger.debug("migration applied: {}", migration.filename)
     return applied_now
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,9 +88,24 @@ def interrupt(stack: subprocess.Popen[bytes]) -> set[int]:
 
 
 def assert_clean_logs(data_dir: Path) -> None:
-    """A clean stop leaves no traceback in any service's log."""
-    for log in (data_dir / "logs").glob("*.log"):
-        assert "Traceback" not in log.read_text(errors="replace"), log.name
+    """A clean start and stop log no ERROR and no traceback, in the stack's own output or
+    any service's log: nothing an operator should act on happened."""
+    logs = [data_dir.parent / "stack.err", *(data_dir / "logs").glob("*.log")]
+    for log in logs:
+        text = log.read_text(errors="replace")
+        assert "Traceback" not in text, log.name
+        assert not [line for line in text.splitlines() if " ERROR " in line], log.name
+
+
+def assert_says_what_starts_where(stack_err: Path, root: str) -> None:
+    """The first line says what starts where; once ready, the three URLs a user needs."""
+    lines = stack_err.read_text().splitlines()
+    assert "starting the local stack: an embedded Kafka-compatible broker" in lines[0]
+    assert f"the root API ({root})" in lines[0]
+    ready = next(line for line in lines if " ready: " in line)
+    assert f"root API {root}" in ready
+    assert f"API docs {root}/docs" in ready and f"operator console {root}/console" in ready
+    assert not [line for line in lines if re.search(r"\{'service'|\}$", line)], "dict tails"
 
 
 def test_a_second_ctrl_c_forces_the_stop_and_leaves_nothing(tmp_path: Path) -> None:
@@ -149,6 +165,7 @@ def test_stack_runs_stops_clean_and_comes_back_with_its_history(tmp_path: Path) 
     time.sleep(0.5)
     assert not [pid for pid in descendants if alive(pid)], "processes left behind"
     assert_clean_logs(data_dir)
+    assert_says_what_starts_where(tmp_path / "stack.err", root)
 
     second = run_stack(data_dir, root_port)
     try:
