@@ -24,7 +24,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
-from colony_consumers.providers import Document
+from colony_consumers.providers import Document, ScopedSearch
 from infra.readiness import Degraded, NotReady
 
 T = TypeVar("T")
@@ -39,7 +39,7 @@ class McpFailed(ValueError):
     """The MCP server refused the request, or its tool reported an error (isError)."""
 
 
-class McpResearch:
+class McpResearch(ScopedSearch):
     """Research as calls of one tool of an MCP server. Each call opens its own session
     (initialize, call, close): stateless, so a restarted or replaced server needs nothing
     from the colony, for one more round trip per call than a kept session would take."""
@@ -49,15 +49,6 @@ class McpResearch:
         self.endpoint = endpoint
         self.tool = tool
         self.client = client
-
-    async def project(self, project_id: str, query: str) -> list[Document]:
-        return await self._search(query, f"project:{project_id}")
-
-    async def account(self, company: str) -> list[Document]:
-        return await self._search(company, "crm")
-
-    async def web(self, query: str) -> list[Document]:
-        return await self._search(query, "web")
 
     async def tools(self) -> list[str]:
         """The names of the tools the server offers."""

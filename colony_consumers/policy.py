@@ -64,20 +64,27 @@ def evaluate_tool(context: PolicyContext, tool: str) -> PolicyDecision:
     permitted = TOOLS_BY_TYPE.get(context.mission_type, frozenset())
     if tool not in permitted:
         return deny("tool.not_permitted", f"{tool} is not a {context.mission_type} tool")
-    if context.environment == "production" and context.mode == "autonomous":
-        return deny("prod.assisted_only", "production runs assisted-mode missions only")
-    if (
-        tool in EXTERNAL_TOOLS
-        and context.environment == "production"
-        and not context.autonomous_research
-    ):
-        return deny(
-            "prod.no_autonomous_research",
-            "external research is off by default in production",
-        )
+    refused = production_refusal(context, tool, "")
+    if refused is not None:
+        return refused
     if tool == "crm_writeback":
         return evaluate_writeback(context)
     return allow(f"{context.mission_type}.tools", f"{tool} is a {context.mission_type} tool")
+
+
+def production_refusal(context: PolicyContext, tool: str, about: str) -> PolicyDecision | None:
+    """Production's rules, the same for the colony's tools and the MCP tools behind them:
+    assisted mode only, and no external research unless explicitly allowed."""
+    if context.environment != "production":
+        return None
+    if context.mode == "autonomous":
+        return deny("prod.assisted_only", "production runs assisted-mode missions only")
+    if tool in EXTERNAL_TOOLS and not context.autonomous_research:
+        return deny(
+            "prod.no_autonomous_research",
+            f"{about}external research is off by default in production",
+        )
+    return None
 
 
 def mcp_tool_name(tool: str) -> str:
@@ -93,17 +100,9 @@ def evaluate_mcp_tool(context: PolicyContext, tool: str) -> PolicyDecision:
     name, mission_type = mcp_tool_name(context.mcp_tool), context.mission_type
     if context.mcp_tool not in MCP_TOOLS_BY_TYPE.get(mission_type, frozenset()):
         return deny("mcp.tool_not_permitted", f"{name} is not an MCP tool of {mission_type}")
-    if context.environment == "production" and context.mode == "autonomous":
-        return deny("prod.assisted_only", "production runs assisted-mode missions only")
-    if (
-        tool in EXTERNAL_TOOLS
-        and context.environment == "production"
-        and not context.autonomous_research
-    ):
-        return deny(
-            "prod.no_autonomous_research",
-            f"{name} for {tool}: external research is off by default in production",
-        )
+    refused = production_refusal(context, tool, f"{name} for {tool}: ")
+    if refused is not None:
+        return refused
     return allow(f"{mission_type}.mcp_tools", f"{name} is an MCP tool of {mission_type}")
 
 

@@ -135,7 +135,24 @@ class LocalResearch:
         return [Document(r["title"], r["source"], r["body"]) for r in rows]
 
 
-class HttpResearch:
+class ScopedSearch:
+    """Research as one search call with a scope (`project:<id>`, `crm`, `web`): the shape
+    the remote providers share (HTTP, MCP)."""
+
+    async def _search(self, query: str, scope: str) -> list[Document]:
+        raise NotImplementedError
+
+    async def project(self, project_id: str, query: str) -> list[Document]:
+        return await self._search(query, f"project:{project_id}")
+
+    async def account(self, company: str) -> list[Document]:
+        return await self._search(company, "crm")
+
+    async def web(self, query: str) -> list[Document]:
+        return await self._search(query, "web")
+
+
+class HttpResearch(ScopedSearch):
     """POST {url}/search {"query", "scope"} -> {"documents": [{"title", "source", "text"}]}."""
 
     def __init__(self, url: str, client: httpx.AsyncClient) -> None:
@@ -149,15 +166,6 @@ class HttpResearch:
         )
         response.raise_for_status()
         return [Document(d["title"], d["source"], d["text"]) for d in response.json()["documents"]]
-
-    async def project(self, project_id: str, query: str) -> list[Document]:
-        return await self._search(query, f"project:{project_id}")
-
-    async def account(self, company: str) -> list[Document]:
-        return await self._search(company, "crm")
-
-    async def web(self, query: str) -> list[Document]:
-        return await self._search(query, "web")
 
 
 class HttpBrowser:
