@@ -122,7 +122,7 @@ async def measure(root: str, database_url: str, bootstrap: str, prefix: str, per
 
 
 def main() -> None:
-    per_step = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    per_step = int(sys.argv[1]) if len(sys.argv) > 1 else 333_334  # 1M samples at the end
     with (
         embedded_infrastructure() as infra,
         running_stack(infra, COLONY_REACTORS="false") as (root, database_url, prefix),
