@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from ledger.commands import RecordBudgetUse
 from ledger.decider import Decider
@@ -50,6 +51,17 @@ async def decider_with_snapshots(
     finally:
         stop.set()
         await running
+
+
+async def members(bootstrap: str, group: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    [(_error, _group, _state, _type, _protocol, listed)] = response.groups
+    return [member[0] for member in listed]
 
 
 async def _ready(decider: Decider) -> bool:
@@ -111,11 +123,13 @@ async def test_evicted_missions_reload_and_a_restart_reads_only_the_tail(
         await budget_uses(isolated, missions, "1")  # every mission named again
         await eventually(lambda: _decided(a, 2 * MISSIONS))
         await eventually(lambda: _covers_all(pool, a))
+    left = await members(isolated.bootstrap_servers, "snap")  # at once: the session is 6 s
     async with decider_with_snapshots(isolated, pool, "snap", DECIDER_CACHE_MISSIONS=1) as b:
         folded = sum(len(missions_) for missions_ in b.states.values())
         await budget_uses(isolated, missions, "2")
         await eventually(lambda: _decided(b, MISSIONS))
     events = await log_events(isolated)
+    assert left == [], "a cleanly stopped decider leaves its group (infra/partition_loop.py)"
     assert folded == 0, "the restart found every state in the snapshots: no tail to fold"
     request_events = len([e for e in events if e.meta.sequence == 1])
     assert request_events == MISSIONS
