@@ -70,8 +70,8 @@ class FakeModel(FakeServer):
         @app.post("/v1/chat/completions")
         async def complete(request: Request) -> Response:
             self.calls += 1
+            prompt = (await request.json())["messages"][-1]["content"]  # read, then think
             await asyncio.sleep(self.delay_s)
-            prompt = (await request.json())["messages"][-1]["content"]
             first = prompt.split("[1]", 1)[-1].split("\n")[0].strip()
             answer = f"{first[:200]}{self.poison} [1]."
             return as_json({"choices": [{"message": {"role": "assistant", "content": answer}}]})
