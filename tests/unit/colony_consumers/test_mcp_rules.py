@@ -5,7 +5,6 @@ the provider guard sees, and the settings."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,25 +19,19 @@ from colony_consumers.mcp_research import (
     documents_of,
     translated,
 )
-from colony_consumers.mission_file import MissionFile
-from colony_consumers.planner import plan
 from colony_consumers.policy import PolicyContext, evaluate_mcp_tool
 from colony_consumers.providers import Document, choose_research
 from colony_consumers.reactions import Send, policy_context, react
 from colony_consumers.settings import ColonySettings
 from infra.config import load_settings
 from ledger.commands import (
-    CommandBody,
     CompleteTask,
     FailMission,
-    RecordPlan,
     RecordToolDecision,
-    StartPlanning,
     StartTask,
 )
-from ledger.events import MissionPlanned, TaskSucceeded
-from ledger.step import step
-from tests.factories import AUTHORITY, command, request_body
+from ledger.events import TaskSucceeded
+from tests.unit.colony_consumers.mission_files import folded, planned
 
 DOC = {"title": "Risk register", "source": "mcp://kb/atlas/risks", "content": "Billing slips."}
 EXPECTED = Document("Risk register", "mcp://kb/atlas/risks", "Billing slips.")
@@ -93,25 +86,6 @@ def test_mcp_tool_decisions_carry_their_rule(
 def test_a_denied_mcp_tool_is_named_in_the_reason() -> None:
     result = evaluate_mcp_tool(context(mcp_tool="delete_records"), "project_search")
     assert result.reason == "mcp:delete_records is not an MCP tool of oracle"
-
-
-def folded(mission_type: str, *bodies: CommandBody, **request: Any) -> MissionFile:
-    """A mission file after its request, plan and `bodies`, as the decider decides them."""
-    file = MissionFile.new("m-1")
-    opening = [
-        request_body(mission_type=mission_type, **request),
-        StartPlanning(planner="p"),
-        RecordPlan(tasks=plan(mission_type), rationale="r"),
-    ]
-    for body in [*opening, *bodies]:
-        _, events = step(file.state, command("m-1", body), datetime.now(UTC), AUTHORITY)
-        for event in events:
-            file.record(event)
-    return file
-
-
-def planned(mission_type: str) -> MissionPlanned:
-    return MissionPlanned(tasks=plan(mission_type), rationale="r")
 
 
 def decisions(reaction: Any) -> list[tuple[str, str, str, str]]:

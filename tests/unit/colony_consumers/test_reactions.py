@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from colony_consumers.mission_file import MissionFile
-from colony_consumers.planner import plan
 from colony_consumers.policy import PolicyContext
 from colony_consumers.reactions import ProposeWritebacks, RunTask, Send, react, reaction_id
-from ledger.commands import FailMission, RecordPlan, RecordToolDecision, StartPlanning, StartTask
-from ledger.events import MissionPlanned, ReviewerPacketRecorded, TaskStarted
-from ledger.step import step
-from tests.factories import AUTHORITY, command, request_body
+from ledger.commands import FailMission, RecordToolDecision, StartTask
+from ledger.events import ReviewerPacketRecorded, TaskStarted
+from tests.unit.colony_consumers.mission_files import folded, planned
 
 PACKET = ReviewerPacketRecorded(packet_hash="a" * 64, verdict="pass", output="o", checks=[])
 
 
 def planned_file(**request: Any) -> MissionFile:
-    """A mission file after request, planning and its plan, as the colony folds them."""
-    file = MissionFile.new("m-1")
-    mission_type = request.get("mission_type", "crm")
-    bodies = [
-        request_body(**request),
-        StartPlanning(planner="p"),
-        RecordPlan(tasks=plan(mission_type), rationale="r"),
-    ]
-    for body in bodies:
-        _, events = step(file.state, command("m-1", body), datetime.now(UTC), AUTHORITY)
-        for event in events:
-            file.record(event)
-    return file
-
-
-def planned(mission_type: str) -> MissionPlanned:
-    return MissionPlanned(tasks=plan(mission_type), rationale="r")
+    """A mission file after request, planning and its plan (a CRM mission unless said)."""
+    return folded(request.pop("mission_type", "crm"), **request)
 
 
 def production(**overrides: Any) -> PolicyContext:
