@@ -114,10 +114,13 @@ async def start_stack(
     return stack
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 async def stack(
     infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningStack]:
+    """One stack with the colony's reactors off, shared by the modules that drive missions
+    by hand (`Colony`) or only read and probe it: each test makes its own missions, and
+    none stops a service or changes the stack's settings (those start their own)."""
     running = await start_stack(infrastructure, tmp_path_factory.mktemp("stack-logs"))
     try:
         yield running
