@@ -43,12 +43,13 @@ def create_app(settings: RootSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = GatewayRuntime.build(settings)
+        app.state.runtime = runtime = GatewayRuntime.build(settings)
+        runtime.start()
         try:
             async with mcp.session_manager.run():
                 yield
         finally:
-            await app.state.runtime.close()
+            await runtime.close()
 
     app = FastAPI(
         title="Velocity colony root API",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ import httpx
 
 from gateway.dependencies import CommandBus, Database, Outages
 from gateway.keys import Caller
+from gateway.outcomes import Outcomes
 from gateway.settings import RootSettings
 from infra.kafka import client_options
 from infra.topics import TopicNames
@@ -20,7 +22,8 @@ from ledger.commands import Command, CommandBody
 
 @dataclass
 class GatewayRuntime:
-    """The root's settings, keys, database, command bus and colony client."""
+    """The root's settings, keys, database, command bus, colony client, and the watch on
+    the commands its requests wait for (`run` it while serving)."""
 
     settings: RootSettings
     signer: OperatorSigner
@@ -28,17 +31,20 @@ class GatewayRuntime:
     commands: CommandBus
     colony: httpx.AsyncClient
     outages: Outages
+    outcomes: Outcomes
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    watch: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: RootSettings) -> GatewayRuntime:
         bootstrap, database_url = settings.require_infrastructure()
         outages = Outages()
         topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
+        database = Database(database_url, outages)
         return cls(
             settings=settings,
             signer=settings.signer,
-            database=Database(database_url, outages),
+            database=database,
             commands=CommandBus(client_options(settings, bootstrap), topics, outages),
             colony=httpx.AsyncClient(
                 base_url=str(settings.COLONY_SERVICE_BASE_URL),
@@ -48,6 +54,7 @@ class GatewayRuntime:
                 },
             ),
             outages=outages,
+            outcomes=Outcomes(database),
         )
 
     def command(
@@ -70,7 +77,13 @@ class GatewayRuntime:
         )
         return self.signer.sign(command) if caller.role == "operator" else command
 
+    def start(self) -> None:
+        """Watch for the outcomes of the commands requests wait on (until `close`)."""
+        self.watch = asyncio.create_task(self.outcomes.run())
+
     async def close(self) -> None:
+        if self.watch is not None:
+            self.watch.cancel()
         await self.commands.close()
         await self.database.close()
         await self.colony.aclose()

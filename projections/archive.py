@@ -53,6 +53,10 @@ ARCHIVED = """
 SELECT topic_offset FROM ledger_events
 WHERE topic_partition = $1 AND topic_offset = ANY($2::bigint[])
 """
+PROJECTED_CHANNEL = "velocity_projected"
+"""Notified (LISTEN/NOTIFY) when a batch of events is archived, so the root wakes the
+requests waiting for their commands' outcome at the commit instead of polling for it."""
+NOTIFY = "SELECT pg_notify($1, $2)"
 SET_ASIDE = """
 INSERT INTO ledger_set_aside (topic_partition, topic_offset, record_key, record, mission_id,
                               reason, detail)
@@ -106,6 +110,11 @@ class EventArchive(Projection[RecordedEvent]):
                 ),
             )
         ]
+
+    def batch_writes(self, items: list[ProjectedEvent]) -> list[Write]:
+        """Announce the batch: PostgreSQL delivers the notification when (and only if) the
+        batch's transaction commits, views and archive together."""
+        return [(NOTIFY, (PROJECTED_CHANNEL, str(items[0].partition)))] if items else []
 
     async def admit(
         self, connection: Connection, items: list[ProjectedEvent], batch: dict[str, Any]

@@ -164,14 +164,17 @@ async def approval(db: Reader, approval_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-async def rejection_of(db: Reader, command_id: str) -> str | None:
-    """ "reason: detail" of the ledger's rejection of `command_id`, if it rejected it."""
-    row = await db.fetchrow(
-        "SELECT data->>'reason' AS reason, data->>'detail' AS detail FROM ledger_events"
-        " WHERE causation_id = $1 AND event_type = 'CommandRejected'",
-        command_id,
+async def outcomes_of(db: Reader, command_ids: list[str]) -> dict[str, str | None]:
+    """The commands among `command_ids` the archive holds events of: each mapped to the
+    ledger's "reason: detail" if it rejected it, else None (applied)."""
+    rows = await db.fetch(
+        "SELECT DISTINCT ON (causation_id) causation_id, CASE WHEN event_type ="
+        " 'CommandRejected' THEN concat(data->>'reason', ': ', data->>'detail') END AS rejection"
+        " FROM ledger_events WHERE causation_id = ANY($1::text[])"
+        " ORDER BY causation_id, event_type = 'CommandRejected' DESC",
+        command_ids,
     )
-    return f"{row['reason']}: {row['detail']}" if row else None
+    return {row["causation_id"]: row["rejection"] for row in rows}
 
 
 MISSION_FILTER = """

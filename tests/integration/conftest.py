@@ -205,6 +205,7 @@ async def root_api(slice_: Isolated, **settings: Any) -> AsyncIterator[httpx.Asy
     )
     app = create_app(config)
     app.state.runtime = GatewayRuntime.build(config)
+    app.state.runtime.start()
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(
