@@ -7,14 +7,13 @@ Run with `make bench` (or `python -m bench.projections [EVENTS]`).
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.common import (
@@ -25,6 +24,7 @@ from bench.common import (
     new_database,
     running_stack,
 )
+from bench.http_load import KeepAlive
 from bench.results import record
 from infra.topics import EVENTS, TopicNames
 from ledger.authority import LOCAL_VERIFY_KEYS, OperatorAuthority
@@ -123,13 +123,6 @@ async def measure_projections(bootstrap: str, admin_url: str, total: int) -> Non
     record("projector", rate, "events/s", raw_rate)
 
 
-async def timed(client: httpx.AsyncClient, method: str, url: str, **kwargs: object) -> float:
-    started = time.perf_counter()
-    response = await client.request(method, url, **kwargs)  # type: ignore[arg-type]
-    assert response.status_code < 300, response.text
-    return (time.perf_counter() - started) * 1000
-
-
 async def at_rate(rate: int, seconds: int, call) -> list[float]:  # type: ignore[no-untyped-def]
     """Start `call()` every 1/rate s for `seconds` (open loop), return latencies in ms."""
     tasks = []
@@ -146,21 +139,25 @@ def percentiles(name: str, latencies: list[float]) -> list[float]:
 
 
 async def measure_gateway(root: str, rate: int, seconds: int) -> None:
-    auth = {"Authorization": "Bearer local-service-key"}
+    """Open-loop load over keep-alive connections (bench/http_load.py: the client costs
+    the two cores little, so the root's figures are the root's)."""
+    client = KeepAlive(root, {"Authorization": "Bearer local-service-key"})
     body = {"type": "oracle", "mode": "dry_run", "objective": "bench", "project_id": "atlas"}
-    async with httpx.AsyncClient(base_url=root, headers=auth, timeout=30) as client:
-        posted = await at_rate(rate, seconds, lambda: timed(client, "POST", "/missions", json=body))
-        prefer = {"Prefer": "respond-async"}
-        quick = await at_rate(
-            rate, seconds, lambda: timed(client, "POST", "/missions", json=body, headers=prefer)
-        )
-        mission_id = (await client.post("/missions", json=body)).json()["mission_id"]
-        read = await at_rate(rate, seconds, lambda: timed(client, "GET", f"/missions/{mission_id}"))
+    post = client.request("POST", "/missions", body)
+    quick = client.request("POST", "/missions", body, Prefer="respond-async")
+    try:
+        posted = await at_rate(rate, seconds, lambda: client.timed(post))
+        accepted = await at_rate(rate, seconds, lambda: client.timed(quick))
+        _, answer = await client.send(post)
+        read = client.request("GET", f"/missions/{json.loads(answer)['mission_id']}")
+        got = await at_rate(rate, seconds, lambda: client.timed(read))
+    finally:
+        await client.close()
     print(f"root API at {rate} requests/s for {seconds}s each (loopback, one process):")
     record(f"root_post_p99_{rate}rps", percentiles("POST /missions", posted)[98], "ms")
-    quick_cuts = percentiles("POST, respond-async", quick)
+    quick_cuts = percentiles("POST, respond-async", accepted)
     record(f"root_post_async_p99_{rate}rps", quick_cuts[98], "ms")
-    record(f"root_get_p99_{rate}rps", percentiles("GET /missions/{id}", read)[98], "ms")
+    record(f"root_get_p99_{rate}rps", percentiles("GET /missions/{id}", got)[98], "ms")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import contextlib
 import signal
 
 import uvicorn
+import uvloop
 from fastapi import FastAPI
 from loguru import logger
 
@@ -26,7 +27,12 @@ DRAIN_S = 1.0
 
 async def serve(app: FastAPI, settings: RootSettings) -> None:
     config = uvicorn.Config(
-        app, host=settings.ROOT_HOST, port=settings.ROOT_PORT, log_config=None, access_log=False
+        app,
+        host=settings.ROOT_HOST,
+        port=settings.ROOT_PORT,
+        http="httptools",
+        log_config=None,
+        access_log=False,
     )
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
@@ -51,7 +57,7 @@ def main() -> None:
     configure_tracing(settings, "root")
     settings.require_infrastructure()
     app = create_app(settings)
-    asyncio.run(serve(app, settings))
+    uvloop.run(serve(app, settings))  # with httptools, uvicorn's fast HTTP parser
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from loguru import logger
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.console.router import STATIC_DIR
 from gateway.console.router import router as console_router
@@ -60,7 +62,7 @@ def create_app(settings: RootSettings) -> FastAPI:
     app.state.draining = False
     app.state.console_sessions = settings.console_sessions
     install_problem_handlers(app)
-    app.middleware("http")(observe)
+    app.add_middleware(Observed)
     limits = BodyLimits(
         default=settings.MAX_REQUEST_BYTES,
         by_prefix=(("/internal/artifacts", settings.MAX_ARTIFACT_BYTES * 2 + 4_096),),
@@ -76,22 +78,41 @@ def create_app(settings: RootSettings) -> FastAPI:
     return app
 
 
-async def observe(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Count and time every request by route template; log it without its headers."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    template = getattr(route, "path", "unmatched")
+class Observed:
+    """Counts and times every request by route template and logs it without its headers.
+    Plain ASGI: starlette's `BaseHTTPMiddleware` costs a task group per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        answer: dict[str, Any] = {"status": 500, "headers": []}
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answer.update(status=message["status"], headers=message.get("headers", []))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            observe(scope, answer["status"], dict(answer["headers"]), started)
+
+
+def observe(scope: Scope, status: int, headers: dict[bytes, bytes], started: float) -> None:
+    template = getattr(scope.get("route"), "path", "unmatched")
+    method = scope["method"]
     elapsed = time.perf_counter() - started
-    metrics.HTTP_REQUESTS.labels(request.method, template, response.status_code).inc()
-    metrics.HTTP_LATENCY.labels(request.method, template).observe(elapsed)
-    if response.status_code == 503:
-        dependency = response.headers.get("x-velocity-degraded", "unknown")
+    metrics.HTTP_REQUESTS.labels(method, template, status).inc()
+    metrics.HTTP_LATENCY.labels(method, template).observe(elapsed)
+    if status == 503:
+        dependency = headers.get(b"x-velocity-degraded", b"unknown").decode(errors="replace")
         metrics.DEGRADED.labels(dependency).inc()
-    mission_id = request.scope.get("path_params", {}).get("mission_id")
+    mission_id = scope.get("path_params", {}).get("mission_id")
     logger.bind(mission_id=mission_id).info(
-        "{} {} -> {} in {:.1f} ms", request.method, template, response.status_code, elapsed * 1e3
+        "{} {} -> {} in {:.1f} ms", method, template, status, elapsed * 1e3
     )
-    return response

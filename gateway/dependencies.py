@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError
 from loguru import logger
 
 from gateway.problems import DependencyDownError, ProblemError
-from infra.database import DATABASE_OUTAGES
+from infra.database import DATABASE_OUTAGES, keep_session
 from infra.topics import TopicNames
 from ledger.commands import Command
 from ledger.metrics import Metric, MetricWire
@@ -56,7 +56,12 @@ class Database:
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=0, max_size=10, timeout=3, command_timeout=10
+                self.url,
+                min_size=0,
+                max_size=10,
+                timeout=3,
+                command_timeout=10,
+                reset=keep_session,
             )
         return self._pool
 

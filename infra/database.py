@@ -27,6 +27,13 @@ COMMAND_TIMEOUT_S = 30.0
 socket left half-open by a restart, must surface as an error the caller retries."""
 
 
+async def keep_session(connection: asyncpg.Connection) -> None:
+    """A pooled connection's reset on release, beyond the rollback asyncpg always does:
+    none. No service leaves session state (settings, LISTEN, session-level locks) on a
+    pooled connection, so asyncpg's default reset statement would cost every query a
+    second round trip for nothing."""
+
+
 async def service_pool(database_url: str, max_size: int) -> asyncpg.Pool:
     """The pool of a long-running service: bounded connects and statements."""
     pool: asyncpg.Pool = await asyncpg.create_pool(
@@ -35,5 +42,6 @@ async def service_pool(database_url: str, max_size: int) -> asyncpg.Pool:
         max_size=max_size,
         timeout=CONNECT_TIMEOUT_S,
         command_timeout=COMMAND_TIMEOUT_S,
+        reset=keep_session,
     )
     return pool
