@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import httpx
 from cachetools import LRUCache
@@ -56,6 +58,36 @@ def _problem_type(response: httpx.Response) -> str | None:
 RECENT_BYTES = 32 * 1024 * 1024
 """What the colony keeps of the artifacts it stored lately: a mission's draft reads the
 sources its research stored a moment before, without asking the root for them again."""
+BATCH_BYTES = 256 * 1024
+BATCH_ARTIFACTS = 20
+"""A research task's sources go to the root in one request up to these bounds (the root's
+body limit follows its MAX_ARTIFACT_BYTES, at least as large by default; a batch it still
+finds too large is sent again one artifact at a time)."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """What POST /internal/artifacts takes."""
+
+    content: str
+    mission_id: str | None = None
+    artifact_id: str | None = None
+    kind: str = "document"
+    source: str = ""
+    media_type: str = "text/plain"
+
+
+def batches(artifacts: list[Artifact]) -> list[list[Artifact]]:
+    """`artifacts` in order, grouped within BATCH_BYTES and BATCH_ARTIFACTS."""
+    groups: list[list[Artifact]] = []
+    size = 0
+    for artifact in artifacts:
+        size += len(artifact.content)
+        if not groups or len(groups[-1]) == BATCH_ARTIFACTS or size > BATCH_BYTES:
+            groups.append([])
+            size = len(artifact.content)
+        groups[-1].append(artifact)
+    return groups
 
 
 class RootClient:
@@ -63,34 +95,39 @@ class RootClient:
         self.client = client
         self.recent: LRUCache[str, str] = LRUCache(maxsize=RECENT_BYTES, getsizeof=len)
 
-    async def store(
-        self,
-        content: str,
-        *,
-        mission_id: str | None = None,
-        artifact_id: str | None = None,
-        kind: str = "document",
-        source: str = "",
-        media_type: str = "text/plain",
-    ) -> str:
-        """Store `content`; its sha256 content hash."""
-        body = {
-            "content": content,
-            "mission_id": mission_id,
-            "artifact_id": artifact_id,
-            "kind": kind,
-            "source": source,
-            "media_type": media_type,
-        }
+    async def store(self, artifact: Artifact) -> str:
+        """Store `artifact`; its sha256 content hash."""
+        (content_hash,) = await self.store_all([artifact])
+        return content_hash
+
+    async def store_all(self, artifacts: list[Artifact]) -> list[str]:
+        """Store `artifacts` in as few requests as fit; their content hashes, in order."""
+        hashes: list[str] = []
+        for group in batches(artifacts):
+            hashes += await self._store_group(group)
+        for artifact, content_hash in zip(artifacts, hashes, strict=True):
+            if len(artifact.content) <= RECENT_BYTES // 64:
+                self.recent[content_hash] = artifact.content
+        return hashes
+
+    async def _store_group(self, group: list[Artifact]) -> list[str]:
+        if len(group) > 1:
+            body = {"artifacts": [asdict(artifact) for artifact in group]}
+            response = await self._post("/internal/artifacts/batch", body)
+            if response.status_code != 413:
+                stored = checked(response, 201, "storing artifacts").json()["stored"]
+                return [str(item["content_hash"]) for item in stored]
+        hashes = []
+        for artifact in group:
+            response = await self._post("/internal/artifacts", asdict(artifact))
+            hashes.append(str(checked(response, 201, "storing an artifact").json()["content_hash"]))
+        return hashes
+
+    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         try:
-            response = await self.client.post("/internal/artifacts", json=body)
+            return await self.client.post(path, json=body)
         except httpx.TransportError as error:
             raise OutageError(f"root unreachable ({type(error).__name__})") from error
-        checked(response, 201, "storing an artifact")
-        content_hash = str(response.json()["content_hash"])
-        if len(content) <= RECENT_BYTES // 64:
-            self.recent[content_hash] = content
-        return content_hash
 
     async def content(self, content_hash: str) -> str:
         """A stored artifact's text (from what this colony stored lately, else the root)."""

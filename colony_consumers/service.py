@@ -127,6 +127,12 @@ def create_app(
     return app
 
 
+ROOT_CONNECTIONS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+"""Enough for one root process; httpcore looks at every pooled connection (a syscall
+each) for every request, so a pool as wide as the missions in flight cost more than the
+requests themselves."""
+
+
 @asynccontextmanager
 async def clients(
     settings: ColonySettings,
@@ -137,6 +143,7 @@ async def clients(
         base_url=str(settings.ROOT_API_BASE_URL),
         headers={"Authorization": f"Bearer {settings.ROOT_API_KEY.get_secret_value()}"},
         timeout=10,
+        limits=ROOT_CONNECTIONS,
     )
     providers = httpx.AsyncClient(timeout=settings.TASK_TIMEOUT_MS / 1000)
     try:

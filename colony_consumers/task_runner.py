@@ -23,7 +23,7 @@ from colony_consumers.providers import (
     ProviderError,
     Research,
 )
-from colony_consumers.root_client import RootClient, RootRefusedError
+from colony_consumers.root_client import Artifact, RootClient, RootRefusedError
 from ledger.commands import CommandBody, CompleteTask, FailTask
 from ledger.text import cleaned
 
@@ -118,9 +118,9 @@ class TaskRunner:
                     browser.name, "browse", lambda: browser.browse(topic)
                 )
         documents, replaced = storable_documents(documents)
-        hashes = await asyncio.gather(
-            *(
-                self.root.store(
+        hashes = await self.root.store_all(
+            [
+                Artifact(
                     f"{doc.title}\n\n{doc.text}",
                     mission_id=file.mission_id,
                     artifact_id=f"{task_id}-{i}",
@@ -128,7 +128,7 @@ class TaskRunner:
                     source=doc.source,
                 )
                 for i, doc in enumerate(documents)
-            )
+            ]
         )
         notes = cleaning_notes(replaced, research.name)
         return Done(f"{len(documents)} sources found by {tool}", list(hashes), notes=notes)
@@ -147,9 +147,10 @@ class TaskRunner:
                 model.name, "draft", lambda: model.draft(request.objective, documents)
             )
         )
-        draft_hash = await self.root.store(
+        draft = Artifact(
             output, mission_id=file.mission_id, artifact_id=task_id, kind="draft", source=model.name
         )
+        draft_hash = await self.root.store(draft)
         notes = cleaning_notes(replaced, model.name)
         return Done(output, [draft_hash], len(output.split()), notes)
 

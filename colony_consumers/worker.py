@@ -30,7 +30,7 @@ from colony_consumers.reactions import (
     tool_decision,
 )
 from colony_consumers.reviewer import Source, check_lines, review
-from colony_consumers.root_client import RootClient
+from colony_consumers.root_client import Artifact, RootClient
 from colony_consumers.task_runner import TaskRunner
 from infra.topics import TopicNames
 from infra.tracing import current_trace_id, mission_span
@@ -101,12 +101,14 @@ class Worker:
         draft = next((v for k, v in file.outputs.items() if k.startswith("draft_")), "")
         packet = review(draft, sources, file.denials, file.failures)
         packet_hash = await self.root.store(
-            packet.model_dump_json(indent=2),
-            mission_id=file.mission_id,
-            artifact_id="reviewer-packet",
-            kind="reviewer_packet",
-            source="colony:reviewer",
-            media_type="application/json",
+            Artifact(
+                packet.model_dump_json(indent=2),
+                mission_id=file.mission_id,
+                artifact_id="reviewer-packet",
+                kind="reviewer_packet",
+                source="colony:reviewer",
+                media_type="application/json",
+            )
         )
         return RecordReview(
             packet_hash=packet_hash,

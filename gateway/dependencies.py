@@ -78,6 +78,9 @@ class Database:
     async def execute(self, query: str, *args: Any) -> str:
         return str(await self._run("execute", query, args))
 
+    async def executemany(self, query: str, rows: list[tuple[Any, ...]]) -> None:
+        await self._run("executemany", query, (rows,))
+
     async def _run(self, method: str, query: str, args: tuple[Any, ...]) -> Any:
         try:
             pool = await self.pool()

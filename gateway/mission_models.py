@@ -339,3 +339,18 @@ class ArtifactStored(BaseModel):
     content_hash: str
     size_bytes: int
     link: str
+
+
+MAX_BATCH_ARTIFACTS = 20
+
+
+class ArtifactBatch(BaseModel):
+    """Several artifacts in one request (a research task's sources): stored together."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    artifacts: list[ArtifactCreate] = Field(min_length=1, max_length=MAX_BATCH_ARTIFACTS)
+
+
+class ArtifactsStored(BaseModel):
+    stored: list[ArtifactStored] = Field(description="In the order they were sent")

@@ -9,6 +9,7 @@ back with that type, `nosniff` and a sandboxing CSP, so stored content never run
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Annotated
 
@@ -17,10 +18,17 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from gateway.auth import require
 from gateway.command_outcome import derived_id
 from gateway.keys import Caller
-from gateway.mission_models import MEDIA_TYPES, ArtifactCreate, ArtifactStored, ContentHash
+from gateway.mission_models import (
+    MEDIA_TYPES,
+    ArtifactBatch,
+    ArtifactCreate,
+    ArtifactsStored,
+    ArtifactStored,
+    ContentHash,
+)
 from gateway.problems import ProblemError, problems
 from gateway.runtime import GatewayRuntime
-from ledger.commands import RecordArtifact
+from ledger.commands import Command, RecordArtifact
 from ledger.state import WORKING_STATUSES
 from projections import queries
 
@@ -47,53 +55,98 @@ async def accepting_mission(runtime: GatewayRuntime, mission_id: str) -> None:
         )
 
 
+STORE_RESPONSES = problems(
+    400,
+    401,
+    403,
+    404,
+    409,
+    413,
+    422,
+    503,
+    s404="No such mission",
+    s409="The mission takes no more artifacts",
+    s413="Larger than MAX_ARTIFACT_BYTES",
+)
+
+
 @router.post(
     "/internal/artifacts",
     status_code=status.HTTP_201_CREATED,
     response_model=ArtifactStored,
-    responses=problems(
-        400,
-        401,
-        403,
-        404,
-        409,
-        413,
-        422,
-        503,
-        s404="No such mission",
-        s409="The mission takes no more artifacts",
-        s413="Larger than MAX_ARTIFACT_BYTES",
-    ),
+    responses=STORE_RESPONSES,
 )
 async def store_artifact(
     body: ArtifactCreate, request: Request, response: Response, caller: Colony
 ) -> ArtifactStored:
     """Store an artifact by its sha256 (idempotent) and, with a mission id, record it there."""
-    runtime: GatewayRuntime = request.app.state.runtime
-    content = body.content.encode()
+    (stored,) = await store(request.app.state.runtime, caller, [body])
+    response.headers["Location"] = stored.link
+    return stored
+
+
+@router.post(
+    "/internal/artifacts/batch",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ArtifactsStored,
+    responses=STORE_RESPONSES,
+)
+async def store_artifacts(body: ArtifactBatch, request: Request, caller: Colony) -> ArtifactsStored:
+    """Store several artifacts as POST /internal/artifacts stores one, in one request: all
+    are stored, or (a refusal names the one at fault) none is recorded."""
+    return ArtifactsStored(stored=await store(request.app.state.runtime, caller, body.artifacts))
+
+
+async def store(
+    runtime: GatewayRuntime, caller: Caller, artifacts: list[ArtifactCreate]
+) -> list[ArtifactStored]:
+    """Check every artifact and its mission, store the blobs, then record each in its
+    mission (RecordArtifact, with an id derived from the content: a retry records none
+    twice)."""
+    contents = [artifact.content.encode() for artifact in artifacts]
     limit = runtime.settings.MAX_ARTIFACT_BYTES
-    if len(content) > limit:
-        raise ProblemError(413, "artifact_too_large", f"{len(content)} bytes; the limit is {limit}")
-    if body.mission_id:
-        await accepting_mission(runtime, body.mission_id)
-    content_hash = hashlib.sha256(content).hexdigest()
-    await runtime.database.execute(
-        STORE, content_hash, body.media_type, len(content), content, caller.label
+    for index, content in enumerate(contents):
+        if len(content) > limit:
+            where = f"artifact {index}: " if len(contents) > 1 else ""
+            raise ProblemError(
+                413, "artifact_too_large", f"{where}{len(content)} bytes; the limit is {limit}"
+            )
+    for mission_id in dict.fromkeys(a.mission_id for a in artifacts if a.mission_id):
+        await accepting_mission(runtime, mission_id)
+    hashes = [hashlib.sha256(content).hexdigest() for content in contents]
+    await runtime.database.executemany(
+        STORE,
+        [
+            (content_hash, artifact.media_type, len(content), content, caller.label)
+            for artifact, content, content_hash in zip(artifacts, contents, hashes, strict=True)
+        ],
     )
-    if body.mission_id:
-        record = RecordArtifact(
-            artifact_id=body.artifact_id or content_hash[:16],
-            kind=body.kind,
-            content_hash=content_hash,
-            source=body.source,
-            size_bytes=len(content),
-        )
-        command_id = derived_id("artifact", body.mission_id, record.artifact_id, content_hash)
-        await runtime.commands.send(runtime.command(body.mission_id, record, caller, command_id))
-    response.headers["Location"] = f"/artifacts/{content_hash}"
-    return ArtifactStored(
-        content_hash=content_hash, size_bytes=len(content), link=f"/artifacts/{content_hash}"
+    records = [
+        recorded(runtime, caller, artifact, content_hash, len(content))
+        for artifact, content, content_hash in zip(artifacts, contents, hashes, strict=True)
+        if artifact.mission_id
+    ]
+    await asyncio.gather(*(runtime.commands.send(command) for command in records))
+    return [
+        ArtifactStored(content_hash=h, size_bytes=len(c), link=f"/artifacts/{h}")
+        for c, h in zip(contents, hashes, strict=True)
+    ]
+
+
+def recorded(
+    runtime: GatewayRuntime, caller: Caller, artifact: ArtifactCreate, content_hash: str, size: int
+) -> Command:
+    """The RecordArtifact command of an artifact stored for its mission."""
+    assert artifact.mission_id is not None
+    record = RecordArtifact(
+        artifact_id=artifact.artifact_id or content_hash[:16],
+        kind=artifact.kind,
+        content_hash=content_hash,
+        source=artifact.source,
+        size_bytes=size,
     )
+    command_id = derived_id("artifact", artifact.mission_id, record.artifact_id, content_hash)
+    return runtime.command(artifact.mission_id, record, caller, command_id)
 
 
 @router.get(

@@ -224,6 +224,39 @@ async def test_artifacts_are_stored_by_hash_size_limited_and_become_evidence(
     assert evidence["artifacts"][0]["source"] == "crm://accounts/northwind"
 
 
+async def test_a_batch_of_artifacts_is_stored_whole_or_refused_whole(stack: RunningStack) -> None:
+    sources = [
+        {"artifact_id": f"src-{i}", "kind": "source", "source": f"kb://{i}", "content": text}
+        for i, text in enumerate([f"first {uuid.uuid4()}", f"second {uuid.uuid4()}"])
+    ]
+    with stack.client() as service, stack.client(COLONY_KEY) as colony:
+        mission_id = open_mission(service, CRM)
+        batch = {"artifacts": [a | {"mission_id": mission_id} for a in sources]}
+        refused = colony.post("/internal/artifacts/batch", json=batch)
+        await Colony(stack).to_review(mission_id)
+        await until(lambda: mission(service, mission_id)["status"] == "in_review")
+        oversize = {"artifacts": [sources[0], {"content": "x" * 1_048_577}]}
+        too_big = colony.post("/internal/artifacts/batch", json=oversize)
+        stored = colony.post("/internal/artifacts/batch", json=batch)
+        empty = colony.post("/internal/artifacts/batch", json={"artifacts": []})
+        hashes = [item["content_hash"] for item in stored.json()["stored"]]
+        served = [service.get(f"/artifacts/{h}").text for h in hashes]
+        evidence = await until(
+            lambda: (
+                len((e := service.get(f"/missions/{mission_id}/evidence").json())["artifacts"])
+                == 2
+                and e
+            )
+        )
+    assert refused.status_code == 409, refused.text
+    assert stored.status_code == 201, stored.text
+    assert served == [a["content"] for a in sources]  # in the order sent
+    assert too_big.status_code == 413 and "artifact 1: " in too_big.json()["detail"]
+    assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "artifacts"
+    recorded = {(a["artifact_id"], a["content_hash"]) for a in evidence["artifacts"]}
+    assert recorded == {("src-0", hashes[0]), ("src-1", hashes[1])}
+
+
 async def test_evidence_shows_the_reviewer_packet_document(stack: RunningStack) -> None:
     packet = '{"verdict": "pass", "claims": [{"text": "fit", "evidence": ["abc"]}]}'
     with stack.client() as service, stack.client(COLONY_KEY) as colony:
