@@ -243,8 +243,7 @@ async def test_a_batch_of_artifacts_is_stored_whole_or_refused_whole(stack: Runn
         served = [service.get(f"/artifacts/{h}").text for h in hashes]
         evidence = await until(
             lambda: (
-                len((e := service.get(f"/missions/{mission_id}/evidence").json())["artifacts"])
-                == 2
+                len((e := service.get(f"/missions/{mission_id}/evidence").json())["artifacts"]) == 2
                 and e
             )
         )
