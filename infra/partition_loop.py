@@ -82,9 +82,19 @@ class PartitionLoop(ConsumerRebalanceListener):  # type: ignore[misc]
     """Runs a worker over the partitions of `topic` this group member owns."""
 
     def __init__(
-        self, name: str, topic: str, consumer: AIOKafkaConsumer, worker: PartitionWorker
+        self,
+        name: str,
+        topic: str,
+        consumer: AIOKafkaConsumer,
+        worker: PartitionWorker,
+        *,
+        concurrent: bool = False,
     ) -> None:
+        """With `concurrent`, the batches of a fetch's partitions are handled side by side
+        (a worker whose partitions share nothing: the decider, whose writes to different
+        partitions then travel in one produce request instead of one after the other)."""
         self.name = name
+        self.concurrent = concurrent
         self.topic = topic
         self.consumer = consumer
         self.worker = worker
@@ -103,9 +113,7 @@ class PartitionLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             while not stop.is_set():
                 batch = await self.consumer.getmany(timeout_ms=200)
                 async with self._turn:
-                    for tp, records in batch.items():
-                        if tp.partition in self.ready:
-                            await self.worker.handle(tp, records)
+                    await self._handle(batch)
                     await self._flush_now_and_then()
             await self.worker.drain()  # outside the lock: a drain may fetch
             async with self._turn:
@@ -115,6 +123,14 @@ class PartitionLoop(ConsumerRebalanceListener):  # type: ignore[misc]
                 task.cancel()
             await leave_group(self.consumer)
             await self.consumer.stop()
+
+    async def _handle(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        owned = [(tp, records) for tp, records in batch.items() if tp.partition in self.ready]
+        if self.concurrent:
+            await asyncio.gather(*(self.worker.handle(tp, records) for tp, records in owned))
+            return
+        for tp, records in owned:
+            await self.worker.handle(tp, records)
 
     async def _flush_now_and_then(self) -> None:
         now = asyncio.get_running_loop().time()

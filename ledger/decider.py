@@ -84,7 +84,8 @@ class Decider:
         self.authority = settings.authority
         self.states: dict[int, MissionCache] = {}
         self.last_event: dict[int, LastEvent | None] = {}
-        self._batch_last: str | None = None
+        self._batch_last: dict[int, str] = {}
+        """partition -> hash of the last event decided in the batch being handled."""
         self._marked: dict[int, Mark] = {}
         self.decided = 0
         self.rebuilds = 0
@@ -100,7 +101,9 @@ class Decider:
             settings.KAFKA_SESSION_TIMEOUT_MS,
             settings.DECIDER_MAX_BATCH,
         )
-        self.loop = PartitionLoop("decider", self.topics.commands, self.consumer, self)
+        self.loop = PartitionLoop(
+            "decider", self.topics.commands, self.consumer, self, concurrent=True
+        )
         self.dead_letters = DeadLetters(
             self.producer, self.topics.dead_letters, self.wire.codec, "decider"
         )
@@ -129,19 +132,21 @@ class Decider:
         """Decide `records` in order, write their events, and make their offsets committable;
         on a failed write, fail stop (see the module docstring)."""
         states = self.states[tp.partition]
-        self._batch_last = None
         try:
+            known = await self.preload(states, records)
             commands: list[CommandRecords] = []
             for command_record in records:
-                events = await self._decide_one(tp.partition, states, command_record)
+                events = await self._decide_one(tp.partition, states, known, command_record)
                 if events:
                     commands.append(events)
             await self.writer.write(tp.partition, commands)
         except Exception as error:  # the broker refused or timed out: nothing more is sent
             self.fail_stop(tp, error)
             return
-        if self._batch_last is not None:
-            self.last_event[tp.partition] = (self.writer.ends[tp.partition] - 1, self._batch_last)
+        finally:
+            last = self._batch_last.pop(tp.partition, None)
+        if last is not None:
+            self.last_event[tp.partition] = (self.writer.ends[tp.partition] - 1, last)
         self._uncommitted[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
         self.decided += len(records)
 
@@ -204,13 +209,28 @@ class Decider:
     async def drain(self) -> None:
         """Nothing runs between batches: every batch's events are acknowledged in turn."""
 
+    async def preload(
+        self, states: MissionCache, records: list[ConsumerRecord]
+    ) -> dict[str, MissionState | None]:
+        """The snapshots of the batch's missions not in memory, read together (None: a new
+        mission), by the records' keys (a command's key is its mission id)."""
+        if self.snapshots is None:
+            return {}
+        keys = {record.key.decode(errors="replace") for record in records if record.key}
+        missing = [mission_id for mission_id in keys if mission_id not in states]
+        return await self.snapshots.load_many(missing) if missing else {}
+
     async def _decide_one(
-        self, partition: int, states: MissionCache, command_record: ConsumerRecord
+        self,
+        partition: int,
+        states: MissionCache,
+        known: dict[str, MissionState | None],
+        command_record: ConsumerRecord,
     ) -> CommandRecords:
         """The encoded events of one command, each carrying the trace context of its
         decision (none for a dead letter or a redelivery)."""
         with consumer_span("decide", command_record.headers) as span:
-            records = await self._decide_in_span(partition, states, command_record, span)
+            records = await self._decide_in_span(partition, states, known, command_record, span)
             for record in records:
                 carry_context(record.headers)
             return records
@@ -219,6 +239,7 @@ class Decider:
         self,
         partition: int,
         states: MissionCache,
+        known: dict[str, MissionState | None],
         command_record: ConsumerRecord,
         span: Span,
     ) -> CommandRecords:
@@ -234,21 +255,26 @@ class Decider:
             return []
         span.update_name(f"decide {command.command_type}")
         span.set_attribute("velocity.mission_id", mission_id)
-        state = await self.mission(states, mission_id)
+        state = await self.mission(states, known, mission_id)
         state, events = step(state, command, datetime.now(UTC), self.authority)
         states.put(state)
         if events:
-            self._batch_last = events[-1].meta.hash
+            self._batch_last[partition] = events[-1].meta.hash
         if events and isinstance(events[-1].body, CommandRejected):
             logger.bind(mission_id=mission_id, trace_id=command.meta.trace_id).info(
                 "{} rejected: {}", command.command_type, events[-1].body.reason
             )
         return [self.wire.encode_event(event) for event in events]
 
-    async def mission(self, states: MissionCache, mission_id: str) -> MissionState:
-        """The mission's state: in memory, else its snapshot, else a new mission's."""
+    async def mission(
+        self, states: MissionCache, known: dict[str, MissionState | None], mission_id: str
+    ) -> MissionState:
+        """The mission's state: in memory, else its snapshot (read with the batch's, in
+        `known`, or now), else a new mission's."""
         state = states.get(mission_id)
-        if state is None and self.snapshots is not None:
+        if state is None and mission_id in known:
+            state = known[mission_id]
+        elif state is None and self.snapshots is not None:
             state = await self.snapshots.load(mission_id)
         return state or MissionState(mission_id=mission_id)
 

@@ -21,6 +21,9 @@ class MissionCache:
     def __len__(self) -> int:
         return len(self.states)
 
+    def __contains__(self, mission_id: str) -> bool:
+        return mission_id in self.states
+
     def get(self, mission_id: str) -> MissionState | None:
         state = self.states.get(mission_id)
         if state is not None:

@@ -70,6 +70,17 @@ class SnapshotStore:
         )
         return MissionState.model_validate_json(state) if state is not None else None
 
+    async def load_many(self, mission_ids: list[str]) -> dict[str, MissionState | None]:
+        """Each mission's snapshot, None for those that have none (new missions): one
+        query for a batch of commands instead of one per mission."""
+        rows = await self.pool.fetch(
+            "SELECT mission_id, state::text FROM decider_snapshots"
+            " WHERE mission_id = ANY($1::text[])",
+            mission_ids,
+        )
+        found = {row["mission_id"]: MissionState.model_validate_json(row["state"]) for row in rows}
+        return {mission_id: found.get(mission_id) for mission_id in mission_ids}
+
     async def save(self, partition: int, states: list[MissionState], mark: Mark) -> None:
         """Save `states` and move the partition's mark, together."""
         rows = [(s.mission_id, partition, s.sequence, s.model_dump_json()) for s in states]
