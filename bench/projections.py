@@ -29,7 +29,7 @@ from bench.results import record
 from infra.topics import EVENTS, TopicNames
 from ledger.authority import LOCAL_VERIFY_KEYS, OperatorAuthority
 from ledger.dead_letters import DeadLetters
-from ledger.log_reader import read_to_end
+from ledger.log_reader import fetches_to_end
 from ledger.state import MissionState
 from ledger.step import step
 from ledger.wire import LedgerWire
@@ -70,15 +70,16 @@ def partitions(names: TopicNames) -> list[TopicPartition]:
 
 
 async def raw_path(bootstrap: str, names: TopicNames, database_url: str) -> float:
-    """Consume every event record and COPY (partition, offset, bytes) rows; seconds."""
+    """Consume every event record and COPY (partition, offset, bytes) rows, one COPY per
+    fetch (as the projector applies one transaction per fetch); seconds."""
     connection = await asyncpg.connect(database_url)
     await connection.execute("CREATE TABLE raw_events (p int, o bigint, v bytea)")
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     clock = Stopwatch()
     try:
-        async for tp, records in read_to_end(consumer, partitions(names)):
-            rows = [(tp.partition, r.offset, r.value) for r in records]
+        async for batches in fetches_to_end(consumer, partitions(names)):
+            rows = [(tp.partition, r.offset, r.value) for tp, rs in batches.items() for r in rs]
             await connection.copy_records_to_table("raw_events", records=rows)
         return clock.seconds
     finally:
@@ -101,8 +102,8 @@ async def projector_path(bootstrap: str, names: TopicNames, database_url: str) -
     )
     clock = Stopwatch()
     try:
-        async for tp, records in read_to_end(consumer, partitions(names)):
-            await applier.apply(tp, records)
+        async for batches in fetches_to_end(consumer, partitions(names)):
+            await applier.apply_fetch(batches)  # a fetch in one transaction, as live
         return clock.seconds
     finally:
         await consumer.stop()

@@ -142,9 +142,10 @@ class Colony:
         await self.start_waiting()
         return start
 
-    async def handle(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        for record in records:
-            await self.accept(tp.partition, record)
+    async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, records in batches.items():
+            for record in records:
+                await self.accept(tp.partition, record)
         self.throttle()
 
     def throttle(self) -> None:

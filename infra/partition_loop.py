@@ -3,6 +3,8 @@ fetched batch to a worker. The decider, the projector and the colony are workers
 
 What every consumer here needs, done once:
 - start and stop the client in `try/finally`; subscribe with this loop as the listener;
+- each fetch's batches of the partitions it owns are handed over together (the worker
+  decides them side by side, or applies them in one transaction);
 - a newly assigned partition is paused and *prepared* outside the rebalance callback (the
   worker folds its state, says where to resume), retried with backoff, reported while it
   is not ready; then sought and resumed. Heartbeats and other partitions go on meanwhile;
@@ -65,8 +67,8 @@ class PartitionWorker(Protocol):
     async def prepare(self, tp: TopicPartition) -> int:
         """Build the partition's state; the offset to resume consuming from."""
 
-    async def handle(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        """Process one fetched batch of a prepared partition."""
+    async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Process one fetch's batches of prepared partitions."""
 
     async def flush(self, partitions: set[int] | None) -> None:
         """Record progress (of `partitions`, or all owned ones)."""
@@ -82,19 +84,9 @@ class PartitionLoop(ConsumerRebalanceListener):  # type: ignore[misc]
     """Runs a worker over the partitions of `topic` this group member owns."""
 
     def __init__(
-        self,
-        name: str,
-        topic: str,
-        consumer: AIOKafkaConsumer,
-        worker: PartitionWorker,
-        *,
-        concurrent: bool = False,
+        self, name: str, topic: str, consumer: AIOKafkaConsumer, worker: PartitionWorker
     ) -> None:
-        """With `concurrent`, the batches of a fetch's partitions are handled side by side
-        (a worker whose partitions share nothing: the decider, whose writes to different
-        partitions then travel in one produce request instead of one after the other)."""
         self.name = name
-        self.concurrent = concurrent
         self.topic = topic
         self.consumer = consumer
         self.worker = worker
@@ -125,12 +117,9 @@ class PartitionLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.consumer.stop()
 
     async def _handle(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        owned = [(tp, records) for tp, records in batch.items() if tp.partition in self.ready]
-        if self.concurrent:
-            await asyncio.gather(*(self.worker.handle(tp, records) for tp, records in owned))
-            return
-        for tp, records in owned:
-            await self.worker.handle(tp, records)
+        owned = {tp: records for tp, records in batch.items() if tp.partition in self.ready}
+        if owned:
+            await self.worker.handle(owned)
 
     async def _flush_now_and_then(self) -> None:
         now = asyncio.get_running_loop().time()

@@ -19,10 +19,22 @@ async def read_to_end(
     starts: Mapping[TopicPartition, int] | None = None,
 ) -> AsyncIterator[tuple[TopicPartition, list[ConsumerRecord]]]:
     """Yield every record of `partitions` (from `starts`, else their beginning) up to the
-    end seen when each is reached.
+    end seen when each is reached, a partition's batch at a time.
 
     `consumer` must have no group subscription; it is assigned `partitions` here.
     """
+    async for batches in fetches_to_end(consumer, partitions, poll_ms, starts):
+        for partition, records in batches.items():
+            yield partition, records
+
+
+async def fetches_to_end(
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    poll_ms: int = 200,
+    starts: Mapping[TopicPartition, int] | None = None,
+) -> AsyncIterator[dict[TopicPartition, list[ConsumerRecord]]]:
+    """As `read_to_end`, a fetch (the batches of several partitions) at a time."""
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
     for partition, offset in (starts or {}).items():
@@ -30,9 +42,9 @@ async def read_to_end(
             consumer.seek(partition, offset)
     remaining = set(partitions)
     while remaining:
-        batch = await consumer.getmany(*remaining, timeout_ms=poll_ms)
-        for partition, records in batch.items():
-            yield partition, records
+        batches = await consumer.getmany(*remaining, timeout_ms=poll_ms)
+        if batches:
+            yield batches
         for partition in list(remaining):
             end = consumer.highwater(partition)
             if end is not None and await consumer.position(partition) >= end:

@@ -50,8 +50,8 @@ SELECT DISTINCT ON (mission_id) mission_id, sequence, hash FROM ledger_events
 WHERE mission_id = ANY($1::text[]) ORDER BY mission_id, sequence DESC
 """
 ARCHIVED = """
-SELECT topic_offset FROM ledger_events
-WHERE topic_partition = $1 AND topic_offset = ANY($2::bigint[])
+SELECT topic_partition, topic_offset FROM ledger_events
+WHERE (topic_partition, topic_offset) IN (SELECT * FROM unnest($1::int[], $2::bigint[]))
 """
 PROJECTED_CHANNEL = "velocity_projected"
 """Notified (LISTEN/NOTIFY) when a batch of events is archived, so the root wakes the
@@ -163,11 +163,12 @@ class FollowsArchive(Projection[RecordedEvent]):
     async def admit(
         self, connection: Connection, items: list[ProjectedEvent], batch: dict[str, Any]
     ) -> tuple[list[ProjectedEvent], list[Unusable]]:
-        if not items:
-            return items, []
-        if "archived" not in batch:
-            offsets = [item.offset for item in items]
-            rows = await connection.fetch(ARCHIVED, items[0].partition, offsets)
-            batch["archived"] = {row["topic_offset"] for row in rows}
-        archived: set[int] = batch["archived"]
-        return [item for item in items if item.offset in archived], []
+        archived: dict[tuple[int, int], bool] = batch.setdefault("archived", {})
+        positions = [(item.partition, item.offset) for item in items]
+        unknown = [position for position in positions if position not in archived]
+        if unknown:  # looked up once per batch, for whichever view asks first
+            partitions, offsets = zip(*unknown, strict=True)
+            rows = await connection.fetch(ARCHIVED, list(partitions), list(offsets))
+            found = {(row["topic_partition"], row["topic_offset"]) for row in rows}
+            archived.update((position, position in found) for position in unknown)
+        return [item for item, at in zip(items, positions, strict=True) if archived[at]], []

@@ -1,8 +1,10 @@
-"""Applying a batch of one partition's records to projections, exactly once, never stuck.
+"""Applying batches of records to projections, exactly once, never stuck.
 
-One transaction per batch: lock the projections' stored offsets, apply each projection's
-writes for the records it has not seen, store the new offsets. Used by the live projector
-(consumer group) and by rebuilds (a reader of the whole log).
+One transaction per fetch: lock the projections' stored offsets of its partitions, apply
+each projection's writes for the records it has not seen, store the new offsets. Under
+live load a fetch holds a few records of each partition; one transaction for all of them
+costs one set of round trips and one commit instead of one per partition. Used by the
+live projector (consumer group) and by rebuilds (a reader of the whole log).
 
 A batch is first applied optimistically: each projection's writes regrouped into one run
 per statement where its rows are per mission (`Projection.rows_per_key`), no savepoints.
@@ -10,7 +12,8 @@ When a write fails on a data or constraint error, that transaction is rolled bac
 batch applied again carefully: a savepoint per projection, and when a projection's
 savepoint fails, record by record (a savepoint each) to find the records at fault: a view
 parks each of them, with its mission's later records behind it (projections/parking.py);
-the archive sets it aside by offset. Other missions keep flowing.
+the archive sets it aside by offset. Other missions keep flowing. (A fetch of several
+partitions whose optimistic pass fails is applied carefully one partition at a time.)
 Any other error (the database restarting, a lost connection) retries the whole batch with
 backoff. A strict applier (rebuilds) stops at the first failing record and says where.
 """
@@ -18,6 +21,7 @@ backoff. A strict applier (rebuilds) stops at the first failing record and says 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic
 
 import asyncpg
@@ -52,6 +56,29 @@ class ProjectionFailedError(RuntimeError):
 class _NeedsCareError(Exception):
     """The optimistic pass met a write that fails for good: its transaction is rolled back
     and the batch applied again with savepoints, to find the records at fault."""
+
+
+@dataclass(frozen=True)
+class Share(Generic[R]):
+    """One partition's records of a fetch, decoded."""
+
+    tp: TopicPartition
+    records: list[ConsumerRecord]
+    usable: list[Projected[R]]
+    unusable: list[Unusable]
+
+    @property
+    def first(self) -> int:
+        return int(self.records[0].offset)
+
+    @property
+    def last(self) -> int:
+        return int(self.records[-1].offset)
+
+    def behind(self, stored: StoredOffsets, names: list[str]) -> int | None:
+        """Where to seek back to if a projection's stored offset is behind this batch."""
+        least = min(stored.get((name, self.tp.partition), 0) for name in names)
+        return least if least < self.first else None
 
 
 def batch_writes(projection: Projection[R], items: list[Projected[R]]) -> list[Write]:
@@ -100,12 +127,30 @@ class BatchApplier(Generic[R]):
         self.held_at: dict[int, int] = {}
 
     async def apply(self, tp: TopicPartition, records: list[ConsumerRecord]) -> int | None:
-        """Apply `records`; return an earlier offset to seek back to if a projection was
-        reset behind this batch (a rebuild) or the partition is held, else None.
+        """Apply one partition's `records` (see `apply_fetch`)."""
+        return (await self.apply_fetch({tp: records}))[tp]
+
+    async def apply_fetch(
+        self, batches: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> dict[TopicPartition, int | None]:
+        """Apply each partition's records, all in one transaction; for each partition, an
+        earlier offset to seek back to if a projection was reset behind its batch (a
+        rebuild) or the partition is held, else None.
 
         A record whose writer schema this release does not know holds the partition at its
         offset (`held`): what precedes it is applied, nothing after it, until an upgraded
         projector reads it. It is not set aside: it is history this code cannot read yet."""
+        shares: list[Share[R]] = []
+        for tp, records in batches.items():
+            share = await self._share(tp, records)
+            if share is not None:
+                shares.append(share)
+        behind = await self._apply_retried(shares) if shares else {}
+        self.applied += sum(len(share.records) for share in shares)
+        return {tp: self.held_at.get(tp.partition, behind.get(tp)) for tp in batches}
+
+    async def _share(self, tp: TopicPartition, records: list[ConsumerRecord]) -> Share[R] | None:
+        """The partition's records decoded (the undecodable dead-lettered), up to a hold."""
         items = [
             self.feed.project(r.partition, r.offset, r.value or b"", r.key, r.headers)
             for r in records
@@ -113,12 +158,17 @@ class BatchApplier(Generic[R]):
         items = self._until_unknown_schema(tp, items)
         records = records[: len(items)]
         if not records:
-            return self.held_at.get(tp.partition)
+            return None
         for record, item in zip(records, items, strict=True):
             if isinstance(item, Unusable):
                 await self.dead_letters.publish(record, item.reason, item.detail)
         usable = [item for item in items if isinstance(item, Projected)]
         unusable = [item for item in items if isinstance(item, Unusable)]
+        return Share(tp, records, usable, unusable)
+
+    async def _apply_retried(self, shares: list[Share[R]]) -> dict[TopicPartition, int | None]:
+        """Apply `shares` optimistically, else carefully one by one; outages retried."""
+        behind: dict[TopicPartition, int | None] = {}
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(transient),
             wait=wait_exponential(multiplier=0.2, max=5),
@@ -128,11 +178,11 @@ class BatchApplier(Generic[R]):
         ):
             with attempt:
                 try:
-                    behind = await self._apply_once(tp, records, usable, unusable, careful=False)
+                    behind = await self._apply_once(shares, careful=False)
                 except _NeedsCareError:
-                    behind = await self._apply_once(tp, records, usable, unusable, careful=True)
-        self.applied += len(records)
-        return self.held_at.get(tp.partition, behind)
+                    for share in shares:
+                        behind |= await self._apply_once([share], careful=True)
+        return behind
 
     def _until_unknown_schema(
         self, tp: TopicPartition, items: list[Projected[R] | Unusable]
@@ -164,37 +214,36 @@ class BatchApplier(Generic[R]):
         )
 
     async def _apply_once(
-        self,
-        tp: TopicPartition,
-        records: list[ConsumerRecord],
-        usable: list[Projected[R]],
-        unusable: list[Unusable],
-        *,
-        careful: bool,
-    ) -> int | None:
-        first, last = records[0].offset, records[-1].offset
+        self, shares: list[Share[R]], *, careful: bool
+    ) -> dict[TopicPartition, int | None]:
+        topic = shares[0].tp.topic
+        partitions = [share.tp.partition for share in shares]
         async with (
             self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as connection,
             connection.transaction(),
         ):
-            stored = await lock_offsets(connection, tp.topic, [tp.partition], self.names)
-            waiting = await parked_keys(connection, tp.topic, tp.partition, self.names)
+            stored = await lock_offsets(connection, topic, partitions, self.names)
+            waiting = await parked_keys(connection, topic, partitions, self.names)
             advanced: StoredOffsets = {}
             shared: dict[str, Any] = {}
             for projection in self.projections:
-                next_offset = stored.get((projection.name, tp.partition), 0)
-                if next_offset < first or next_offset > last:
-                    continue  # reset behind this batch, or already past it
-                fresh = [item for item in usable if item.offset >= next_offset]
+                fresh: list[Projected[R]] = []
+                bad: list[Unusable] = []
+                for share in shares:
+                    next_offset = stored.get((projection.name, share.tp.partition), 0)
+                    if next_offset < share.first or next_offset > share.last:
+                        continue  # reset behind this batch, or already past it
+                    fresh += [item for item in share.usable if item.offset >= next_offset]
+                    bad += [item for item in share.unusable if item.offset >= next_offset]
+                    advanced[(projection.name, share.tp.partition)] = share.last + 1
+                if not any(name == projection.name for name, _ in advanced):
+                    continue
                 fresh, refused = await projection.admit(connection, fresh, shared)
                 held = waiting.get(projection.name, set())
-                await self._project(connection, projection, tp.topic, fresh, held, careful)
-                bad = [item for item in unusable if item.offset >= next_offset] + refused
-                await self._set_aside(connection, projection, bad)
-                advanced[(projection.name, tp.partition)] = last + 1
-            await save_offsets(connection, tp.topic, advanced)
-        behind = min(stored.get((name, tp.partition), 0) for name in self.names)
-        return behind if behind < first else None
+                await self._project(connection, projection, topic, fresh, held, careful)
+                await self._set_aside(connection, projection, bad + refused)
+            await save_offsets(connection, topic, advanced)
+        return {share.tp: share.behind(stored, self.names) for share in shares}
 
     async def _project(
         self,

@@ -30,7 +30,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING
 """
 PARKED_KEYS = """
 SELECT DISTINCT projection, parking_key FROM projection_parked
-WHERE topic = $1 AND partition = $2 AND projection = ANY($3::text[])
+WHERE topic = $1 AND partition = ANY($2::int[]) AND projection = ANY($3::text[])
 """
 SUMMARY = """
 SELECT projection, topic, parking_key, count(*) AS events, min(parked_at) AS since,
@@ -92,10 +92,10 @@ def park_write(projection: str, topic: str, item: Projected[Any], error: str | N
 
 
 async def parked_keys(
-    connection: Connection, topic: str, partition: int, projections: list[str]
+    connection: Connection, topic: str, partitions: list[int], projections: list[str]
 ) -> dict[str, set[str]]:
-    """projection -> keys (missions) with events parked in this partition."""
-    rows = await connection.fetch(PARKED_KEYS, topic, partition, projections)
+    """projection -> keys (missions) with events parked in these partitions."""
+    rows = await connection.fetch(PARKED_KEYS, topic, partitions, projections)
     found: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         found[row["projection"]].add(row["parking_key"])

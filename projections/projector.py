@@ -100,10 +100,12 @@ class Projector(Generic[R]):
         logger.info("projector resumes {}[{}] at {}", self.topic, tp.partition, position)
         return position
 
-    async def handle(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
-        await self.seek_back_to(tp, await self.applier.apply(tp, records))
-        if tp.partition in self.applier.held_at:
-            self.consumer.pause(tp)  # until an upgraded projector can read on
+    async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """The fetch's partitions in one transaction (projections/batch.py)."""
+        for tp, offset in (await self.applier.apply_fetch(batches)).items():
+            await self.seek_back_to(tp, offset)
+            if tp.partition in self.applier.held_at:
+                self.consumer.pause(tp)  # until an upgraded projector can read on
 
     async def flush(self, partitions: set[int] | None) -> None:
         """Offsets are stored with each batch; here lag is measured and, every
@@ -120,9 +122,9 @@ class Projector(Generic[R]):
 
     async def project_next(self) -> None:
         batch = await self.consumer.getmany(timeout_ms=200)
-        for tp, records in batch.items():
-            if tp.partition in self.loop.ready:
-                await self.handle(tp, records)
+        owned = {tp: records for tp, records in batch.items() if tp.partition in self.loop.ready}
+        if owned:
+            await self.handle(owned)
         await self.measure_lag()
 
     async def drain(self) -> None:

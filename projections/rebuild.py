@@ -28,7 +28,7 @@ from infra.topics import EVENTS, TopicNames
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from ledger.events import RecordedEvent
-from ledger.log_reader import partition_ends, read_to_end
+from ledger.log_reader import fetches_to_end, partition_ends
 from projections.batch import BatchApplier, ProjectionFailedError
 from projections.feeds import all_projections, ledger_feed
 from projections.offsets import save_offsets
@@ -96,9 +96,9 @@ async def rebuild(
         partitions = [TopicPartition(names.events, p) for p in range(EVENTS.partitions)]
         total = sum((await partition_ends(consumer, partitions)).values())
         progress = Progress(f"rebuilding {', '.join(p.name for p in projections)}", total)
-        async for tp, records in read_to_end(consumer, partitions):
-            await applier.apply(tp, records)
-            progress.advance(len(records))
+        async for batches in fetches_to_end(consumer, partitions):
+            await applier.apply_fetch(batches)
+            progress.advance(sum(len(records) for records in batches.values()))
         progress.finish()
         return applier.applied
     finally:

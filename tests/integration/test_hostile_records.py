@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from confluent_kafka import Producer
 from fastavro import schemaless_writer
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
@@ -25,10 +25,15 @@ from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 from infra.processes import child_environment
 from infra.topics import EVENTS, TopicNames, partition_for
 from ledger.chain import record
+from ledger.codec import AvroCodec
 from ledger.commands import ApproveWriteback, Command, StartPlanning
+from ledger.dead_letters import DeadLetters
 from ledger.events import MissionRequested, PlanningStarted, RecordedEvent
+from ledger.log_reader import fetches_to_end
 from ledger.state import MissionState, evolve
 from ledger.wire import LedgerWire
+from projections.batch import BatchApplier
+from projections.feeds import ledger_feed
 from schemas_avro import SCHEMA_DIR
 from tests.conftest import Isolated
 from tests.factories import OPERATOR, command, crm_script, request_body
@@ -253,10 +258,11 @@ def _produce_with_librdkafka(slice_: Isolated, topic: str, item: Command) -> int
     return landed[0]
 
 
-def poison(mission_id: str) -> list[RecordedEvent]:
-    """Two chained events for a new mission whose objective PostgreSQL cannot store."""
+def poison(mission_id: str, objective: str = "a\x00b") -> list[RecordedEvent]:
+    """Two chained events for a new mission whose objective PostgreSQL cannot store (by
+    default: any other `objective` makes a healthy pair)."""
     state = MissionState(mission_id=mission_id)
-    fields = request_body().model_dump() | {"objective": "a\x00b"}
+    fields = request_body().model_dump() | {"objective": objective}
     first = record(
         state, command(mission_id, request_body()), [MissionRequested(**fields)], datetime.now(UTC)
     )
@@ -334,6 +340,61 @@ async def test_a_poison_event_parks_only_its_mission_and_an_operator_evicts_it(
     assert not left
     assert audit[0]["reason"] == "test poison" and audit[0]["evicted_by"]
     assert "projections" not in after["degraded"]
+
+
+def mission_on_another_partition(than: str) -> str:
+    while True:
+        other = str(uuid.uuid4())
+        if partition_for(other.encode(), EVENTS.partitions) != partition_for(
+            than.encode(), EVENTS.partitions
+        ):
+            return other
+
+
+async def test_a_fetch_of_several_partitions_parks_the_poison_and_applies_the_rest(
+    isolated: Isolated,
+) -> None:
+    """One transaction per fetch: when one partition's record cannot be applied, the
+    fetch is applied again partition by partition, and only the culprit's mission waits."""
+    await prepared(isolated)
+    poisoned = str(uuid.uuid4())
+    healthy = mission_on_another_partition(poisoned)
+    await write_events(isolated, poison(poisoned) + poison(healthy, "a fine objective"))
+    topic = TopicNames(isolated.topic_prefix).events
+    consumer = AIOKafkaConsumer(bootstrap_servers=isolated.bootstrap_servers)
+    await consumer.start()
+    fetch: dict[TopicPartition, list[ConsumerRecord]] = {}
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(EVENTS.partitions)]
+        async for batches in fetches_to_end(consumer, partitions):
+            for tp, records in batches.items():
+                fetch.setdefault(tp, []).extend(records)
+    finally:
+        await consumer.stop()
+    pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.bootstrap_servers)
+    await producer.start()
+    try:
+        letters = TopicNames(isolated.topic_prefix).dead_letters
+        dead = DeadLetters(producer, letters, AvroCodec(), "t")
+        applier = BatchApplier(pool, ledger_feed(), dead)
+        seek = await applier.apply_fetch(fetch)
+    finally:
+        await producer.stop()
+        await pool.close()
+    missions = await rows(isolated, "SELECT mission_id, status FROM missions")
+    parked = await rows(isolated, "SELECT parking_key FROM projection_parked")
+    stored = await rows(
+        isolated,
+        "SELECT partition, next_offset FROM projector_offsets WHERE projector = 'missions'",
+    )
+    assert len(fetch) == 2 and seek == {tp: None for tp in fetch}
+    assert [(m["mission_id"], m["status"]) for m in missions] == [(healthy, "planning")]
+    assert {p["parking_key"] for p in parked} == {poisoned}
+    assert len(await archived(isolated.database_url, poisoned)) == 2
+    assert {row["partition"]: row["next_offset"] for row in stored} == {
+        tp.partition: records[-1].offset + 1 for tp, records in fetch.items()
+    }
 
 
 async def test_parked_events_apply_in_order_once_the_cause_is_fixed(isolated: Isolated) -> None:
