@@ -51,6 +51,14 @@ def test_type_specific_fields_are_required_and_named(stack: RunningStack) -> Non
     )
 
 
+def test_budgets_are_integers_and_a_boolean_is_not_one(stack: RunningStack) -> None:
+    with stack.client() as client:
+        flag = client.post("/missions", json={**ORACLE, "token_budget": True})
+        whole = client.post("/missions", json={**ORACLE, "time_budget_ms": 60_000.0})
+    assert flag.status_code == 422 and flag.json()["errors"][0]["field"] == "token_budget"
+    assert whole.status_code == 202, whole.text
+
+
 def test_an_idempotency_key_reused_for_another_mission_is_a_conflict(stack: RunningStack) -> None:
     key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
     with stack.client() as client:
