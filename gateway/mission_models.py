@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
 )
 
 from gateway.problems import UNION_TAGS
@@ -51,16 +52,6 @@ def _trimmed(text: str) -> str:
 
 # Text PostgreSQL can store: no NUL, no lone surrogate (422 naming the field); the
 # patterns tell clients so (lone surrogates cannot be sent as UTF-8 at all).
-def _not_boolean(value: Any) -> Any:
-    """JSON `true` is not the integer 1: pydantic's lax mode would take it for one."""
-    if isinstance(value, bool):
-        raise ValueError("must be an integer, not a boolean")
-    return value
-
-
-Count = Annotated[int, BeforeValidator(_not_boolean)]
-"""An integer in a request body: 1.0 is one (JSON Schema agrees), `true` is not."""
-
 Text = Annotated[
     str,
     StringConstraints(min_length=1, max_length=4_000),
@@ -115,8 +106,17 @@ class MissionCreateBase(BaseModel):
     objective: Text
     project_id: Name | None = None
     lead: Lead | None = None
-    time_budget_ms: Count | None = Field(default=None, gt=0, le=86_400_000)
-    token_budget: Count | None = Field(default=None, gt=0, le=10_000_000)
+    time_budget_ms: int | None = Field(default=None, gt=0, le=86_400_000)
+    token_budget: int | None = Field(default=None, gt=0, le=10_000_000)
+
+    @field_validator("time_budget_ms", "token_budget", mode="before")
+    @classmethod
+    def _not_boolean(cls, value: Any) -> Any:
+        """JSON `true` is not the integer 1 (pydantic's lax mode would take it for one);
+        1.0 is one, as JSON Schema says."""
+        if isinstance(value, bool):
+            raise ValueError("must be an integer, not a boolean")
+        return value
 
 
 class OracleMissionCreate(MissionCreateBase):
