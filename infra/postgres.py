@@ -116,16 +116,23 @@ def _initdb(initdb: Path, pgdata: Path, user: str | None) -> None:
         raise PostgresStartError(f"initdb failed: {result.stderr.strip()[-500:]}")
 
 
+def _said(log_path: Path | None, lines: int = 5) -> str:
+    """The end of the server's log, for an error that would otherwise only point at it."""
+    if log_path is None or not log_path.exists():
+        return ""
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-lines:]
+    return f"; {log_path} ends:\n" + "\n".join(tail)
+
+
 async def _wait_until_answering(
     server: EmbeddedPostgres, timeout_s: float, log_path: Path | None
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         if server.process.poll() is not None:
-            hint = f"; see {log_path}" if log_path else ""
             raise PostgresStartError(
-                f"postgres exited with code {server.process.returncode}{hint}"
-                " (is another server using this data directory?)"
+                f"postgres exited with code {server.process.returncode}"
+                " (is another server using this data directory?)" + _said(log_path)
             )
         try:
             connection = await asyncpg.connect(server.url, timeout=2)

@@ -85,7 +85,8 @@ async def test_database_outage_keeps_intake_open_and_loses_nothing(
     infrastructure: Infrastructure, tmp_path: Path
 ) -> None:
     port = free_port()
-    database = await asyncio.to_thread(start_postgres, tmp_path, None, durable=False, port=port)
+    log = tmp_path / "postgres.log"  # a failed restart says why (PostgresStartError)
+    database = await asyncio.to_thread(start_postgres, tmp_path, log, durable=False, port=port)
     slice_ = Isolated(infrastructure.bootstrap_servers, database.url, f"p{uuid.uuid4().hex[:8]}.")
     try:
         await prepared(slice_)
@@ -106,7 +107,7 @@ async def test_database_outage_keeps_intake_open_and_loses_nothing(
             assert accepted.json()["status"] == "accepted"
             second = accepted.json()["mission_id"]
             database = await asyncio.to_thread(
-                start_postgres, tmp_path, None, durable=False, port=port
+                start_postgres, tmp_path, log, durable=False, port=port
             )
             async with ledger_services(slice_):
                 await eventually(lambda: projected(client, second), timeout_s=30)
@@ -131,7 +132,8 @@ async def test_the_projector_rides_out_a_database_restart_without_exiting_or_par
     infrastructure: Infrastructure, tmp_path: Path
 ) -> None:
     port = free_port()
-    database = await asyncio.to_thread(start_postgres, tmp_path, None, durable=False, port=port)
+    log = tmp_path / "postgres.log"  # a failed restart says why (PostgresStartError)
+    database = await asyncio.to_thread(start_postgres, tmp_path, log, durable=False, port=port)
     slice_ = Isolated(infrastructure.bootstrap_servers, database.url, f"q{uuid.uuid4().hex[:8]}.")
     missions = [str(uuid.uuid4()) for _ in range(5)]
     try:
@@ -143,7 +145,7 @@ async def test_the_projector_rides_out_a_database_restart_without_exiting_or_par
             await sender.send(*(command(m, request_body()) for m in missions[1:]))
             await asyncio.sleep(3)  # the projector fails its batch and backs off meanwhile
             database = await asyncio.to_thread(
-                start_postgres, tmp_path, None, durable=False, port=port
+                start_postgres, tmp_path, log, durable=False, port=port
             )
             for mission_id in missions:
                 await eventually(lambda m=mission_id: archived(slice_.database_url, m), 40)
