@@ -69,6 +69,11 @@ class Problem(BaseModel):
     degraded: Degraded | None = None
 
 
+WRITE_STATUSES = (400, 401, 403, 404, 409, 413, 422, 503)
+"""What a write with a JSON body about an existing thing can answer: malformed, no key,
+wrong role, not found, conflict, too large, invalid, dependency down."""
+
+
 def problems(*statuses: int, **meanings: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for `statuses`, each a problem document; `meanings` (keyed
     `s409=...`) override the generic description of a status."""

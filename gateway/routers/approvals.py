@@ -15,7 +15,7 @@ from gateway.command_outcome import (
 )
 from gateway.keys import Caller
 from gateway.mission_models import ApprovalId, ApprovalPublic, ApprovalQueue, ReasonBody
-from gateway.problems import ProblemError, problems
+from gateway.problems import WRITE_STATUSES, ProblemError, problems
 from gateway.runtime import GatewayRuntime
 from infra.tracing import mission_span
 from ledger.commands import ApproveWriteback, CommandBody, RejectWriteback
@@ -27,14 +27,7 @@ Viewer = Annotated[Caller, Depends(require("operator", "auditor", "service"))]
 DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"description": "Accepted by the broker, not yet projected", "model": ApprovalPublic},
     **problems(
-        400,
-        401,
-        403,
-        404,
-        409,
-        413,
-        422,
-        503,
+        *WRITE_STATUSES,
         s404="No such approval",
         s409="The approval is no longer pending",
     ),

@@ -26,7 +26,7 @@ from gateway.mission_models import (
     ArtifactStored,
     ContentHash,
 )
-from gateway.problems import ProblemError, problems
+from gateway.problems import WRITE_STATUSES, ProblemError, problems
 from gateway.runtime import GatewayRuntime
 from ledger.commands import Command, RecordArtifact
 from ledger.state import WORKING_STATUSES
@@ -56,14 +56,7 @@ async def accepting_mission(runtime: GatewayRuntime, mission_id: str) -> None:
 
 
 STORE_RESPONSES = problems(
-    400,
-    401,
-    403,
-    404,
-    409,
-    413,
-    422,
-    503,
+    *WRITE_STATUSES,
     s404="No such mission",
     s409="The mission takes no more artifacts",
     s413="Larger than MAX_ARTIFACT_BYTES",

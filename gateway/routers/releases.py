@@ -18,7 +18,7 @@ from gateway.command_outcome import (
     send_and_wait,
 )
 from gateway.keys import Caller
-from gateway.problems import ProblemError, problems
+from gateway.problems import WRITE_STATUSES, ProblemError, problems
 from gateway.release_models import (
     Environment,
     GateCheckCreate,
@@ -48,14 +48,7 @@ router = APIRouter(prefix="/releases", tags=["releases"])
 Operator = Annotated[Caller, Depends(require("operator"))]
 Viewer = Annotated[Caller, Depends(require("operator", "auditor"))]
 WRITE = problems(
-    400,
-    401,
-    403,
-    404,
-    409,
-    413,
-    422,
-    503,
+    *WRITE_STATUSES,
     s409="Refused: by the ledger's rules, another environment's run, or evidence missing",
 )
 ACCEPTED: dict[int | str, dict[str, Any]] = {
