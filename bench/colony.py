@@ -154,7 +154,7 @@ def main() -> None:
     sizes = [(1, max(int(10 * scale), 2)), (10, int(50 * scale)), (100, int(200 * scale))]
     with (
         embedded_infrastructure() as infra,
-        running_stack(infra, MAX_CONCURRENT_MISSIONS="100") as (root, database_url, _),
+        running_stack(infra, MAX_CONCURRENT_MISSIONS="100") as (root, database_url, *_),
     ):
         asyncio.run(measure(root, database_url, sizes))
     model = FakeModel(delay_s=2.0)
@@ -163,7 +163,7 @@ def main() -> None:
         running_stack(infra, MAX_CONCURRENT_MISSIONS="100", DEFAULT_MODEL_ROUTE=model.url) as (
             root,
             database_url,
-            _,
+            *_,
         ),
     ):
         asyncio.run(measure_slow_model(root, database_url, model))

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
@@ -121,10 +122,18 @@ def mission_commands(mission_id: str, count: int, now: datetime) -> list[Command
     return out
 
 
+class BenchStack(NamedTuple):
+    root: str
+    database_url: str
+    prefix: str
+    supervisor: Supervisor
+    """Its services, to stop or restart one (the soak restarts the colony)."""
+
+
 @contextmanager
-def running_stack(infra: BenchInfra, **env: str) -> Iterator[tuple[str, str, str]]:
-    """Decider, projector, colony and root on a fresh database and topic prefix;
-    yields (root URL, database URL, topic prefix) and stops them afterwards."""
+def running_stack(infra: BenchInfra, **env: str) -> Iterator[BenchStack]:
+    """Decider, projector, colony and root on a fresh database and topic prefix, stopped
+    afterwards."""
     database_url = asyncio.run(new_database(infra.database_url))
     prefix = f"s{uuid.uuid4().hex[:6]}."
     settings = CommonSettings(KAFKA_TOPIC_PREFIX=prefix)
@@ -148,7 +157,7 @@ def running_stack(infra: BenchInfra, **env: str) -> Iterator[tuple[str, str, str
         root = f"http://127.0.0.1:{root_port}"
         if not wait_until_ready(root, 60):
             raise SystemExit(f"stack did not become ready; logs in {logs}")
-        yield root, database_url, prefix
+        yield BenchStack(root, database_url, prefix, supervisor)
     finally:
         supervisor.stop_all()
 

@@ -171,7 +171,7 @@ def main() -> None:
     missions = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     with (
         embedded_infrastructure() as infra,
-        running_stack(infra, COLONY_REACTORS="false") as (root, database_url, prefix),
+        running_stack(infra, COLONY_REACTORS="false") as (root, database_url, prefix, _),
     ):
         print(f"seeding {missions} missions through the decider and projector …", flush=True)
         long_trail = asyncio.run(seed(infra, prefix, database_url, missions))

@@ -125,7 +125,7 @@ def main() -> None:
     per_step = int(sys.argv[1]) if len(sys.argv) > 1 else 333_334  # 1M samples at the end
     with (
         embedded_infrastructure() as infra,
-        running_stack(infra, COLONY_REACTORS="false") as (root, database_url, prefix),
+        running_stack(infra, COLONY_REACTORS="false") as (root, database_url, prefix, _),
     ):
         print(f"/metrics while colony.metrics grows by {per_step} samples a step")
         asyncio.run(measure(root, database_url, infra.bootstrap_servers, prefix, per_step))

@@ -166,7 +166,7 @@ def main() -> None:
     with embedded_infrastructure() as infra:
         asyncio.run(measure_projections(infra.bootstrap_servers, infra.database_url, total))
         # the API alone: 200 missions a second are far beyond what the colony works
-        with running_stack(infra, COLONY_REACTORS="false") as (root, _, _):
+        with running_stack(infra, COLONY_REACTORS="false") as (root, *_):
             asyncio.run(measure_gateway(root, rate=200, seconds=10))
 
 

@@ -35,6 +35,7 @@ from colony_consumers.in_flight import InFlight
 from colony_consumers.measurements import measurements
 from colony_consumers.metric_emitter import MetricEmitter
 from colony_consumers.mission_file import MissionFile
+from colony_consumers.open_histories import OpenHistories
 from colony_consumers.outages import OUTAGES, is_outage
 from colony_consumers.policy import PolicyContext
 from colony_consumers.reactions import ApplyWriteback, Reaction, Send, policy_context, react
@@ -55,9 +56,13 @@ from projections.offsets import save_offsets
 TIMED_SPANS = {"stage_latency": "stage {stage}", "approval_wait": "approval wait"}
 """Measurements that are also spans: how long a mission spent in a stage, or waiting for
 an operator's decision."""
-ENDED_KEPT = 100_000
+ENDED_KEPT = 10_000
 """Missions that ended lately, remembered by id only: their later events (a replay
-request, a late command's rejection) are expected and ignored quietly."""
+request, a late command's rejection) are expected and ignored quietly. Bounded so memory
+stays flat however long the log (100,000 ids were 35 MB); a later event of a mission that
+ended before these is known by its sequence (the colony never saw its start)."""
+HISTORY_FETCH_BYTES = 8 * 1024 * 1024
+"""A partition's history is read in big fetches: it is mostly skipped, undecoded."""
 REACTION_ATTEMPTS = 5  # failures that are not outages, before the mission is failed
 DRAIN_S = 5.0
 ROLLOUT_STEP = "SELECT step FROM rollout_steps WHERE environment = $1"
@@ -295,6 +300,12 @@ class Colony:
         when it is not the next link of the mission's history."""
         if event.meta.mission_id in self.ended:
             return None
+        if event.meta.sequence > 1 and event.meta.mission_id not in self.files:
+            logger.bind(mission_id=event.meta.mission_id).debug(
+                "{} of a mission that ended before those remembered: ignored",
+                event.event_type,
+            )
+            return None
         file = self.files.setdefault(event.meta.mission_id, MissionFile.new(event.meta.mission_id))
         why = why_not_next((file.state.sequence, file.state.last_hash), event)
         if why is not None:
@@ -435,10 +446,17 @@ class Colony:
         self.in_flight.forget(partitions)
 
     async def fold_history(self, tp: TopicPartition, end: int) -> None:
-        """Fold the partition's events before `end` (the stored offset) without reacting."""
+        """Fold the events before `end` (the stored offset) of the partition's missions
+        still open there, without reacting (colony_consumers/open_histories.py)."""
         if end == 0:
             return
-        reader = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=25, **self.options)
+        history = OpenHistories(self.wire.event_position)
+        reader = AIOKafkaConsumer(
+            enable_auto_commit=False,
+            fetch_max_wait_ms=25,
+            max_partition_fetch_bytes=HISTORY_FETCH_BYTES,
+            **self.options,
+        )
         await reader.start()
         try:
             reader.assign([tp])
@@ -446,19 +464,28 @@ class Colony:
             while await reader.position(tp) < end:
                 batch = await reader.getmany(tp, timeout_ms=200)
                 for record in batch.get(tp, []):
-                    event = self._decode(record) if record.offset < end else None
-                    if event is not None:
-                        self.home[event.meta.mission_id] = tp.partition
-                        folded = self.fold(event)
-                        if folded is not None:
-                            self.settle(folded)
+                    if record.offset < end:
+                        history.add(record)
         finally:
             await reader.stop()
+        self.fold_open(history, tp.partition)
 
-    def _decode(self, record: ConsumerRecord) -> RecordedEvent | None:
+    def fold_open(self, history: OpenHistories, partition: int) -> None:
+        """Remember the missions that ended; fold those still open."""
+        for mission_id in history.ended()[-ENDED_KEPT:]:
+            self.ended[mission_id] = True
+        for value in history.records():
+            event = self._decode(value)
+            if event is not None:
+                self.home[event.meta.mission_id] = partition
+                folded = self.fold(event)
+                if folded is not None:
+                    self.settle(folded)
+
+    def _decode(self, value: bytes) -> RecordedEvent | None:
         """The event, or None for a record that is none (dead-lettered when first seen)."""
         try:
-            return self.wire.decode_event(record.value or b"")
+            return self.wire.decode_event(value)
         except InvalidRecordError:
             return None
 

@@ -22,7 +22,7 @@ from loguru import logger
 
 from infra.topics import EVENTS, TopicNames
 from ledger.log_reader import partition_ends
-from ledger.wire import record_headers
+from ledger.wire import EVENT_TYPE_HEADER, record_headers
 
 BATCH = 2_000
 Progress = Callable[[int, int], None]
@@ -113,7 +113,9 @@ async def _republish_partition(
                     f" {expected} was expected; the archive is not a gap-free copy of the log"
                 )
             headers = (
-                record_headers("event_type", row["event_type"], row["mission_id"], row["trace_id"])
+                record_headers(
+                    EVENT_TYPE_HEADER, row["event_type"], row["mission_id"], row["trace_id"]
+                )
                 if row["event_type"] is not None
                 else []
             )

@@ -185,6 +185,14 @@ STUCK_IN_STAGE: dict[type[EventBody], MissionStatus] = {
     MissionTimedOut: "timed_out",
 }
 
+ENDING_EVENTS: frozenset[str] = frozenset(
+    body.__name__
+    for body, status in [*((b, s) for b, (s, _) in STATUS_AFTER.items()), *STUCK_IN_STAGE.items()]
+    if status in TERMINAL_STATUSES
+)
+"""The event types after which a mission is over: a reader skipping ended missions
+(the colony taking a partition) knows them by name, before decoding anything."""
+
 
 def status_change(body: EventBody) -> tuple[MissionStatus, str] | None:
     """The (status, stage) an event moves its mission to, if it moves it.

@@ -83,7 +83,7 @@ class LedgerWire:
             key=event.meta.mission_id.encode(),
             value=value,
             headers=record_headers(
-                "event_type", event.event_type, event.meta.mission_id, event.meta.trace_id
+                EVENT_TYPE_HEADER, event.event_type, event.meta.mission_id, event.meta.trace_id
             ),
         )
 
@@ -101,6 +101,15 @@ class LedgerWire:
                 _reason(error, "invalid_event"), _first_problem(error)
             ) from error
         return RecordedEvent.model_construct(meta=meta, body=body)  # both parts validated
+
+    def event_position(self, data: bytes) -> tuple[str, str, int]:
+        """(event type, mission id, sequence) of an event record, from its Avro alone: for a
+        reader that skips most records and must not pay for validating them."""
+        fields, type_name = self._decode(data, EVENT_NAMESPACE)
+        meta = fields.get("meta")
+        if not isinstance(meta, dict):
+            raise InvalidRecordError("invalid_event", "meta: not a record")
+        return type_name, str(meta.get("mission_id")), int(meta.get("sequence") or 0)
 
     def _decode(self, data: bytes, namespace: str) -> tuple[dict[str, Any], str]:
         try:
@@ -149,6 +158,10 @@ class ModelWire(Generic[M]):
 
 def _flatten(meta: dict[str, Any], body: Any) -> dict[str, Any]:
     return {"meta": meta, **body.model_dump()}
+
+
+EVENT_TYPE_HEADER = "event_type"
+"""The header naming an event record's type: readable without decoding the record."""
 
 
 def record_headers(type_header: str, record_type: str, mission_id: str, trace_id: str) -> Headers:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from colony_consumers.colony import Colony
+from loguru import logger
+
+from colony_consumers.colony import ENDED_KEPT, Colony
 from colony_consumers.settings import ColonySettings
 from ledger.commands import FailMission, RecordBudgetUse
 from ledger.events import RecordedEvent
@@ -46,3 +48,25 @@ def test_a_mission_being_worked_stays() -> None:
     assert folded is not None
     reactor.settle(folded)
     assert "m-open" in reactor.files
+
+
+def test_an_event_of_a_mission_ended_before_those_remembered_is_ignored_quietly() -> None:
+    """Memory keeps ENDED_KEPT ended ids; an operator replaying a mission that ended long
+    before gets no file made for it and no warning in the colony's log."""
+    reactor = colony()
+    warnings: list[str] = []
+    sink = logger.add(warnings.append, level="WARNING")
+    try:
+        events = history("m-long-ago")
+        for event in events[:2]:
+            folded = reactor.fold(event)
+            assert folded is not None
+            reactor.settle(folded)
+        for other in range(ENDED_KEPT):
+            reactor.ended[f"m-later-{other}"] = True
+        assert "m-long-ago" not in reactor.ended, "pushed out by later endings"
+        assert reactor.fold(events[2]) is None
+    finally:
+        logger.remove(sink)
+    assert "m-long-ago" not in reactor.files
+    assert warnings == []
