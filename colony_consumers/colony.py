@@ -31,6 +31,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from colony_consumers.admission import WORKING, is_waiting, next_waiting, working_count
+from colony_consumers.fold_marks import FoldMarks
 from colony_consumers.in_flight import InFlight
 from colony_consumers.measurements import measurements
 from colony_consumers.metric_emitter import MetricEmitter
@@ -48,7 +49,7 @@ from ledger.commands import FailMission, QueueMission, StartPlanning
 from ledger.dead_letters import DeadLetters
 from ledger.events import EventMeta, MissionRequested, RecordedEvent
 from ledger.history import why_not_next
-from ledger.release import production_writebacks_open
+from ledger.release import is_release_stream, production_writebacks_open
 from ledger.text import cleaned
 from ledger.wire import InvalidRecordError, LedgerWire
 from projections.offsets import save_offsets
@@ -68,6 +69,13 @@ DRAIN_S = 5.0
 ROLLOUT_STEP = "SELECT step FROM rollout_steps WHERE environment = $1"
 STORED_OFFSET = """
 SELECT next_offset FROM projector_offsets WHERE projector = $1 AND topic = $2 AND partition = $3
+"""
+STORED_MARK = """
+SELECT fold_from FROM colony_fold_marks WHERE consumer = $1 AND topic = $2 AND partition = $3
+"""
+SAVE_MARK = """
+INSERT INTO colony_fold_marks (consumer, topic, partition, fold_from) VALUES ($1, $2, $3, $4)
+ON CONFLICT (consumer, topic, partition) DO UPDATE SET fold_from = EXCLUDED.fold_from
 """
 
 
@@ -105,6 +113,7 @@ class Colony:
         self.rollout_step = 1
         """This environment's rollout step in the ledger (watch_rollout keeps it current)."""
         self.in_flight = InFlight()
+        self.marks = FoldMarks()
         self.tasks: dict[int, set[asyncio.Task[None]]] = defaultdict(set)
         self.redoing: set[str] = set()
         self.max_in_flight = max(
@@ -142,7 +151,7 @@ class Colony:
     async def prepare(self, tp: TopicPartition) -> int:
         """Fold the partition's history up to its stored offset; react from there."""
         start = await self.resume_offset(tp)
-        await self.fold_history(tp, start)
+        await self.fold_history(tp, await self.fold_mark(tp, start), start)
         self.in_flight.fetched(tp.partition, start - 1)
         await self.start_waiting()
         return start
@@ -170,6 +179,11 @@ class Colony:
         committed = await self.consumer.committed(tp)
         return int(committed or 0)
 
+    async def fold_mark(self, tp: TopicPartition, start: int) -> int:
+        """Where to begin folding: the mark stored with `start`, else the beginning."""
+        mark = await self.pool.fetchval(STORED_MARK, self.offsets_name, tp.topic, tp.partition)
+        return int(mark) if mark is not None and mark <= start else 0
+
     async def accept(self, partition: int, record: ConsumerRecord) -> None:
         """Fold one event and start its reaction (never waiting for it), in the trace
         context the event carries."""
@@ -187,7 +201,6 @@ class Colony:
     async def follow(
         self, partition: int, offset: int, event: RecordedEvent, parent: Context
     ) -> None:
-        self.home[event.meta.mission_id] = partition
         before = self.files.get(event.meta.mission_id)
         since, stage = (before.state.status_since, before.state.stage) if before else (None, "")
         was_working = before is not None and before.state.status in WORKING
@@ -195,6 +208,7 @@ class Colony:
         file = self.fold(event)
         if file is None:
             return
+        self.track(partition, offset, event, file)
         if file.state.terminal and not was_over:
             log_end(file, event)
         if file.state.status != "requested":
@@ -211,6 +225,16 @@ class Colony:
             work = self.until_done(file, event.meta, reaction, parent)
             self.spawn(partition, self._react(partition, offset, file, work))
         self.settle(file)
+
+    def track(self, partition: int, offset: int, event: RecordedEvent, file: MissionFile) -> None:
+        """Note where a mission folded `event` lives, and for the fold marks the offset it
+        began at and the one it ended at. (Only folded events: the late ones of an ended
+        mission must leave nothing behind.)"""
+        self.home[file.mission_id] = partition
+        if event.meta.sequence == 1:
+            self.marks.opened(partition, file.mission_id, offset)
+        if file.state.terminal:
+            self.marks.ended(partition, file.mission_id, offset)
 
     def settle(self, file: MissionFile) -> None:
         """Drop the file of a mission that ended: memory holds only missions being worked
@@ -298,8 +322,8 @@ class Colony:
     def fold(self, event: RecordedEvent) -> MissionFile | None:
         """Fold `event` into its mission's file; None (and nothing folded or reacted to)
         when it is not the next link of the mission's history."""
-        if event.meta.mission_id in self.ended:
-            return None
+        if event.meta.mission_id in self.ended or is_release_stream(event.meta.mission_id):
+            return None  # release streams (gate runs, rollouts) are not the colony's work
         if event.meta.sequence > 1 and event.meta.mission_id not in self.files:
             logger.bind(mission_id=event.meta.mission_id).debug(
                 "{} of a mission that ended before those remembered: ignored",
@@ -417,9 +441,14 @@ class Colony:
         }
         if not positions:
             return
+        marks = [
+            (self.offsets_name, self.topics.events, partition, self.marks.fold_from(partition, at))
+            for (_, partition), at in positions.items()
+        ]
         try:
-            async with self.pool.acquire() as connection:
+            async with self.pool.acquire() as connection, connection.transaction():
                 await save_offsets(connection, self.topics.events, positions)
+                await connection.executemany(SAVE_MARK, marks)
         except OUTAGES as error:
             logger.warning("colony offsets not stored yet: {}", summary(error))
 
@@ -444,11 +473,13 @@ class Colony:
             self.home.pop(mission_id, None)
         self.starting -= missions
         self.in_flight.forget(partitions)
+        self.marks.forget(partitions)
 
-    async def fold_history(self, tp: TopicPartition, end: int) -> None:
-        """Fold the events before `end` (the stored offset) of the partition's missions
-        still open there, without reacting (colony_consumers/open_histories.py)."""
-        if end == 0:
+    async def fold_history(self, tp: TopicPartition, start: int, end: int) -> None:
+        """Fold the events from `start` (the fold mark) to `end` (the stored offset) of the
+        partition's missions still open there, without reacting
+        (colony_consumers/open_histories.py, fold_marks.py)."""
+        if start >= end:
             return
         history = OpenHistories(self.wire.event_position)
         reader = AIOKafkaConsumer(
@@ -460,7 +491,10 @@ class Colony:
         await reader.start()
         try:
             reader.assign([tp])
-            await reader.seek_to_beginning(tp)
+            if start > 0:
+                reader.seek(tp, start)
+            else:
+                await reader.seek_to_beginning(tp)
             while await reader.position(tp) < end:
                 batch = await reader.getmany(tp, timeout_ms=200)
                 for record in batch.get(tp, []):
@@ -468,19 +502,29 @@ class Colony:
                         history.add(record)
         finally:
             await reader.stop()
-        self.fold_open(history, tp.partition)
+        folded = self.fold_open(history, tp.partition)
+        logger.info(
+            "partition {}: {} missions open, folded from offset {:,} to {:,}",
+            tp.partition,
+            folded,
+            start,
+            end,
+        )
 
-    def fold_open(self, history: OpenHistories, partition: int) -> None:
-        """Remember the missions that ended; fold those still open."""
+    def fold_open(self, history: OpenHistories, partition: int) -> int:
+        """Remember the missions that ended; fold those still open; how many are."""
         for mission_id in history.ended()[-ENDED_KEPT:]:
             self.ended[mission_id] = True
-        for value in history.records():
+        still_open: set[str] = set()
+        for offset, value in history.records():
             event = self._decode(value)
             if event is not None:
-                self.home[event.meta.mission_id] = partition
                 folded = self.fold(event)
                 if folded is not None:
+                    self.track(partition, offset, event, folded)
                     self.settle(folded)
+                    still_open.add(folded.mission_id)
+        return sum(1 for mission_id in still_open if mission_id in self.files)
 
     def _decode(self, value: bytes) -> RecordedEvent | None:
         """The event, or None for a record that is none (dead-lettered when first seen)."""

@@ -51,9 +51,9 @@ class OpenHistories:
             return False
         return event_type in ENDING_EVENTS and mission_id.encode() == key and sequence == len(group)
 
-    def records(self) -> list[bytes]:
-        """The open missions' records, in log order."""
-        return [value for _, value in sorted(chain.from_iterable(self._open.values()))]
+    def records(self) -> list[tuple[int, bytes]]:
+        """The open missions' records (offset, value), in log order."""
+        return sorted(chain.from_iterable(self._open.values()))
 
     def ended(self) -> list[str]:
         """The missions that ended, oldest ending first."""

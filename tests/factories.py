@@ -1,4 +1,5 @@
-"""Builders for commands in tests: random ids, sensible defaults, override what matters."""
+"""Builders for commands (and the events they make) in tests: random ids, sensible
+defaults, override what matters."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ledger.authority import (
 from ledger.commands import (
     ApproveWriteback,
     BeginReview,
+    CancelMission,
     Command,
     CommandBody,
     CommandMeta,
@@ -25,6 +27,7 @@ from ledger.commands import (
     PlannedTask,
     ProposeWriteback,
     RecordArtifact,
+    RecordBudgetUse,
     RecordPlan,
     RecordReview,
     RecordToolDecision,
@@ -33,6 +36,9 @@ from ledger.commands import (
     StartPlanning,
     StartTask,
 )
+from ledger.events import RecordedEvent
+from ledger.state import MissionState
+from ledger.step import step
 
 SIGNER = OperatorSigner(LOCAL_KEY_ID, LOCAL_SIGNING_KEY)
 """Signs as the local root does, so the deciders the tests start (local keys) trust it."""
@@ -129,3 +135,22 @@ def crm_script(mission_id: str) -> list[Command]:
         (CompleteMission(output="brief"), "colony:reviewer"),
     ]
     return [command(mission_id, body, actor=actor) for body, actor in bodies]
+
+
+def mission_history(
+    mission_id: str, uses: int = 0, ending: CommandBody | None = None
+) -> list[RecordedEvent]:
+    """A mission's events as the decider records them: its request, `uses` budget
+    records, then `ending` (if any: a cancellation comes from an operator) and one late
+    command, rejected because the mission is over."""
+    bodies: list[CommandBody] = [request_body()]
+    bodies += [RecordBudgetUse(tokens=1, time_ms=1) for _ in range(uses)]
+    if ending is not None:
+        bodies += [ending, RecordBudgetUse(tokens=1, time_ms=1)]
+    state, events = MissionState(mission_id=mission_id), []
+    for body in bodies:
+        actor = OPERATOR if isinstance(body, CancelMission) else "colony:test"
+        item = command(mission_id, body, actor=actor)
+        state, new = step(state, item, datetime.now(UTC), AUTHORITY)
+        events += new
+    return events

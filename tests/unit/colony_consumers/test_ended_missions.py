@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from loguru import logger
+from opentelemetry.context import Context
 
 from colony_consumers.colony import ENDED_KEPT, Colony
 from colony_consumers.settings import ColonySettings
@@ -70,3 +71,18 @@ def test_an_event_of_a_mission_ended_before_those_remembered_is_ignored_quietly(
         logger.remove(sink)
     assert "m-long-ago" not in reactor.files
     assert warnings == []
+
+
+async def test_a_late_event_of_an_ended_mission_leaves_nothing_behind() -> None:
+    """The rejection of a command sent just before a mission ended (a colony's own
+    StartPlanning, an operator's late click) is common: a colony that kept even its
+    mission's partition for each grew by 15 MB over a million events."""
+    reactor = colony()
+    events = history("m-late")
+    for event in events[:2]:
+        folded = reactor.fold(event)
+        assert folded is not None
+        reactor.settle(folded)
+    await reactor.follow(0, 2, events[2], Context())
+    assert reactor.home == {}
+    assert reactor.files == {}

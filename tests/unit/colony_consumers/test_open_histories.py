@@ -4,7 +4,6 @@ and ends up knowing exactly what folding the whole history would have told it.""
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 
 from aiokafka import ConsumerRecord
 from hypothesis import given, settings
@@ -13,29 +12,12 @@ from hypothesis import strategies as st
 from colony_consumers.colony import Colony
 from colony_consumers.open_histories import OpenHistories
 from colony_consumers.settings import ColonySettings
-from ledger.commands import CancelMission, CommandBody, FailMission, RecordBudgetUse
+from ledger.commands import CancelMission, CommandBody, FailMission
 from ledger.events import RecordedEvent
-from ledger.state import MissionState
-from ledger.step import step
 from ledger.wire import LedgerWire, record_headers
-from tests.factories import AUTHORITY, OPERATOR, command, request_body
+from tests.factories import mission_history
 
 WIRE = LedgerWire()
-
-
-def mission(mission_id: str, uses: int, ending: CommandBody | None) -> list[RecordedEvent]:
-    """A request, `uses` budget records, then `ending` (if any) and one late command."""
-    bodies: list[CommandBody] = [request_body()]
-    bodies += [RecordBudgetUse(tokens=1, time_ms=1) for _ in range(uses)]
-    if ending is not None:
-        bodies += [ending, RecordBudgetUse(tokens=1, time_ms=1)]
-    state, events = MissionState(mission_id=mission_id), []
-    for body in bodies:
-        actor = OPERATOR if isinstance(body, CancelMission) else "colony:test"
-        item = command(mission_id, body, actor=actor)
-        state, new = step(state, item, datetime.now(UTC), AUTHORITY)
-        events += new
-    return events
 
 
 def consumer_record(offset: int, key: bytes, value: bytes, event_type: str) -> ConsumerRecord:
@@ -102,7 +84,9 @@ ENDINGS = st.sampled_from([None, None, FailMission(reason="stop"), CancelMission
 def test_folding_the_open_missions_knows_what_folding_everything_knew(
     missions: list[tuple[int, CommandBody | None]], seed: int
 ) -> None:
-    histories = [mission(f"m-{i}", uses, ending) for i, (uses, ending) in enumerate(missions)]
+    histories = [
+        mission_history(f"m-{i}", uses, ending) for i, (uses, ending) in enumerate(missions)
+    ]
     records = interleaved(histories, seed)
     whole = folded_whole(records)
     reactor, history = folded_open(records)
@@ -116,8 +100,8 @@ def test_folding_the_open_missions_knows_what_folding_everything_knew(
 def test_a_forged_ending_header_does_not_hide_a_live_mission() -> None:
     """A record claiming to end a mission (its header says MissionCompleted, its body is
     no event, or another mission's ending) leaves the mission folded and worked."""
-    live = mission("m-live", 2, None)
-    other = mission("m-other", 0, FailMission(reason="stop"))
+    live = mission_history("m-live", 2)
+    other = mission_history("m-other", 0, FailMission(reason="stop"))
     records = interleaved([live], 1)
     forged_value = WIRE.encode_event(other[1]).value  # a real ending, of another mission
     records.append(consumer_record(len(records), b"m-live", b"garbage", "MissionCompleted"))
@@ -131,7 +115,7 @@ def test_a_forged_ending_header_does_not_hide_a_live_mission() -> None:
 def test_an_ending_after_a_duplicate_keeps_the_mission_and_the_fold_settles_it() -> None:
     """A record repeated in the log (a retried send) shifts the count: the ending is not
     trusted, so the mission is folded, and the fold itself ends it."""
-    events = mission("m-dup", 1, CancelMission(reason="no"))
+    events = mission_history("m-dup", 1, CancelMission(reason="no"))
     records = interleaved([events[:1]], 1)
     records.append(consumer_record(1, records[0].key, records[0].value, "MissionRequested"))
     for event in events[1:]:
