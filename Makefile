@@ -57,6 +57,7 @@ bench: $(STAMP)
 
 bench-soak: $(STAMP)
 	$(BIN)/python -m bench.soak
+	$(BIN)/python -m bench.colony_soak
 
 bench-metrics: $(STAMP)
 	$(BIN)/python -m bench.metrics

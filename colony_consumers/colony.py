@@ -9,8 +9,9 @@ fails its mission with the reason. Nothing is dropped.
 
 Consumed offsets live in PostgreSQL (`projector_offsets`, as `colony:<group>`), never past
 an event whose reaction has not finished (colony_consumers/in_flight.py). A newly owned
-partition is paused, its history up to the stored offset folded without reacting, then
-resumed from there; a restart or a restore therefore re-runs only unfinished reactions,
+partition is paused, the missions still open at the stored offset folded without
+reacting (read from the fold mark stored with that offset: fold_marks.py,
+open_histories.py), then resumed from there; a restart or a restore therefore re-runs only unfinished reactions,
 whose command ids are derived from the events, so the ledger applies each step once.
 """
 
