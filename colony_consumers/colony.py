@@ -11,8 +11,9 @@ Consumed offsets live in PostgreSQL (`projector_offsets`, as `colony:<group>`), 
 an event whose reaction has not finished (colony_consumers/in_flight.py). A newly owned
 partition is paused, the missions still open at the stored offset folded without
 reacting (read from the fold mark stored with that offset: fold_marks.py,
-open_histories.py), then resumed from there; a restart or a restore therefore re-runs only unfinished reactions,
-whose command ids are derived from the events, so the ledger applies each step once.
+open_histories.py), then resumed from there; a restart or a restore therefore re-runs
+only unfinished reactions, whose command ids are derived from the events, so the ledger
+applies each step once.
 """
 
 from __future__ import annotations

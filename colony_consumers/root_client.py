@@ -4,16 +4,22 @@ mission. The colony checks at start, and in its /readyz, that the root accepts t
 
 The root unreachable, answering 5xx, or refusing the key is an outage (waited out: the
 reaction is retried, no task attempt is spent); any other refusal (the mission no longer
-takes evidence, an invalid artifact) is the task's failure."""
+takes evidence, an invalid artifact) is the task's failure.
+
+The client is aiohttp, not httpx: the colony makes a few requests to the root per mission,
+and httpx spent ~1.7 ms of CPU on each where aiohttp spends ~0.2 ms (measured on this
+machine against a bare HTTP server); the colony was the stack's busiest process. Its
+OpenTelemetry instrumentation carries the mission's trace to the root as httpx's did."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 from cachetools import LRUCache
 from loguru import logger
 
@@ -35,19 +41,34 @@ LAGGING = frozenset(
 projection is behind the log (e.g. catching up after a database restart). Waited out."""
 
 
-def checked(response: httpx.Response, expected: int, what: str) -> httpx.Response:
+@dataclass(frozen=True)
+class Answer:
+    """A response of the root, read whole."""
+
+    status: int
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def checked(response: Answer, expected: int, what: str) -> Answer:
     """`response` if it is `expected`; else an outage or a refusal, saying which."""
-    if response.status_code == expected:
+    if response.status == expected:
         return response
-    summary = f"{what}: root answered {response.status_code}"
-    if response.status_code >= 500 or response.status_code in (401, 403, 429):
+    summary = f"{what}: root answered {response.status}"
+    if response.status >= 500 or response.status in (401, 403, 429):
         raise OutageError(summary)
     if _problem_type(response) in LAGGING:
         raise OutageError(f"{summary}: its view of the mission lags the log")
     raise RootRefusedError(f"{summary}: {response.text[:200]}")
 
 
-def _problem_type(response: httpx.Response) -> str | None:
+def _problem_type(response: Answer) -> str | None:
     try:
         body = response.json()
     except ValueError:
@@ -90,9 +111,15 @@ def batches(artifacts: list[Artifact]) -> list[list[Artifact]]:
     return groups
 
 
+class RootUnreachableError(NotReady):
+    """The root does not answer (yet): at a stack's start it is still starting."""
+
+
 class RootClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
+    def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
+        """`base_url`: ROOT_API_BASE_URL (a path prefix, if any, is kept)."""
+        self.session = session
+        self.base_url = base_url.rstrip("/")
         self.recent: LRUCache[str, str] = LRUCache(maxsize=RECENT_BYTES, getsizeof=len)
 
     async def store(self, artifact: Artifact) -> str:
@@ -113,36 +140,42 @@ class RootClient:
     async def _store_group(self, group: list[Artifact]) -> list[str]:
         if len(group) > 1:
             body = {"artifacts": [asdict(artifact) for artifact in group]}
-            response = await self._post("/internal/artifacts/batch", body)
-            if response.status_code != 413:
+            response = await self._request("POST", "/internal/artifacts/batch", body)
+            if response.status != 413:
                 stored = checked(response, 201, "storing artifacts").json()["stored"]
                 return [str(item["content_hash"]) for item in stored]
         hashes = []
         for artifact in group:
-            response = await self._post("/internal/artifacts", asdict(artifact))
+            response = await self._request("POST", "/internal/artifacts", asdict(artifact))
             hashes.append(str(checked(response, 201, "storing an artifact").json()["content_hash"]))
         return hashes
 
-    async def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def _request(self, method: str, path: str, body: Any = None) -> Answer:
+        """The root's answer; an OutageError when there is none."""
         try:
-            return await self.client.post(path, json=body)
-        except httpx.TransportError as error:
-            raise OutageError(f"root unreachable ({type(error).__name__})") from error
+            return await self.answer(method, path, body)
+        except RootUnreachableError as error:
+            raise OutageError(str(error)) from error
+
+    async def answer(self, method: str, path: str, body: Any = None) -> Answer:
+        """The root's answer; RootUnreachableError when there is none."""
+        try:
+            async with self.session.request(
+                method, f"{self.base_url}{path}", json=body
+            ) as response:
+                return Answer(response.status, await response.read())
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise RootUnreachableError(
+                f"root unreachable at ROOT_API_BASE_URL ({type(error).__name__})"
+            ) from error
 
     async def content(self, content_hash: str) -> str:
         """A stored artifact's text (from what this colony stored lately, else the root)."""
         kept = self.recent.get(content_hash)
         if kept is not None:
             return kept
-        try:
-            response = await self.client.get(f"/artifacts/{content_hash}")
-        except httpx.TransportError as error:
-            raise OutageError(f"root unreachable ({type(error).__name__})") from error
+        response = await self._request("GET", f"/artifacts/{content_hash}")
         return checked(response, 200, f"reading artifact {content_hash[:12]}").text
-
-
-class RootUnreachableError(NotReady):
-    """The root does not answer (yet): at a stack's start it is still starting."""
 
 
 UNREACHABLE_ALARM_S = 30.0
@@ -151,20 +184,18 @@ UNREACHABLE_ALARM_S = 30.0
 
 async def check_root_key(root: RootClient) -> None:
     """Raise NotReady unless the root accepts ROOT_API_KEY as a colony key (colony→root)."""
-    try:
-        response = await root.client.get("/auth/whoami")
-    except httpx.HTTPError as error:
-        raise RootUnreachableError(
-            f"root unreachable at ROOT_API_BASE_URL ({type(error).__name__})"
-        ) from error
-    if response.status_code in (401, 403):
+    response = await root.answer("GET", "/auth/whoami")
+    if response.status in (401, 403):
         raise NotReady(
             "colony→root: the root refused ROOT_API_KEY (it is not among the root's"
             " VELOCITY_API_KEYS)"
         )
-    if response.status_code != 200:
-        raise NotReady(f"colony→root: /auth/whoami answered {response.status_code}")
-    role = response.json().get("role")
+    if response.status != 200:
+        raise NotReady(f"colony→root: /auth/whoami answered {response.status}")
+    try:
+        role = response.json().get("role")
+    except (ValueError, AttributeError):
+        role = "unknown"
     if role != "colony":
         raise NotReady(
             f"colony→root: ROOT_API_KEY is a {role} key; the root takes artifacts only from a"

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+import aiohttp
 import asyncpg
 import httpx
 import uvicorn
@@ -127,37 +128,34 @@ def create_app(
     return app
 
 
-ROOT_CONNECTIONS = httpx.Limits(max_connections=16, max_keepalive_connections=16)
-"""Enough for one root process; httpcore looks at every pooled connection (a syscall
-each) for every request, so a pool as wide as the missions in flight cost more than the
-requests themselves."""
+ROOT_CONNECTIONS = 16
+"""Enough for one root process: a connection per mission in flight only costs sockets."""
 
 
 @asynccontextmanager
 async def clients(
     settings: ColonySettings,
-) -> AsyncIterator[tuple[asyncpg.Pool, httpx.AsyncClient, httpx.AsyncClient]]:
+) -> AsyncIterator[tuple[asyncpg.Pool, RootClient, httpx.AsyncClient]]:
     _, database_url = settings.require_infrastructure()
     pool = await service_pool(database_url, max_size=8)
-    root = httpx.AsyncClient(
-        base_url=str(settings.ROOT_API_BASE_URL),
+    session = aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {settings.ROOT_API_KEY.get_secret_value()}"},
-        timeout=10,
-        limits=ROOT_CONNECTIONS,
+        timeout=aiohttp.ClientTimeout(total=10),
+        connector=aiohttp.TCPConnector(limit=ROOT_CONNECTIONS),
     )
     providers = httpx.AsyncClient(timeout=settings.TASK_TIMEOUT_MS / 1000)
     try:
-        yield pool, root, providers
+        yield pool, RootClient(session, str(settings.ROOT_API_BASE_URL)), providers
     finally:
         await providers.aclose()
-        await root.aclose()
+        await session.close()
         await pool.close()
 
 
 async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
     bootstrap, _ = settings.require_infrastructure()
     options = client_options(settings, bootstrap)
-    async with clients(settings) as (pool, root_http, provider_http):
+    async with clients(settings) as (pool, root, provider_http):
         producer = AIOKafkaProducer(acks="all", linger_ms=2, **options)
         topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
         metrics = MetricEmitter(producer, topics.metrics, MetricWire())
@@ -166,7 +164,6 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
             report=metrics.provider_call,
             retries=settings.PROVIDER_RETRIES,
         )
-        root = RootClient(root_http)
         research = choose_research(
             settings.RESEARCH_PROVIDER, settings.MCP_RESEARCH_TOOL, pool, provider_http
         )

@@ -6,7 +6,7 @@ the aiokafka instrumentation injects it on every `send` and gives each consumed 
 receive span; the decider, whose record batches bypass `send`, injects the context of the
 command each event was decided from; the decider and the colony parent their own spans
 (decide, react, stage, provider call, approval wait) on the context a record carries.
-httpx (colony → root, providers) and asyncpg calls get their spans from their
+aiohttp (colony → root), httpx (providers) and asyncpg calls get their spans from their
 instrumentations. Commands about an existing mission — an operator's approval hours
 later — continue the mission's trace from its last event, linked to the request that
 sent them, so a mission's spans all share its trace id, which its events and log lines
@@ -30,6 +30,7 @@ from fastapi import FastAPI
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -92,7 +93,7 @@ def configure_tracing(
     trace.set_tracer_provider(provider)
     global _recording
     _recording = recording
-    instrumentors: list[BaseInstrumentor] = [HTTPXClientInstrumentor()]
+    instrumentors: list[BaseInstrumentor] = [HTTPXClientInstrumentor(), AioHttpClientInstrumentor()]
     if recording:
         asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
         instrumentors += [AIOKafkaInstrumentor(), asyncpg_instrumentor]
