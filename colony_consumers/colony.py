@@ -41,13 +41,20 @@ from colony_consumers.mission_file import MissionFile
 from colony_consumers.open_histories import OpenHistories
 from colony_consumers.outages import OUTAGES, is_outage
 from colony_consumers.policy import PolicyContext
-from colony_consumers.reactions import ApplyWriteback, Reaction, Send, policy_context, react
+from colony_consumers.reactions import (
+    ApplyWriteback,
+    Reaction,
+    Send,
+    first_moves,
+    policy_context,
+    react,
+)
 from colony_consumers.settings import ColonySettings
 from colony_consumers.worker import Worker
 from infra.partition_loop import PartitionLoop, group_consumer
 from infra.topics import TopicNames
 from infra.tracing import event_context, record_interval, tracer
-from ledger.commands import FailMission, QueueMission, StartPlanning
+from ledger.commands import FailMission, QueueMission
 from ledger.dead_letters import DeadLetters
 from ledger.events import EventMeta, MissionRequested, RecordedEvent
 from ledger.history import why_not_next
@@ -386,8 +393,10 @@ class Colony:
         free = limit - working_count(self.files.values(), self.starting)
         for waiting in next_waiting(self.files.values(), self.starting, free):
             assert waiting.last is not None
+            context = self.context(waiting)
+            assert context is not None, "a waiting mission's request is known"
             self.starting.add(waiting.mission_id)
-            start = Send([("plan/start", StartPlanning(planner="colony:planner"))])
+            start = first_moves(waiting, context, self.settings.MAX_WORKERS_PER_MISSION)
             partition = self.home.get(waiting.mission_id, -1)
             self.spawn(partition, self.until_done(waiting, waiting.last, start))
 

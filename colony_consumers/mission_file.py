@@ -1,4 +1,5 @@
-"""What the colony knows about a mission: folded from its events, nothing else. Pure.
+"""What the colony knows about a mission: folded from its events (and the commands it
+already sent, which a restart forgets). Pure.
 
 Rebuilt from the events topic after a restart, so reactors never depend on memory that
 a crash would lose.
@@ -39,6 +40,10 @@ class MissionFile:
     approved: dict[str, EventMeta] = field(default_factory=dict)
     requested_at: datetime | None = None
     last: EventMeta | None = None
+    sent: set[str] = field(default_factory=set)
+    """Not folded: the ids of the commands this process already had acknowledged for the
+    mission, so a step prompted again (colony_consumers/reactions.py) is not sent again.
+    Empty after a restart, when sending again is safe: the ledger applies an id once."""
 
     @classmethod
     def new(cls, mission_id: str) -> MissionFile:

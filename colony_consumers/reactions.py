@@ -3,12 +3,21 @@
 Each reaction is either commands to send now, or work to do first (a task to run, a
 packet to review, a writeback to apply) whose result becomes commands. Command ids are
 derived from the event reacted to, so a re-run reaction sends the same ids and the
-ledger applies them once.
+ledger applies them once; the steps a mission takes once, whatever prompts them, derive
+from the mission instead (`ONCE_PER_MISSION`).
+
+A new mission's first reaction takes its first steps at once: it starts planning,
+records the plan and starts the first tasks (`first_moves`), where each used to wait for
+the event of the one before: two round trips through the ledger fewer for every mission.
+The events that used to prompt those steps prompt them again, with the same ids: the
+colony that sent them skips them (`MissionFile.sent`), and after a restart the ledger
+applies each id once.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from colony_consumers.mission_file import MissionFile
@@ -56,9 +65,21 @@ MAX_ATTEMPTS = 3
 SKIPPABLE_TOOLS = frozenset({"web_research", "browser"})
 
 
+ONCE_PER_MISSION = ("plan/", "policy/", "start/")
+"""Steps a mission takes once, whatever event prompts them: its planning, each task's
+policy check and first start (a retry is `restart`). Their ids derive from the mission, so
+the same step prompted twice (by `first_moves` and again by the event it anticipated, or
+by two tasks' successes racing to start a third) is applied once, never rejected."""
+
+
 def reaction_id(event_id: str, step: str) -> str:
     """The command id of `step` taken in reaction to `event_id`: stable across re-runs."""
     return str(uuid.uuid5(ID_NAMESPACE, f"{event_id}/{step}"))
+
+
+def step_id(mission_id: str, event_id: str, step: str) -> str:
+    """The command id of `step` prompted by event `event_id` of mission `mission_id`."""
+    return reaction_id(mission_id if step.startswith(ONCE_PER_MISSION) else event_id, step)
 
 
 @dataclass(frozen=True)
@@ -137,19 +158,42 @@ def tool_decisions(
 
 
 def start_ready(file: MissionFile, context: PolicyContext, workers: int) -> Send | None:
-    """Start the tasks that are ready, up to `workers` running at once (each tool checked
-    by policy, and the MCP tool its research calls), or begin review when every task has
-    succeeded. A denied MCP tool fails the mission even for a skippable tool: every
-    research task calls that one tool, so skipping would only hide the denial."""
+    """Start the tasks that are ready, or begin review when every task has succeeded."""
     assert file.request is not None
     statuses = {task_id: task.status for task_id, task in file.state.tasks.items()}
     if statuses and all(status == "succeeded" for status in statuses.values()):
         return Send([("begin_review", BeginReview(reviewer="colony:reviewer"))])
+    commands = task_starts(file.request.mission_type, statuses, context, workers)
+    return Send(commands) if commands else None
+
+
+def first_moves(file: MissionFile, context: PolicyContext, workers: int) -> Send:
+    """A new mission's first steps at once: start planning, record the plan, start the
+    tasks ready in it (what the events of each step would have prompted, in order)."""
+    assert file.request is not None
+    tasks = plan(file.request.mission_type)
+    planned = {task.task_id: "planned" for task in tasks}
+    return Send(
+        [
+            ("plan/start", StartPlanning(planner="colony:planner")),
+            ("plan/record", RecordPlan(tasks=tasks, rationale="standard plan")),
+            *task_starts(file.request.mission_type, planned, context, workers),
+        ]
+    )
+
+
+def task_starts(
+    mission_type: str, statuses: Mapping[str, str], context: PolicyContext, workers: int
+) -> list[tuple[str, CommandBody]]:
+    """Start the tasks that are ready, up to `workers` running at once (each tool checked
+    by policy, and the MCP tool its research calls). A denied MCP tool fails the mission
+    even for a skippable tool: every research task calls that one tool, so skipping would
+    only hide the denial."""
     running = sum(1 for status in statuses.values() if status == "running")
-    ready = ready_tasks(file.request.mission_type, statuses)[: max(workers - running, 0)]
+    ready = ready_tasks(mission_type, statuses)[: max(workers - running, 0)]
     commands: list[tuple[str, CommandBody]] = []
     for task_id in ready:
-        decisions = tool_decisions(context, task_id, tool_of(file.request.mission_type, task_id))
+        decisions = tool_decisions(context, task_id, tool_of(mission_type, task_id))
         commands.extend(decisions)
         last = decisions[-1][1]
         if last.decision == "allowed" or last.tool in SKIPPABLE_TOOLS:
@@ -160,7 +204,7 @@ def start_ready(file: MissionFile, context: PolicyContext, workers: int) -> Send
             reason = f"policy denied {last.tool} ({last.rule_id}): {last.reason}"
             commands.append(("fail/policy", FailMission(reason=reason)))
             break
-    return Send(commands) if commands else None
+    return commands
 
 
 def react(
@@ -170,8 +214,8 @@ def react(
     MAX_WORKERS_PER_MISSION."""
     if file.state.terminal:
         return None
-    if isinstance(body, MissionRequested):
-        return Send([("plan/start", StartPlanning(planner="colony:planner"))])
+    if isinstance(body, MissionRequested) and context is not None:
+        return first_moves(file, context, workers)
     if isinstance(body, PlanningStarted) and file.request is not None:
         tasks = plan(file.request.mission_type)
         return Send([("plan/record", RecordPlan(tasks=tasks, rationale="standard plan"))])

@@ -27,6 +27,7 @@ from colony_consumers.reactions import (
     RunTask,
     Send,
     reaction_id,
+    step_id,
     tool_decision,
 )
 from colony_consumers.reviewer import Source, check_lines, review
@@ -72,7 +73,7 @@ class Worker:
         self, file: MissionFile, meta: EventMeta, reaction: Reaction, context: PolicyContext | None
     ) -> None:
         if isinstance(reaction, Send):
-            await self.send_all(meta, reaction.commands)
+            await self.send_all(meta, reaction.commands, file.sent)
         elif isinstance(reaction, RunTask):
             await self.send(meta, f"result/{reaction.task_id}", await self.run_task(file, reaction))
         elif isinstance(reaction, Review):
@@ -169,21 +170,29 @@ class Worker:
         """Send `body` as the reaction `step` to the event `cause` (its id derived from both)."""
         await self.send_all(cause, [(step, body)])
 
-    async def send_all(self, cause: EventMeta, steps: list[tuple[str, CommandBody]]) -> None:
-        """Send a reaction's commands in order, acknowledged together (one round trip)."""
-        await self.produce(
-            [
-                colony_command(
-                    cause.mission_id,
-                    reaction_id(cause.event_id, step),
-                    body,
-                    step.split("/")[0],
-                    cause.correlation_id,
-                    cause.trace_id,
-                )
-                for step, body in steps
-            ]
-        )
+    async def send_all(
+        self,
+        cause: EventMeta,
+        steps: list[tuple[str, CommandBody]],
+        sent: set[str] | None = None,
+    ) -> None:
+        """Send a reaction's commands in order, acknowledged together (one round trip),
+        but none whose id is in `sent` (the mission's, acknowledged already); add theirs."""
+        commands = [
+            colony_command(
+                cause.mission_id,
+                step_id(cause.mission_id, cause.event_id, step),
+                body,
+                step.split("/")[0],
+                cause.correlation_id,
+                cause.trace_id,
+            )
+            for step, body in steps
+        ]
+        fresh = [c for c in commands if sent is None or c.meta.command_id not in sent]
+        await self.produce(fresh)
+        if sent is not None:
+            sent.update(c.meta.command_id for c in fresh)
 
     async def sweep_send(self, mission_id: str, step: str, body: CommandBody) -> None:
         """The sweeper's commands: ids derived from what was stuck since when; sent in the

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from colony_consumers.mission_file import MissionFile
 from colony_consumers.policy import PolicyContext
-from colony_consumers.reactions import ProposeWritebacks, RunTask, Send, react, reaction_id
-from ledger.commands import FailMission, RecordToolDecision, StartTask
-from ledger.events import ReviewerPacketRecorded, TaskStarted
+from colony_consumers.reactions import (
+    ProposeWritebacks,
+    RunTask,
+    Send,
+    react,
+    reaction_id,
+    step_id,
+)
+from colony_consumers.worker import colony_command
+from ledger.commands import Command, FailMission, RecordToolDecision, StartTask
+from ledger.events import RecordedEvent, ReviewerPacketRecorded, TaskStarted
+from ledger.step import step
+from tests.factories import AUTHORITY, command, request_body
 from tests.unit.colony_consumers.mission_files import folded, planned
 
 PACKET = ReviewerPacketRecorded(packet_hash="a" * 64, verdict="pass", output="o", checks=[])
@@ -66,3 +77,53 @@ def test_ready_tasks_start_in_parallel_up_to_max_workers_per_mission() -> None:
 
     assert started(1) == ["gather_account"]
     assert started(4) == ["gather_account", "research"]
+
+
+def colony_commands(file: MissionFile, event: RecordedEvent, reaction: Send) -> list[Command]:
+    return [
+        colony_command(
+            file.mission_id,
+            step_id(file.mission_id, event.meta.event_id, step_name),
+            body,
+            step_name.split("/")[0],
+            event.meta.correlation_id,
+            event.meta.trace_id,
+        )
+        for step_name, body in reaction.commands
+    ]
+
+
+def test_a_new_missions_first_reaction_takes_its_first_steps_at_once() -> None:
+    """The request's reaction starts planning, records the plan and starts the first task
+    in one go; the ledger accepts them in that order, and the events they make prompt the
+    same steps again under the same ids (so the colony that sent them sends nothing)."""
+    context = production(mission_type="oracle")
+    file = MissionFile.new("m-1")
+    request = command("m-1", request_body(mission_type="oracle", project_id="atlas"))
+    state, (requested,) = step(file.state, request, datetime.now(UTC), AUTHORITY)
+    file.record(requested)
+    first = react(file, requested.body, context, workers=4)
+    assert isinstance(first, Send)
+    assert [type(body).__name__ for _, body in first.commands] == [
+        "StartPlanning",
+        "RecordPlan",
+        "RecordToolDecision",
+        "StartTask",
+    ]
+    sent = {c.meta.command_id for c in colony_commands(file, requested, first)}
+    events: list[RecordedEvent] = []
+    for item in colony_commands(file, requested, first):
+        state, new = step(state, item, datetime.now(UTC), AUTHORITY)
+        events += new
+    assert [e.event_type for e in events] == [
+        "PlanningStarted",
+        "MissionPlanned",
+        "ToolRequestAllowed",
+        "TaskStarted",
+    ]
+    for event in events:
+        file.record(event)
+        again = react(file, event.body, context, workers=4)
+        if isinstance(again, Send):
+            assert {c.meta.command_id for c in colony_commands(file, event, again)} <= sent
+    assert file.state.status == "running"
