@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from cachetools import LRUCache
 from loguru import logger
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from colony_consumers.outages import OutageError
 from infra.readiness import NotReady
@@ -38,7 +39,15 @@ LAGGING = frozenset(
     }
 )
 """Refusals from the root's projection of a mission the colony knows is being worked: the
-projection is behind the log (e.g. catching up after a database restart). Waited out."""
+projection is behind the log. Usually by a few milliseconds (a new mission's first task
+starts in the same reaction as its planning, often before the projector has the plan),
+so asked again at once, briefly (LAG_WAIT_S); a longer lag (catching up after a database
+restart) is an outage, waited out like one."""
+LAG_WAIT_S = 2.0
+
+
+class LaggingError(OutageError):
+    """The root's view of the mission is behind the log."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +73,7 @@ def checked(response: Answer, expected: int, what: str) -> Answer:
     if response.status >= 500 or response.status in (401, 403, 429):
         raise OutageError(summary)
     if _problem_type(response) in LAGGING:
-        raise OutageError(f"{summary}: its view of the mission lags the log")
+        raise LaggingError(f"{summary}: its view of the mission lags the log")
     raise RootRefusedError(f"{summary}: {response.text[:200]}")
 
 
@@ -131,7 +140,14 @@ class RootClient:
         """Store `artifacts` in as few requests as fit; their content hashes, in order."""
         hashes: list[str] = []
         for group in batches(artifacts):
-            hashes += await self._store_group(group)
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(LaggingError),
+                wait=wait_exponential(multiplier=0.01, max=0.2),
+                stop=stop_after_delay(LAG_WAIT_S),
+                reraise=True,
+            ):
+                with attempt:
+                    hashes += await self._store_group(group)
         for artifact, content_hash in zip(artifacts, hashes, strict=True):
             if len(artifact.content) <= RECENT_BYTES // 64:
                 self.recent[content_hash] = artifact.content
