@@ -26,7 +26,13 @@ from datetime import UTC, datetime
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.common import BenchStack, embedded_infrastructure, mission_commands, running_stack
+from bench.common import (
+    BenchStack,
+    embedded_infrastructure,
+    mission_commands,
+    produce_commands,
+    running_stack,
+)
 from bench.results import record
 from bench.soak import rss_mb
 from infra.topics import EVENTS, TopicNames
@@ -54,27 +60,11 @@ def soak_mission(mission_id: str, now: datetime) -> list[Command]:
 
 
 async def produce(bootstrap: str, names: TopicNames, missions: int) -> None:
-    """`missions` more missions' commands, as fast as the broker takes them."""
-    wire = LedgerWire()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
-    await producer.start()
+    """`missions` more missions' commands."""
     now = datetime.now(UTC)
-    try:
-        pending = []
-        for _ in range(missions):
-            for command in soak_mission(str(uuid.uuid4()), now):
-                encoded = wire.encode_command(command)
-                pending.append(
-                    await producer.send(
-                        names.commands, encoded.value, encoded.key, headers=encoded.headers
-                    )
-                )
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
+    await produce_commands(
+        bootstrap, names.commands, (soak_mission(str(uuid.uuid4()), now) for _ in range(missions))
+    )
 
 
 async def events_end(bootstrap: str, names: TopicNames) -> int:

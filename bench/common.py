@@ -7,7 +7,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.broker import start_broker
@@ -27,6 +28,7 @@ from infra.structured_logs import configure_logging
 from infra.topics import TopicNames, provision_topics
 from infra.tracing import configure_tracing
 from ledger.commands import Command, CommandBody, CommandMeta, RecordBudgetUse, RequestMission
+from ledger.wire import LedgerWire
 from projections.migrate import apply_migrations
 
 
@@ -128,6 +130,28 @@ class BenchStack(NamedTuple):
     prefix: str
     supervisor: Supervisor
     """Its services, to stop or restart one (the soak restarts the colony)."""
+
+
+async def produce_commands(bootstrap: str, topic: str, missions: Iterable[list[Command]]) -> None:
+    """Each mission's commands, in order, as fast as the broker takes them (acknowledged in
+    groups of 20,000 to bound what is in flight)."""
+    wire = LedgerWire()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    await producer.start()
+    try:
+        pending = []
+        for commands in missions:
+            for command in commands:
+                encoded = wire.encode_command(command)
+                pending.append(
+                    await producer.send(topic, encoded.value, encoded.key, headers=encoded.headers)
+                )
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
 
 
 @contextmanager

@@ -19,16 +19,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.common import embedded_infrastructure, fresh_topics, mission_commands, new_database
+from bench.common import (
+    embedded_infrastructure,
+    fresh_topics,
+    mission_commands,
+    new_database,
+    produce_commands,
+)
 from bench.results import record
 from infra.processes import child_environment, spawn, stop
 from infra.topics import COMMANDS, TopicNames
 from ledger.decider import Decider
 from ledger.settings import DeciderSettings
 from ledger.snapshots import SnapshotStore
-from ledger.wire import LedgerWire
 
 COMMANDS_PER_MISSION = 10
 STEPS = (100_000, 500_000, 1_000_000)
@@ -45,27 +50,13 @@ def rss_mb(pid: int) -> float:
 
 
 async def produce(bootstrap: str, names: TopicNames, count: int) -> None:
-    """`count` more commands, whole missions, as fast as the broker takes them."""
-    wire = LedgerWire()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
-    await producer.start()
+    """`count` more commands, whole missions."""
     now = datetime.now(UTC)
-    try:
-        pending = []
-        for _ in range(count // COMMANDS_PER_MISSION):
-            for item in mission_commands(str(uuid.uuid4()), COMMANDS_PER_MISSION, now):
-                record_ = wire.encode_command(item)
-                pending.append(
-                    await producer.send(
-                        names.commands, record_.value, record_.key, headers=record_.headers
-                    )
-                )
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending = []
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
+    missions = (
+        mission_commands(str(uuid.uuid4()), COMMANDS_PER_MISSION, now)
+        for _ in range(count // COMMANDS_PER_MISSION)
+    )
+    await produce_commands(bootstrap, names.commands, missions)
 
 
 async def decided(bootstrap: str, names: TopicNames, group: str) -> int:
