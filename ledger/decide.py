@@ -73,7 +73,7 @@ from ledger.events import (
     WritebackRejected,
 )
 from ledger.release import RELEASE_COMMANDS, decide_release
-from ledger.state import WORKING_STATUSES, MissionState
+from ledger.state import WORKING_STATUSES, MissionState, refusal_key
 
 Decision = list[EventBody]
 
@@ -84,6 +84,8 @@ def decide(state: MissionState, command: Command, authority: OperatorAuthority) 
         return []
     unproven = authority.refusal(command)
     if unproven is not None:
+        if refusal_key(command.meta.command_id, unproven[1]) in state.refused_unproven:
+            return []  # the same refusal again (a redelivery): recorded once
         return [reject(command, *unproven)]
     if isinstance(command.body, RELEASE_COMMANDS):
         decided = decide_release(state, command)

@@ -125,6 +125,10 @@ class MissionState(BaseModel):
     verdict: str | None = None
     replayed_as: tuple[str, ...] = ()
     applied_commands: frozenset[str] = frozenset()
+    refused_unproven: frozenset[str] = frozenset()
+    """Refusals for lacking operator proof (`refusal_key`): their commands are not applied
+    (a signed command under the id still is), but the same refusal of the same id — a
+    redelivery after the decider failed stop — is not recorded twice."""
     release: ReleaseState | None = None
     """Set on release streams (gate runs, rollouts) instead of the mission fields."""
 
@@ -153,11 +157,19 @@ def evolve(state: MissionState, event: RecordedEvent) -> MissionState:
     position: Changes = {"sequence": event.meta.sequence, "last_hash": event.meta.hash}
     if uses_up_command_id(event.body):
         position["applied_commands"] = state.applied_commands | {event.meta.causation_id}
+    else:
+        detail = str(getattr(event.body, "detail", ""))
+        refused = refusal_key(event.meta.causation_id, detail)
+        position["refused_unproven"] = state.refused_unproven | {refused}
     changes = position | apply(event.body, state, event.meta.occurred_at)
     moved = status_change(event.body)
     if moved is not None:
         changes |= {"status": moved[0], "stage": moved[1], "status_since": event.meta.occurred_at}
     return state.model_copy(update=changes)
+
+
+def refusal_key(command_id: str, detail: str) -> str:
+    return f"{command_id} {detail}"
 
 
 def uses_up_command_id(body: EventBody) -> bool:

@@ -76,7 +76,7 @@ def test_an_event_of_a_mission_ended_before_those_remembered_is_ignored_quietly(
 async def test_a_late_event_of_an_ended_mission_leaves_nothing_behind() -> None:
     """The rejection of a command sent just before a mission ended (a colony's own
     StartPlanning, an operator's late click) is common: a colony that kept even its
-    mission's partition for each grew by 15 MB over a million events."""
+    mission's partition for each grew by ~13 MB over a million events."""
     reactor = colony()
     events = history("m-late")
     for event in events[:2]:

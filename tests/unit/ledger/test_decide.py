@@ -109,6 +109,19 @@ def test_an_unsigned_operator_approval_is_rejected_and_the_writeback_stays_pendi
     assert mission.state.writebacks["w1"].status == "awaiting_approval"
 
 
+def test_a_redelivered_forgery_is_recorded_once_and_the_signed_command_still_applies() -> None:
+    """A decider that fails stop re-reads the commands after its last commit: a forged
+    approval among them is refused once; the operator's signed one under the same id is
+    not blocked by it."""
+    mission = Mission().awaiting_approval()
+    approval = ApproveWriteback(writeback_id="w1", reason="ok")
+    forged = command(mission.id, approval, command_id="c-1", actor=OPERATOR, signed=False)
+    assert rejection(mission.apply(forged)) == "operator_unproven"
+    assert mission.apply(forged) == []
+    signed = command(mission.id, approval, command_id="c-1", actor=OPERATOR)
+    assert mission.types(mission.apply(signed)) == ["WritebackApproved"]
+
+
 def test_an_approval_signed_by_an_untrusted_key_is_rejected() -> None:
     mission = Mission().awaiting_approval()
     rogue = OperatorSigner("local", new_key_pair("local")[0])

@@ -179,6 +179,8 @@ def test_each_new_command_id_leaves_a_trace_and_a_repeated_one_none(
     proven = [e.meta.causation_id for e in mission.log if not unproven(e)]
     runs = [c for i, c in enumerate(proven) if i == 0 or proven[i - 1] != c]
     assert len(runs) == len(set(runs))
+    refused = [(e.meta.causation_id, str(e.body)) for e in mission.log if unproven(e)]
+    assert len(refused) == len(set(refused)), "a redelivered forgery was recorded twice"
 
 
 approval_steps = st.lists(st.tuples(deciding, actors, st.integers(0, 40)), max_size=30)
