@@ -159,7 +159,8 @@ class Colony:
             await self.producer.stop()
 
     async def prepare(self, tp: TopicPartition) -> int:
-        """Fold the partition's history up to its stored offset; react from there."""
+        """Fold the missions still open at the partition's stored offset (read from the
+        fold mark stored with it); react from there."""
         start = await self.resume_offset(tp)
         await self.fold_history(tp, await self.fold_mark(tp, start), start)
         self.in_flight.fetched(tp.partition, start - 1)
