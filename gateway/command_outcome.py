@@ -26,14 +26,20 @@ def derived_id(*parts: str) -> str:
 
 
 async def send_and_wait(
-    runtime: GatewayRuntime, command: Command, done: Callable[[], Awaitable[bool]]
+    runtime: GatewayRuntime,
+    command: Command,
+    done: Callable[[], Awaitable[bool]],
+    *,
+    applied_is_done: bool = False,
 ) -> Outcome:
     """Append `command`, then wait up to SYNC_WAIT_MS for its outcome; `done()` says
-    whether the views show what was asked (a command applied may not have done it)."""
+    whether the views show what was asked (a command applied may not have done it), asked
+    only when that is not known: with `applied_is_done`, an applied command did it (a new
+    mission's request: its row is written in the transaction that archives its event)."""
     await runtime.commands.send(command)
     wait_s = runtime.settings.SYNC_WAIT_MS / 1000
     outcome = await runtime.outcomes.wait(command.meta.command_id, wait_s)
-    if outcome is not None and outcome.rejection is not None:
+    if outcome is not None and (outcome.rejection is not None or applied_is_done):
         return outcome
     return Outcome(done=await done())
 

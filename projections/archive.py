@@ -46,9 +46,15 @@ INSERT = CopyInto(
     ),
 )
 HEADS = """
-SELECT DISTINCT ON (mission_id) mission_id, sequence, hash FROM ledger_events
-WHERE mission_id = ANY($1::text[]) ORDER BY mission_id, sequence DESC
+SELECT m.mission_id, head.sequence, head.hash FROM unnest($1::text[]) AS m(mission_id)
+CROSS JOIN LATERAL (
+    SELECT e.sequence, e.hash FROM ledger_events e WHERE e.mission_id = m.mission_id
+    ORDER BY e.sequence DESC LIMIT 1
+) AS head
 """
+"""Each mission's last archived link: one backward probe of the primary key per mission.
+(DISTINCT ON over `mission_id = ANY(...)` read every event of the batch's missions, and
+PostgreSQL chose a full scan of the archive once a batch named a few hundred missions.)"""
 ARCHIVED = """
 SELECT topic_partition, topic_offset FROM ledger_events
 WHERE (topic_partition, topic_offset) IN (SELECT * FROM unnest($1::int[], $2::bigint[]))
@@ -119,7 +125,10 @@ class EventArchive(Projection[RecordedEvent]):
     async def admit(
         self, connection: Connection, items: list[ProjectedEvent], batch: dict[str, Any]
     ) -> tuple[list[ProjectedEvent], list[Unusable]]:
-        """The events that are their missions' next links; the rest with why."""
+        """The events that are their missions' next links; the rest with why. The views
+        that follow learn from `batch` which positions will be archived (`FollowsArchive`):
+        none of those refused; all of those admitted when the batch is applied without
+        savepoints (any write failing rolls it all back), else they look them up."""
         missions = sorted({item.event.meta.mission_id for item in items})
         history = History()
         for row in await connection.fetch(HEADS, missions):
@@ -142,6 +151,10 @@ class EventArchive(Projection[RecordedEvent]):
                         why,
                     )
                 )
+        archived: dict[tuple[int, int], bool] = batch.setdefault("archived", {})
+        archived.update(((item.partition, item.offset), False) for item in refused)
+        if not batch.get("careful", True):
+            archived.update(((item.partition, item.offset), True) for item in admitted)
         return admitted, refused
 
     def set_aside(self, record: Unusable) -> list[Write]:

@@ -225,7 +225,7 @@ class BatchApplier(Generic[R]):
             stored = await lock_offsets(connection, topic, partitions, self.names)
             waiting = await parked_keys(connection, topic, partitions, self.names)
             advanced: StoredOffsets = {}
-            shared: dict[str, Any] = {}
+            shared: dict[str, Any] = {"careful": careful}
             for projection in self.projections:
                 fresh: list[Projected[R]] = []
                 bad: list[Unusable] = []

@@ -6,6 +6,7 @@ Status and stage come from `ledger.state.status_change`, the same table the deci
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import singledispatch
 
 from ledger.events import (
@@ -94,16 +95,6 @@ def _requested(body: MissionRequested, meta: EventMeta) -> list[Write]:
 
 
 @specific.register
-def _budget(body: BudgetUsed, meta: EventMeta) -> list[Write]:
-    return [(BUDGET, (meta.mission_id, body.tokens_total, body.time_total_ms))]
-
-
-@specific.register
-def _task(body: TaskSucceeded, meta: EventMeta) -> list[Write]:
-    return [(TASK_USE, (meta.mission_id, body.tokens_used, body.duration_ms))]
-
-
-@specific.register
 def _packet(body: ReviewerPacketRecorded, meta: EventMeta) -> list[Write]:
     return [(VERDICT, (meta.mission_id, body.verdict, body.output))]
 
@@ -145,6 +136,37 @@ def advance(item: ProjectedEvent) -> tuple[object, ...]:
     return (meta.mission_id, meta.sequence, meta.hash, meta.occurred_at, item.traceparent)
 
 
+@dataclass
+class Use:
+    """A mission's tokens and time after a batch: the last BudgetUsed's totals (`total`,
+    absolute, as the ledger's state counts them) plus what tasks that succeeded after it
+    used; without a BudgetUsed in the batch, only what to add to the stored figures."""
+
+    total: tuple[int, int] | None = None
+    added: tuple[int, int] = (0, 0)
+
+    def write(self, mission_id: str) -> Write:
+        tokens, time_ms = self.added
+        if self.total is None:
+            return (TASK_USE, (mission_id, tokens, time_ms))
+        return (BUDGET, (mission_id, self.total[0] + tokens, self.total[1] + time_ms))
+
+
+def use_after(items: list[ProjectedEvent]) -> dict[str, Use]:
+    """Each mission's use after the batch, from its BudgetUsed and TaskSucceeded events in
+    order: one statement per mission instead of one per event (a long mission records
+    its budget use often)."""
+    uses: dict[str, Use] = {}
+    for item in items:
+        body = item.event.body
+        if isinstance(body, BudgetUsed):
+            uses[item.key] = Use(total=(body.tokens_total, body.time_total_ms))
+        elif isinstance(body, TaskSucceeded):
+            use = uses.setdefault(item.key, Use())
+            use.added = (use.added[0] + body.tokens_used, use.added[1] + body.duration_ms)
+    return uses
+
+
 class MissionsProjection(FollowsArchive):
     """Projection `missions` into the `missions` table."""
 
@@ -163,7 +185,10 @@ class MissionsProjection(FollowsArchive):
         return writes
 
     def batch_writes(self, items: list[ProjectedEvent]) -> list[Write]:
-        """Each mission's position after the batch: its last event's sequence, hash and
-        trace context."""
+        """Each mission's position after the batch (its last event's sequence, hash and
+        trace context) and its tokens and time used (`use_after`)."""
         last = {item.event.meta.mission_id: item for item in items}
-        return [(ADVANCE, advance(item)) for item in last.values()]
+        uses = use_after(items)
+        return [(ADVANCE, advance(item)) for item in last.values()] + [
+            use.write(mission_id) for mission_id, use in uses.items()
+        ]

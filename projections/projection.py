@@ -99,7 +99,9 @@ class Projection(Generic[R]):
         self, connection: Connection, items: list[Projected[R]], batch: dict[str, Any]
     ) -> tuple[list[Projected[R]], list[Unusable]]:
         """The items this projection takes, and those it refuses with why (set aside).
-        `batch` is shared by the projections of one batch (to compute a lookup once)."""
+        `batch` is shared by the projections of one batch (to compute a lookup once); its
+        "careful" says whether the batch is applied with savepoints (a write may then be
+        set aside rather than applied)."""
         return items, []
 
 

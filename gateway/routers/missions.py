@@ -178,7 +178,11 @@ async def open_mission(
     respond_async: bool = False,
 ) -> tuple[MissionAccepted, bool]:
     """The one intake path (HTTP and MCP): the mission accepted, and whether the answer
-    waited for its projection (False: the log holds it, the views may not yet)."""
+    waited for its projection (False: the log holds it, the views may not yet).
+
+    Only a request with an Idempotency-Key can name a mission that exists (a retry): only
+    then is the view asked first. Without one the id is new, and the answer costs no
+    query but the shared wait for the request's outcome (gateway/outcomes.py)."""
     settings = runtime.settings
     if not settings.COLONY_ENABLED:
         raise ProblemError(503, "colony_disabled", "COLONY_ENABLED is false; reads still work")
@@ -191,27 +195,31 @@ async def open_mission(
     wanted = request_body(body, runtime)
     mission_id = derived_id(caller.label, idempotency_key or uuid.uuid4().hex)
     command = runtime.command(mission_id, wanted, caller, derived_id("request", mission_id))
-    try:
-        row = await queries.mission(runtime.database, mission_id)
-    except DependencyDownError:
-        # Intake stays open while only PostgreSQL is down: the broker takes the command,
-        # the decider dedupes a retried one, the projection catches up later.
-        await runtime.commands.send(command)
-        return accepted(mission_id, "accepted"), False
-    if row is not None:
-        if not same_request(row, wanted):
-            raise ProblemError(
-                409, "idempotency_conflict", "this Idempotency-Key opened a different mission"
-            )
-        return accepted(mission_id, row["status"]), True
+    if idempotency_key is not None:
+        try:
+            row = await queries.mission(runtime.database, mission_id)
+        except DependencyDownError:
+            # Intake stays open while only PostgreSQL is down: the broker takes the command,
+            # the decider dedupes a retried one, the projection catches up later.
+            await runtime.commands.send(command)
+            return accepted(mission_id, "accepted"), False
+        if row is not None:
+            if not same_request(row, wanted):
+                raise ProblemError(
+                    409, "idempotency_conflict", "this Idempotency-Key opened a different mission"
+                )
+            return accepted(mission_id, row["status"]), True
     if respond_async:
         await runtime.commands.send(command)
         return accepted(mission_id, "accepted"), False
 
     async def projected() -> bool:
-        return await queries.mission(runtime.database, mission_id) is not None
+        try:
+            return await queries.mission(runtime.database, mission_id) is not None
+        except DependencyDownError:
+            return False  # accepted: the log holds the request, the view will show it
 
-    outcome = await send_and_wait(runtime, command, projected)
+    outcome = await send_and_wait(runtime, command, projected, applied_is_done=True)
     conflict_if_rejected(outcome)
     return accepted(mission_id, "requested" if outcome.done else "accepted"), True
 

@@ -5,21 +5,40 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from infra.topics import TopicNames
+from infra.topics import EVENTS, TopicNames, partition_for
+from ledger.codec import AvroCodec
+from ledger.commands import (
+    Command,
+    CommandBody,
+    CompleteTask,
+    PlannedTask,
+    RecordBudgetUse,
+    RecordPlan,
+    StartPlanning,
+    StartTask,
+)
+from ledger.dead_letters import DeadLetters
 from ledger.decider import Decider
+from ledger.events import CommandRejected, RecordedEvent
 from ledger.settings import DeciderSettings
+from ledger.state import MissionState
+from ledger.step import step
+from ledger.wire import LedgerWire
+from projections.batch import BatchApplier
 from projections.migrate import apply_migrations
 from projections.projector import Projector, ledger_feed
 from projections.rebuild import choose, rebuild
 from projections.settings import ProjectorSettings
 from tests.conftest import Infrastructure, Isolated, create_database
-from tests.factories import crm_script
+from tests.factories import AUTHORITY, command, crm_script, request_body
 from tests.integration.conftest import (
     ServiceProcess,
     command_sender,
@@ -169,3 +188,82 @@ async def test_a_rebuild_beside_the_live_projector_equals_the_live_views(
         await asyncio.sleep(2)  # the live projector follows the reset and must not double up
         rebuilt = await snapshot(isolated.database_url)
     assert rebuilt == live
+
+
+def budget_script(mission_id: str) -> list[Command]:
+    """A mission whose budget records (the totals so far) and task results (what each task
+    used, to add) interleave."""
+    plan = [PlannedTask(task_id=task, kind="research", description="accounts") for task in "ab"]
+    bodies: list[CommandBody] = [
+        request_body(),
+        StartPlanning(planner="planner"),
+        RecordPlan(tasks=plan, rationale="two"),
+        StartTask(task_id="a", worker="w"),
+        RecordBudgetUse(tokens=5, time_ms=7),
+        CompleteTask(task_id="a", summary="s", tokens_used=50, duration_ms=20),
+        RecordBudgetUse(tokens=3, time_ms=4),
+        StartTask(task_id="b", worker="w"),
+        CompleteTask(task_id="b", summary="s", tokens_used=11, duration_ms=13),
+    ]
+    return [command(mission_id, body) for body in bodies]
+
+
+def event_records(events: list[RecordedEvent], partition: int, first: int) -> list[ConsumerRecord]:
+    wire = LedgerWire()
+    records = []
+    for offset, event in enumerate(events, first):
+        out = wire.encode_event(event)
+        records.append(
+            ConsumerRecord(
+                "events", partition, offset, 0, 0, out.key, out.value, None, 0, 0, out.headers
+            )
+        )
+    return records
+
+
+async def test_tokens_and_time_in_the_view_are_the_ledgers_however_events_are_batched(
+    isolated: Isolated,
+) -> None:
+    """A batch's budget records and task results are folded into one statement per mission
+    (projections/missions.py `use_after`): the view still shows the ledger's figures,
+    whether the events come two at a time or all in one batch."""
+    await prepared(isolated)
+    first = str(uuid.uuid4())
+    partition = partition_for(first.encode(), EVENTS.partitions)
+    second = next(
+        m
+        for m in (str(uuid.uuid4()) for _ in range(1_000))
+        if partition_for(m.encode(), EVENTS.partitions) == partition
+    )
+    expected, records = {}, []
+    for mission_id in (first, second):
+        state, events = MissionState(mission_id=mission_id), []
+        for item in budget_script(mission_id):
+            state, new = step(state, item, datetime.now(UTC), AUTHORITY)
+            events += new
+        assert not any(isinstance(e.body, CommandRejected) for e in events)
+        expected[mission_id] = (state.tokens_used, state.time_used_ms)
+        records.append(event_records(events, partition, sum(len(r) for r in records)))
+    tp = TopicPartition(TopicNames(isolated.topic_prefix).events, partition)
+    pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.bootstrap_servers)
+    await producer.start()
+    try:
+        dead = DeadLetters(
+            producer, TopicNames(isolated.topic_prefix).dead_letters, AvroCodec(), "t"
+        )
+        applier = BatchApplier(pool, ledger_feed(), dead, strict=True)
+        for start in range(0, len(records[0]), 2):
+            await applier.apply(tp, records[0][start : start + 2])
+        await applier.apply(tp, records[1])
+        shown = {
+            row["mission_id"]: (row["tokens_used"], row["time_used_ms"])
+            for row in await pool.fetch(
+                "SELECT mission_id, tokens_used, time_used_ms FROM missions"
+            )
+        }
+    finally:
+        await producer.stop()
+        await pool.close()
+    assert expected[first] == (5 + 50 + 3 + 11, 7 + 20 + 4 + 13)
+    assert shown == expected
