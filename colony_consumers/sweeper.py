@@ -16,7 +16,9 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from loguru import logger
 
+from infra.database import sql_list
 from ledger.commands import CommandBody, RecordBudgetUse, TimeOutMission, TimeOutTask
+from ledger.state import OPEN_STATUSES
 
 STUCK_MISSIONS = """
 SELECT mission_id, status, stage, status_since FROM missions
@@ -35,10 +37,10 @@ FROM missions
 WHERE status IN ('requested', 'planning', 'running', 'in_review')
   AND created_at < now() - make_interval(secs => time_budget_ms / 1000.0)
 """
-STALLED_WRITEBACKS = """
+STALLED_WRITEBACKS = f"""
 SELECT a.mission_id, a.writeback_id FROM approvals a JOIN missions m USING (mission_id)
 WHERE a.status = 'approved' AND a.decided_at < now() - make_interval(secs => $1)
-  AND m.status NOT IN ('completed', 'failed', 'cancelled', 'timed_out')
+  AND m.status IN ({sql_list(OPEN_STATUSES)})
 """
 STALLED_AFTER_S = 30.0
 Sender = Callable[[str, str, CommandBody], Awaitable[None]]

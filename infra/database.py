@@ -27,6 +27,12 @@ COMMAND_TIMEOUT_S = 30.0
 socket left half-open by a restart, must surface as an error the caller retries."""
 
 
+def sql_list(values: tuple[str, ...]) -> str:
+    """Constant strings as an SQL list, for statements built once from the code's own names
+    (statuses): a literal list lets the planner use an index as a parameter array would."""
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+
+
 async def keep_session(connection: asyncpg.Connection) -> None:
     """A pooled connection's reset on release, beyond the rollback asyncpg always does:
     none. No service leaves session state (settings, LISTEN, session-level locks) on a

@@ -70,6 +70,10 @@ WORKING_STATUSES: frozenset[str] = frozenset(
     {"planning", "running", "in_review", "awaiting_approval"}
 )
 """Statuses in which the colony works a mission: tool decisions and artifacts are taken."""
+OPEN_STATUSES: tuple[str, ...] = ("requested", *sorted(WORKING_STATUSES))
+"""Statuses a mission in the views can hold before it ends (every one but the terminal
+ones). Queries name them rather than `NOT IN` the terminal ones, which no index serves:
+that read every mission ever finished."""
 OPEN_WRITEBACK: frozenset[str] = frozenset({"awaiting_approval", "approved"})
 UNPROVEN = "operator_unproven"
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from infra.database import sql_list
+from ledger.state import OPEN_STATUSES
+
 
 class Reader(Protocol):
     async def fetch(self, query: str, *args: Any) -> list[Any]: ...
@@ -177,12 +180,11 @@ async def outcomes_of(db: Reader, command_ids: list[str]) -> dict[str, str | Non
     return {row["causation_id"]: row["rejection"] for row in rows}
 
 
-MISSION_FILTER = """
+MISSION_FILTER = f"""
 ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR mission_type = $2)
 AND ($3::text IS NULL OR stage = $3) AND ($4::text IS NULL OR mode = $4)
 AND ($5::text IS NULL OR environment = $5)
-AND ($6::timestamptz IS NULL OR (status_since < $6
-     AND status NOT IN ('completed', 'failed', 'cancelled', 'timed_out')))
+AND ($6::timestamptz IS NULL OR (status_since < $6 AND status IN ({sql_list(OPEN_STATUSES)})))
 AND ($7::text IS NULL OR mission_id = $7 OR objective ILIKE '%' || $7 || '%')
 """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from itertools import accumulate
-from typing import Any, get_args
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
@@ -26,7 +26,8 @@ from prometheus_client.registry import Collector
 
 from gateway.dependencies import Database
 from gateway.runtime import GatewayRuntime
-from ledger.state import TERMINAL_STATUSES, MissionStatus
+from infra.database import sql_list
+from ledger.state import OPEN_STATUSES
 from projections.metric_aggregates import FAMILIES, SECONDS_BUCKETS
 
 router = APIRouter(tags=["health"])
@@ -83,13 +84,12 @@ SET_ASIDE = Gauge(
     "Records of mission.events that are no link of any chain (undecodable, forged)",
     registry=REGISTRY,
 )
-ACTIVE_STATUSES = sorted(set(get_args(MissionStatus)) - TERMINAL_STATUSES - {"new"})
-ACTIVE = """
+ACTIVE = f"""
 SELECT mission_type, status, count(*) AS n FROM missions
-WHERE status = ANY($1::text[]) GROUP BY 1, 2
+WHERE status IN ({sql_list(OPEN_STATUSES)}) GROUP BY 1, 2
 """
-"""Missions not yet terminal, by the status index: `status NOT IN (terminal ones)` read
-every mission ever finished (43 ms a scrape with 300,000 in the view)."""
+"""Missions not yet terminal, through the status index (`status NOT IN` the terminal
+ones cost 43 ms a scrape with 300,000 missions in the view)."""
 
 
 class StoredFamilies(Collector):
@@ -155,7 +155,7 @@ async def refresh(runtime: GatewayRuntime) -> None:
 
 
 async def _missions(db: Database) -> None:
-    rows = await db.fetch(ACTIVE, ACTIVE_STATUSES)
+    rows = await db.fetch(ACTIVE)
     MISSIONS_ACTIVE.clear()
     for row in rows:
         MISSIONS_ACTIVE.labels(row["mission_type"], row["status"]).set(row["n"])

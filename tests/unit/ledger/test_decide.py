@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from ledger.authority import OperatorSigner, new_key_pair
 from ledger.chain import verify_link
 from ledger.commands import (
@@ -27,7 +29,7 @@ from ledger.commands import (
     TimeOutTask,
 )
 from ledger.events import GENESIS_HASH, CommandRejected
-from ledger.state import fold
+from ledger.state import OPEN_STATUSES, TERMINAL_STATUSES, MissionStatus, fold
 from tests.factories import command, request_body
 from tests.unit.ledger.scenario import OPERATOR, Mission
 
@@ -265,3 +267,11 @@ def test_a_plan_with_repeated_or_dangling_tasks_is_rejected() -> None:
     dangling = [PlannedTask(task_id="a", kind="k", description="d", depends_on=["zz"])]
     assert rejection(mission.do(RecordPlan(tasks=twice, rationale="r"))) == "invalid_plan"
     assert rejection(mission.do(RecordPlan(tasks=dangling, rationale="r"))) == "invalid_plan"
+
+
+def test_every_status_a_mission_can_hold_is_open_or_terminal() -> None:
+    """Views count and sweep open missions by naming OPEN_STATUSES: a status added to the
+    state machine and left out of it would vanish from /metrics and the sweeper."""
+    every = set(get_args(MissionStatus)) - {"new"}  # "new" is never projected
+    assert set(OPEN_STATUSES) | TERMINAL_STATUSES == every
+    assert not set(OPEN_STATUSES) & TERMINAL_STATUSES
