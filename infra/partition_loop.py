@@ -26,11 +26,20 @@ from aiokafka.protocol.group import LeaveGroupRequest
 from loguru import logger
 
 FLUSH_EVERY_S = 1.0
-FETCH_WAIT_MS = 25  # an idle partition answers fast: latency, not throughput
+FETCH_WAIT_MS = 25
+"""How long a fetch waits for records when there are none. The embedded broker answers a
+waiting fetch only when this runs out, not when records arrive (real Kafka answers at
+once): each hop of a mission through the ledger waits up to this. Short where latency
+matters (commands, events); a consumer of a topic nobody waits on takes longer ones
+(`Feed.fetch_wait_ms`): every empty fetch costs the broker and the consumer CPU."""
 
 
 def group_consumer(
-    options: dict[str, Any], group_id: str, session_timeout_ms: int, max_poll_records: int
+    options: dict[str, Any],
+    group_id: str,
+    session_timeout_ms: int,
+    max_poll_records: int,
+    fetch_wait_ms: int = FETCH_WAIT_MS,
 ) -> AIOKafkaConsumer:
     """A group member that commits nothing by itself and starts new groups at the start."""
     return AIOKafkaConsumer(
@@ -40,7 +49,7 @@ def group_consumer(
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(session_timeout_ms // 5, 300),
         max_poll_records=max_poll_records,
-        fetch_max_wait_ms=FETCH_WAIT_MS,
+        fetch_max_wait_ms=fetch_wait_ms,
         **options,
     )
 

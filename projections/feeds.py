@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic
 
+from infra.partition_loop import FETCH_WAIT_MS
 from infra.topics import DEAD_LETTERS, EVENTS, METRICS, TopicSpec
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetter, DeadLetterWire
@@ -58,6 +59,9 @@ class Feed(Generic[R]):
     """Whether the topic may be read again from its start when it comes back emptied (the
     memory-only broker restarted): true where records carry ids that make a re-read
     harmless (metrics, dead letters); never for the ledger, which is restored instead."""
+    fetch_wait_ms: int = FETCH_WAIT_MS
+    """How long an empty fetch waits (infra/partition_loop.py): short for the ledger, whose
+    requests wait on the views; longer for topics read for dashboards and operators."""
 
     def project(
         self,
@@ -112,6 +116,7 @@ def metrics_feed() -> Feed[Metric]:
         [MetricAggregatesProjection()],
         "-metrics",
         rereadable=True,
+        fetch_wait_ms=250,
     )
 
 
@@ -125,4 +130,5 @@ def dead_letter_feed() -> Feed[DeadLetter]:
         [DeadLettersProjection()],
         "-deadletters",
         rereadable=True,
+        fetch_wait_ms=1_000,
     )
