@@ -127,7 +127,9 @@ async def waiting_letters(runtime: GatewayRuntime) -> None:
 
 async def colony_ready(runtime: GatewayRuntime) -> None:
     """The colony accepts the root's key (root→colony) and is itself ready, which includes
-    the root accepting the colony's key (colony→root)."""
+    the root accepting the colony's key (colony→root); with its reactors on, its instances
+    own every partition, as the decider's and the projector's must (a colony still joining
+    its group leaves the first missions waiting)."""
     try:
         status = await runtime.colony.get("/status")
         ready = await runtime.colony.get("/readyz")
@@ -147,3 +149,5 @@ async def colony_ready(runtime: GatewayRuntime) -> None:
             if name in report.checks
         )
         raise NotReady(f"colony not ready: {reasons}")
+    if status.json().get("reactors"):
+        await check_partitions_owned(await runtime.database.pool(), "colony", EVENTS.partitions)

@@ -13,6 +13,8 @@ import asyncpg
 import httpx
 import pytest
 
+from infra.heartbeat import live_instances
+from infra.topics import EVENTS
 from ledger.commands import ApproveWriteback
 from tests.conftest import Infrastructure
 from tests.e2e.conftest import (
@@ -365,3 +367,24 @@ async def test_a_forged_approval_on_the_topic_never_writes_the_crm(
     assert by_colony.status_code == 403
     assert still == before, "the CRM was written without an operator's approval"
     assert approval["approval_id"] in pending
+
+
+async def test_the_stack_says_ready_only_once_the_colony_owns_every_partition(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A mission requested the moment /readyz says ready is worked at once: the colony
+    joins its consumer group seconds after it starts, and a root that counted it ready
+    before then left the first missions waiting (~1 s in bench/colony.py)."""
+    stack = await start_stack(
+        infrastructure, tmp_path_factory.mktemp("ready"), COLONY_REACTORS="true"
+    )
+    try:
+        connection = await asyncpg.connect(stack.slice.database_url)
+        try:
+            colonies = await live_instances(connection, "colony")
+        finally:
+            await connection.close()
+    finally:
+        stack.supervisor.stop_all()
+    owned = {p for details in colonies for p in details["partitions"]}
+    assert owned == set(range(EVENTS.partitions))
