@@ -60,8 +60,9 @@ class Feed(Generic[R]):
     memory-only broker restarted): true where records carry ids that make a re-read
     harmless (metrics, dead letters); never for the ledger, which is restored instead."""
     fetch_wait_ms: int = FETCH_WAIT_MS
-    """How long an empty fetch waits (infra/partition_loop.py): short for the ledger, whose
-    requests wait on the views; longer for topics read for dashboards and operators."""
+    """How long an empty fetch waits (infra/partition_loop.py): short where someone waits
+    on the view (the ledger's requests, the metrics of a mission that just failed); long
+    for dead letters, which an operator lists."""
 
     def project(
         self,
@@ -116,7 +117,6 @@ def metrics_feed() -> Feed[Metric]:
         [MetricAggregatesProjection()],
         "-metrics",
         rereadable=True,
-        fetch_wait_ms=250,
     )
 
 
