@@ -12,13 +12,13 @@ import contextlib
 import signal
 
 import uvicorn
-import uvloop
 from fastapi import FastAPI
 from loguru import logger
 
 from gateway.app import create_app
 from gateway.settings import RootSettings
 from infra.config import load_settings
+from infra.service_runtime import run_loop
 from infra.structured_logs import configure_logging
 from infra.tracing import configure_tracing
 
@@ -57,7 +57,7 @@ def main() -> None:
     configure_tracing(settings, "root")
     settings.require_infrastructure()
     app = create_app(settings)
-    uvloop.run(serve(app, settings))  # with httptools, uvicorn's fast HTTP parser
+    run_loop(serve(app, settings))  # with httptools, uvicorn's fast HTTP parser
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@ the event loop's (sockets to the broker and PostgreSQL), which uvloop does in C.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import uvloop
 from loguru import logger
@@ -27,4 +29,25 @@ def run_service(name: str, main: Callable[[asyncio.Event], Awaitable[None]]) -> 
         await main(stop)
         logger.info("{} stopped", name)
 
-    uvloop.run(runner())
+    run_loop(runner())
+
+
+YOUNG_GENERATION_THRESHOLD = 10_000
+"""Allocations between two collections of the youngest generation (Python's default: 700).
+
+Every record a service handles allocates dozens of short-lived objects (decoded Avro
+dicts, pydantic models, statements), none of them in reference cycles; at the default the
+collector ran every few records and, each tenth time, walked the older generations too
+(every cached mission state and fetched record). It took ~25 % of the projector's decode
+and statement building (an ad-hoc loop over 30,000 events: 38-44 µs an event at 700,
+26-29 µs at 10,000, 28-34 µs with the collector off). Cycles are still collected, later."""
+
+
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run a service's `main` on uvloop, with the garbage collector set for a server: what
+    was loaded at start (modules, schemas, settings) is frozen out of every collection, and
+    young objects are collected less often (YOUNG_GENERATION_THRESHOLD)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
+    uvloop.run(main)
