@@ -23,6 +23,7 @@ from bench.common import (
     wait_until,
 )
 from bench.results import record
+from infra.service_runtime import tune_garbage_collector
 from infra.topics import COMMANDS, TopicNames
 from ledger.authority import LOCAL_VERIFY_KEYS, OperatorAuthority
 from ledger.commands import Command
@@ -173,6 +174,7 @@ async def measure(bootstrap: str, total: int) -> None:
 
 def main() -> None:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    tune_garbage_collector()  # as the services run (both paths measured with it)
     with embedded_infrastructure() as infra:
         asyncio.run(measure(infra.bootstrap_servers, total))
 

@@ -26,6 +26,7 @@ from bench.common import (
 )
 from bench.http_load import KeepAlive
 from bench.results import record
+from infra.service_runtime import tune_garbage_collector
 from infra.topics import EVENTS, TopicNames
 from ledger.authority import LOCAL_VERIFY_KEYS, OperatorAuthority
 from ledger.dead_letters import DeadLetters
@@ -187,6 +188,7 @@ async def measure_gateway(root: str, rate: int, seconds: int) -> None:
 
 def main() -> None:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+    tune_garbage_collector()  # as the services run (both paths measured with it)
     with embedded_infrastructure() as infra:
         asyncio.run(measure_projections(infra.bootstrap_servers, infra.database_url, total))
         # the API alone: 200 missions a second are far beyond what the colony works
