@@ -16,7 +16,7 @@ from ledger.events import (
     WritebackRejected,
 )
 from projections.archive import FollowsArchive
-from projections.projection import ProjectedEvent, Write
+from projections.projection import ProjectedEvent, Write, kinds_written_by
 
 PROPOSED = """
 INSERT INTO approvals (writeback_id, mission_id, target, record_ref, changes, rationale,
@@ -88,6 +88,8 @@ class ApprovalsProjection(FollowsArchive):
     name = "approvals"
     rows_per_key = True
     tables: tuple[str, ...] = ("approvals",)
+
+    kinds = kinds_written_by(approval_writes)
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
         return approval_writes(item.event.body, item.event.meta)

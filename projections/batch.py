@@ -238,7 +238,9 @@ class BatchApplier(Generic[R]):
                     advanced[(projection.name, share.tp.partition)] = share.last + 1
                 if not any(name == projection.name for name, _ in advanced):
                     continue
-                fresh, refused = await projection.admit(connection, fresh, shared)
+                fresh, refused = await projection.admit(
+                    connection, projection.concerned(fresh), shared
+                )
                 held = waiting.get(projection.name, set())
                 await self._project(connection, projection, topic, fresh, held, careful)
                 await self._set_aside(connection, projection, bad + refused)

@@ -17,7 +17,7 @@ from ledger.events import (
     ToolRequestDenied,
 )
 from projections.archive import FollowsArchive
-from projections.projection import ProjectedEvent, Write
+from projections.projection import ProjectedEvent, Write, kinds_written_by
 
 ARTIFACT = """
 INSERT INTO artifacts (mission_id, artifact_id, kind, content_hash, source, size_bytes, recorded_at)
@@ -104,6 +104,8 @@ class EvidenceProjection(FollowsArchive):
     name = "evidence"
     rows_per_key = True
     tables: tuple[str, ...] = ("artifacts", "reviewer_packets", "policy_decisions")
+
+    kinds = kinds_written_by(evidence_writes)
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
         return evidence_writes(item.event.body, item.event.meta)

@@ -14,7 +14,7 @@ from ledger.events import (
     RolloutRolledBack,
 )
 from projections.archive import FollowsArchive
-from projections.projection import ProjectedEvent, Write
+from projections.projection import ProjectedEvent, Write, kinds_written_by
 
 STARTED = """
 INSERT INTO gate_runs (run_id, stream_id, version, environment, root_url, started_by, started_at)
@@ -95,6 +95,8 @@ class ReleasesProjection(FollowsArchive):
 
     name = "releases"
     tables: tuple[str, ...] = ("gate_runs", "gate_checks", "rollout_steps", "rollout_history")
+
+    kinds = kinds_written_by(release_writes)
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
         return release_writes(item.event.body, item.event.meta)

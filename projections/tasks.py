@@ -15,7 +15,7 @@ from ledger.events import (
     TaskTimedOut,
 )
 from projections.archive import FollowsArchive
-from projections.projection import ProjectedEvent, Write
+from projections.projection import ProjectedEvent, Write, kinds_written_by
 
 PLANNED = """
 INSERT INTO tasks (mission_id, task_id, kind, description, depends_on, status)
@@ -95,6 +95,8 @@ class TasksProjection(FollowsArchive):
     name = "tasks"
     rows_per_key = True
     tables: tuple[str, ...] = ("tasks",)
+
+    kinds = kinds_written_by(task_writes)
 
     def writes(self, item: ProjectedEvent) -> list[Write]:
         return task_writes(item.event.body, item.event.meta)
