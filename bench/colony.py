@@ -3,19 +3,25 @@ mission latency (request to completed), at 1, 10 and 100 concurrent missions, wi
 time spent in each stage (from the ledger); then 100 missions at once against a fake
 OpenAI-compatible model (on 127.0.0.1) that answers in 2 s, as real ones do. Run with
 `make bench` or `python -m bench.colony`.
+
+The bench shares the two cores with the stack it measures, so it costs them little: its
+requests go over keep-alive sockets (bench/http_load.py), on uvloop as the services run,
+and it learns when missions end from one query every 50 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import sys
 import time
 
 import asyncpg
-import httpx
+import uvloop
 
 from bench.common import embedded_infrastructure, running_stack
+from bench.http_load import KeepAlive
 from bench.results import record
 from tests.fake_services import FakeModel
 
@@ -54,17 +60,19 @@ class Finishes:
         finally:
             await connection.close()
 
-    async def one_mission(self, client: httpx.AsyncClient) -> float:
+    async def one_mission(self, client: KeepAlive) -> float:
         """Open an Oracle mission and wait until it completes; ms from request to end."""
         started = time.perf_counter()
-        mission_id = (await client.post("/missions", json=ORACLE)).json()["mission_id"]
+        status, body = await client.send(client.request("POST", "/missions", ORACLE))
+        assert status < 300, body[:500]
+        mission_id = json.loads(body)["mission_id"]
         done = self.waiting[mission_id] = asyncio.get_running_loop().create_future()
         await done
         return (time.perf_counter() - started) * 1000
 
 
 async def level(
-    client: httpx.AsyncClient, database_url: str, concurrency: int, missions: int
+    client: KeepAlive, database_url: str, concurrency: int, missions: int
 ) -> list[float]:
     """Run `missions` with `concurrency` at a time; print the rate and latency cuts (ms)
     and return them, rate first."""
@@ -125,12 +133,15 @@ AUTH = {"Authorization": "Bearer local-service-key"}
 
 
 async def measure(root: str, database_url: str, sizes: list[tuple[int, int]]) -> None:
-    async with httpx.AsyncClient(base_url=root, headers=AUTH, timeout=60) as client:
+    client = KeepAlive(root, AUTH)
+    try:
         for concurrency, missions in sizes:
             rate, *cuts = await level(client, database_url, concurrency, missions)
             if concurrency == 100:
                 record("colony_p50_100_concurrent", cuts[49], "ms")
                 record("colony_missions_per_s_100_concurrent", rate, "missions/s")
+    finally:
+        await client.close()
     print("time in each stage (all runs):")
     await stages(database_url)
 
@@ -139,9 +150,10 @@ async def measure_slow_model(root: str, database_url: str, model: FakeModel) -> 
     """100 Oracle missions submitted at once against a model answering in 2 s."""
     await model.start()
     try:
-        async with httpx.AsyncClient(base_url=root, headers=AUTH, timeout=120) as client:
-            print(f"model answering in {model.delay_s:.0f} s, 100 missions submitted at once:")
-            _, *cuts = await level(client, database_url, 100, 100)
+        client = KeepAlive(root, AUTH)
+        print(f"model answering in {model.delay_s:.0f} s, 100 missions submitted at once:")
+        _, *cuts = await level(client, database_url, 100, 100)
+        await client.close()
         record("colony_p50_100_slow_model", cuts[49], "ms")
         print("time in each stage:")
         await stages(database_url)
@@ -156,7 +168,7 @@ def main() -> None:
         embedded_infrastructure() as infra,
         running_stack(infra, MAX_CONCURRENT_MISSIONS="100") as (root, database_url, *_),
     ):
-        asyncio.run(measure(root, database_url, sizes))
+        uvloop.run(measure(root, database_url, sizes))
     model = FakeModel(delay_s=2.0)
     with (
         embedded_infrastructure() as infra,
@@ -166,7 +178,7 @@ def main() -> None:
             *_,
         ),
     ):
-        asyncio.run(measure_slow_model(root, database_url, model))
+        uvloop.run(measure_slow_model(root, database_url, model))
 
 
 if __name__ == "__main__":
