@@ -33,6 +33,12 @@ async def mission(db: Reader, mission_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+async def mission_status(db: Reader, mission_id: str) -> str | None:
+    """The mission's status alone (None: no such mission), for checks on every write."""
+    row = await db.fetchrow("SELECT status FROM missions WHERE mission_id = $1", mission_id)
+    return str(row["status"]) if row else None
+
+
 async def mission_trace(db: Reader, mission_id: str) -> tuple[str, str | None] | None:
     """The mission's trace id and its last event's traceparent (infra/tracing.py)."""
     row = await db.fetchrow(

@@ -44,14 +44,14 @@ SERVED_SAFELY = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy":
 
 async def accepting_mission(runtime: GatewayRuntime, mission_id: str) -> None:
     """404 for an unknown mission, 409 for one that takes no more evidence."""
-    row = await queries.mission(runtime.database, mission_id)
-    if row is None:
+    status = await queries.mission_status(runtime.database, mission_id)
+    if status is None:
         raise ProblemError(404, "mission_not_found", f"no mission {mission_id}")
-    if row["status"] not in WORKING_STATUSES:
+    if status not in WORKING_STATUSES:
         raise ProblemError(
             409,
             "mission_not_accepting_artifacts",
-            f"mission is {row['status']}; artifacts are recorded only while it is worked",
+            f"mission is {status}; artifacts are recorded only while it is worked",
         )
 
 
