@@ -28,7 +28,7 @@ from bench.common import (
     mission_commands,
     running_stack,
 )
-from gateway.console.pages import PAGE_SIZE, MissionFilters
+from gateway.console.pages import PAGE_SIZE, STATUSES, MissionFilters
 from infra.topics import TopicNames
 from ledger.wire import LedgerWire
 from projections import queries
@@ -123,7 +123,7 @@ def raw_list(pool: asyncpg.Pool, **filters: object) -> Callable[[], Awaitable[ob
 
     async def fetch() -> object:
         page = await queries.filtered_missions(pool, where, None, PAGE_SIZE)
-        return page, await queries.status_counts(pool, where)
+        return page, await queries.status_counts(pool, where, STATUSES)
 
     return fetch
 

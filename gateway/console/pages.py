@@ -88,18 +88,25 @@ def _quote(value: Any) -> str:
     return quote(str(value), safe="")
 
 
+def shown_count(n: int) -> str:
+    """A status tab's count: "1,000+" past queries.COUNT_CAP."""
+    return f"{queries.COUNT_CAP:,}+" if n > queries.COUNT_CAP else f"{n:,}"
+
+
 async def missions_page(runtime: GatewayRuntime, filters: MissionFilters) -> dict[str, Any]:
     db = runtime.database
     where = filters.where(datetime.now(UTC))
     cursor = queries.decode_cursor(filters.after) if filters.after else None
     items, next_cursor = await queries.filtered_missions(db, where, cursor, PAGE_SIZE)
-    counts = await queries.status_counts(db, where)
+    counts = await queries.status_counts(db, where, STATUSES)
+    capped = any(n > queries.COUNT_CAP for n in counts.values())
+    total = sum(min(n, queries.COUNT_CAP) for n in counts.values())
     return {
         "filters": filters,
         "missions": items,
         "next_cursor": next_cursor,
-        "counts": counts,
-        "total": sum(counts.values()),
+        "counts": {status: shown_count(n) for status, n in counts.items()},
+        "total": f"{total:,}+" if capped else f"{total:,}",
         "statuses": STATUSES,
         "stages": STAGES,
         "now": datetime.now(UTC),
