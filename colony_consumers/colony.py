@@ -493,6 +493,9 @@ class Colony:
         partition's missions still open there, without reacting
         (colony_consumers/open_histories.py, fold_marks.py)."""
         if start >= end:
+            logger.info(
+                "partition {}: nothing to fold, reacting from offset {:,}", tp.partition, end
+            )
             return
         history = OpenHistories(self.wire.event_position)
         reader = AIOKafkaConsumer(

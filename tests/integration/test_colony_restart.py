@@ -81,3 +81,21 @@ async def test_a_restart_folds_from_the_stored_mark_only_the_missions_still_open
     finally:
         logger.remove(sink)
         await pool.close()
+
+
+async def test_a_partition_with_nothing_to_fold_says_so(isolated: Isolated) -> None:
+    """An operator reading a restart's log sees every partition accounted for, the empty
+    ones too."""
+    await prepared(isolated)
+    tp = TopicPartition(TopicNames(isolated.topic_prefix).events, 1)
+    pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(str(message)), level="INFO")
+    try:
+        async with pool.acquire() as connection:
+            await save_offsets(connection, tp.topic, {(f"colony:{GROUP}", 1): 0})
+        assert await colony(isolated, pool).prepare(tp) == 0
+    finally:
+        logger.remove(sink)
+        await pool.close()
+    assert any("partition 1: nothing to fold, reacting from offset 0" in line for line in lines)
