@@ -129,6 +129,7 @@ class Colony:
         self.max_in_flight = max(
             100, 4 * settings.MAX_CONCURRENT_MISSIONS * settings.MAX_WORKERS_PER_MISSION
         )
+        self.throttled = False
         self.producer = producer
         self.dead_letters = DeadLetters(
             producer, self.topics.dead_letters, self.wire.codec, "colony"
@@ -174,10 +175,17 @@ class Colony:
         self.throttle()
 
     def throttle(self) -> None:
-        """Pause fetching while too many reactions are unfinished (an outage); the consumer
-        keeps polling, so it stays in its group."""
+        """Pause fetching while too many reactions are unfinished (an outage, or a burst
+        of events after one), and resume as soon as they are fewer: checked after each
+        batch and each finished reaction (a paused consumer fetches no batch, so the
+        check after a batch alone never resumed it: a burst stalled the colony for good).
+        The consumer keeps polling either way, so it stays in its group."""
+        over = self.in_flight.count >= self.max_in_flight
+        if over == self.throttled:
+            return
+        self.throttled = over
         ready = [TopicPartition(self.topics.events, p) for p in self.partitions]
-        if self.in_flight.count >= self.max_in_flight:
+        if over:
             self.consumer.pause(*ready)
         else:
             self.consumer.resume(*ready)
@@ -271,6 +279,8 @@ class Colony:
         except Exception:  # until_done handles failures; a bug must not stop the colony
             logger.bind(mission_id=file.mission_id).exception("reaction crashed")
         self.in_flight.finished(partition, offset)
+        if self.throttled:
+            self.throttle()
 
     async def until_done(
         self,
