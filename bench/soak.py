@@ -5,7 +5,8 @@ A real decider process (`python -m ledger.decider`) decides missions of ten comm
 each (a request, nine budget uses), produced in steps; after each step, once the
 decider has committed every command, its RSS is read from /proc. With snapshots the
 resident memory should stay flat (the saved states beyond DECIDER_CACHE_MISSIONS per
-partition leave memory); a restart folds snapshot + tail. Run with `make bench-soak`
+partition leave memory; the default bound, 1,000, is reached by the first step: 10,000
+missions over six partitions); a restart folds snapshot + tail. Run with `make bench-soak`
 (or `python -m bench.soak [EVENTS]`, default 1,000,000).
 """
 
@@ -37,9 +38,6 @@ from ledger.snapshots import SnapshotStore
 
 COMMANDS_PER_MISSION = 10
 STEPS = (100_000, 500_000, 1_000_000)
-CACHED = 1_000
-"""DECIDER_CACHE_MISSIONS for the soak: reached by the first step (10,000 missions over six
-partitions), so every later step shows whether memory stays at the bound."""
 
 
 def rss_mb(pid: int) -> float:
@@ -106,7 +104,6 @@ def main() -> None:
             DATABASE_URL=database_url,
             KAFKA_TOPIC_PREFIX=names.prefix,
             DECIDER_GROUP_ID=group,
-            DECIDER_CACHE_MISSIONS=str(CACHED),
             LOG_LEVEL="WARNING",
         )
         decider = spawn([sys.executable, "-m", "ledger.decider"], env=env)

@@ -129,7 +129,6 @@ class Colony:
         self.max_in_flight = max(
             100, 4 * settings.MAX_CONCURRENT_MISSIONS * settings.MAX_WORKERS_PER_MISSION
         )
-        self.throttled = False
         self.producer = producer
         self.dead_letters = DeadLetters(
             producer, self.topics.dead_letters, self.wire.codec, "colony"
@@ -175,20 +174,17 @@ class Colony:
         self.throttle()
 
     def throttle(self) -> None:
-        """Pause fetching while too many reactions are unfinished (an outage, or a burst
-        of events after one), and resume as soon as they are fewer: checked after each
-        batch and each finished reaction (a paused consumer fetches no batch, so the
-        check after a batch alone never resumed it: a burst stalled the colony for good).
-        The consumer keeps polling either way, so it stays in its group."""
-        over = self.in_flight.count >= self.max_in_flight
-        if over == self.throttled:
-            return
-        self.throttled = over
-        ready = [TopicPartition(self.topics.events, p) for p in self.partitions]
-        if over:
-            self.consumer.pause(*ready)
-        else:
-            self.consumer.resume(*ready)
+        """Hold fetching while too many reactions are unfinished (an outage, or a burst of
+        events after one), and resume as soon as they are fewer: checked after each batch
+        and each finished reaction (a paused consumer fetches no batch, so the check after
+        a batch alone never resumed it: a burst stalled the colony for good). The consumer
+        keeps polling either way, so it stays in its group."""
+        if self.loop is not None:
+            self.loop.hold(self.in_flight.count >= self.max_in_flight)
+
+    @property
+    def throttled(self) -> bool:
+        return self.loop is not None and self.loop.held
 
     async def resume_offset(self, tp: TopicPartition) -> int:
         """The stored offset; else what an older colony committed to the broker; else 0."""

@@ -103,6 +103,8 @@ class PartitionLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         self.preparing: dict[int, asyncio.Task[None]] = {}
         self.prepare_errors: dict[int, str] = {}
         self.assignments = 0
+        self.held = False
+        """Fetching paused on every partition at the worker's request (`hold`)."""
         self._turn = asyncio.Lock()  # a rebalance waits for the batch being handled
         self._flushed_at = 0.0
 
@@ -136,6 +138,20 @@ class PartitionLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             self._flushed_at = now
             await self.worker.flush(None)
 
+    def hold(self, held: bool) -> None:
+        """Pause fetching from every partition served while `held` (the colony, with too
+        many reactions unfinished), resume when not. A partition prepared while held stays
+        paused until then: resumed at once, it fetched on unchecked, and a burst went past
+        the colony's limit by everything that partition held."""
+        if held == self.held:
+            return
+        self.held = held
+        served = [TopicPartition(self.topic, partition) for partition in self.ready]
+        if held:
+            self.consumer.pause(*served)
+        else:
+            self.consumer.resume(*served)
+
     def prepare_again(self, tp: TopicPartition) -> None:
         """Pause `tp` and prepare it anew (its state is gone): the worker's fail-stop."""
         self.ready.discard(tp.partition)
@@ -165,7 +181,8 @@ class PartitionLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             if tp not in self.consumer.assignment():
                 return
             self.consumer.seek(tp, start)
-            self.consumer.resume(tp)
+            if not self.held:
+                self.consumer.resume(tp)
             self.ready.add(tp.partition)
             self.prepare_errors.pop(tp.partition, None)
             self.preparing.pop(tp.partition, None)

@@ -16,6 +16,8 @@ from typing import Any
 import uvloop
 from loguru import logger
 
+from infra.freed_memory import release_freed_memory
+
 
 def run_service(name: str, main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run `main(stop)` in a fresh (uvloop) event loop; `stop` is set on SIGTERM/SIGINT."""
@@ -53,6 +55,16 @@ def tune_garbage_collector() -> None:
 
 
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run a service's `main` on uvloop, with the garbage collector tuned for a server."""
+    """Run a service's `main` on uvloop, with the garbage collector tuned for a server and
+    freed memory handed back to the operating system as it runs (infra/freed_memory.py)."""
     tune_garbage_collector()
-    uvloop.run(main)
+    uvloop.run(releasing_freed_memory(main))
+
+
+async def releasing_freed_memory(main: Coroutine[Any, Any, None]) -> None:
+    """`main`, with `release_freed_memory` beside it until `main` returns."""
+    releasing = asyncio.create_task(release_freed_memory())
+    try:
+        await main
+    finally:
+        releasing.cancel()

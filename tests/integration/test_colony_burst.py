@@ -6,6 +6,8 @@ worker (the colony's own collaborator) that performs every reaction at once."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -24,7 +26,14 @@ from tests.integration.conftest import eventually, prepared
 GROUP = "velocity-colony-burst"
 MISSIONS = 300
 """Beyond the 100 unfinished reactions the colony allows with one slot and one worker, and
-more than the 200 records a fetch of its brings: its first batch pauses it."""
+more than the records a fetch of its brings: its first batch pauses it."""
+LATE = 0
+LATE_HISTORY = 4_000
+"""Open missions folded before partition LATE is ready: the others' burst pauses the colony
+first."""
+LATE_BURST = 400
+FETCHED = 200
+"""The most records one fetch of the colony's hands it: the limit is checked after each."""
 
 
 class InstantWorker:
@@ -37,29 +46,56 @@ class InstantWorker:
         self.performed += 1
 
 
-async def write_requests(isolated: Isolated) -> dict[int, int]:
-    """One new mission's request per mission, each on its partition; each partition's end."""
+async def write_requests(
+    isolated: Isolated, name: str, count: int, partition: int | None = None
+) -> dict[int, int]:
+    """`count` new missions' requests, each on its key's partition or all on `partition`;
+    each partition's end."""
     wire, names = LedgerWire(), TopicNames(isolated.topic_prefix)
     producer = AIOKafkaProducer(bootstrap_servers=isolated.bootstrap_servers, acks="all")
     await producer.start()
-    ends: dict[int, int] = {}
+    sending = []
     try:
-        for index in range(MISSIONS):
-            (request, *_) = mission_history(f"burst-{index}")
+        for index in range(count):
+            (request, *_) = mission_history(f"{name}-{index}")
             record = wire.encode_event(request)
-            partition = partition_for(record.key, EVENTS.partitions)
-            sent = await producer.send_and_wait(
-                names.events, record.value, record.key, partition, headers=record.headers
+            to = partition_for(record.key, EVENTS.partitions) if partition is None else partition
+            sending.append(
+                await producer.send(
+                    names.events, record.value, record.key, to, headers=record.headers
+                )
             )
-            ends[partition] = sent.offset + 1
+        sent = await asyncio.gather(*sending)
     finally:
         await producer.stop()
+    ends: dict[int, int] = {}
+    for metadata in sent:
+        ends[metadata.partition] = max(ends.get(metadata.partition, 0), metadata.offset + 1)
     return ends
 
 
-async def test_a_burst_beyond_the_in_flight_limit_is_read_to_the_end(isolated: Isolated) -> None:
-    await prepared(isolated)
-    ends = await write_requests(isolated)
+class HoldingWorker:
+    """Holds every reaction until `release` is set, and notes how many were held at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.held = 0
+        self.peak = 0
+        self.performed = 0
+
+    async def perform(self, *args: Any) -> None:
+        self.held += 1
+        self.peak = max(self.peak, self.held)
+        await self.release.wait()
+        self.held -= 1
+        self.performed += 1
+
+
+@asynccontextmanager
+async def running_colony(
+    isolated: Isolated, worker: InstantWorker | HoldingWorker
+) -> AsyncIterator[tuple[Colony, asyncpg.Pool]]:
+    """A colony allowing 100 unfinished reactions, with `worker`, until the block ends."""
     settings = ColonySettings(
         KAFKA_TOPIC_PREFIX=isolated.topic_prefix,
         COLONY_GROUP_ID=GROUP,
@@ -70,24 +106,78 @@ async def test_a_burst_beyond_the_in_flight_limit_is_read_to_the_end(isolated: I
     pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
     producer = AIOKafkaProducer(**options)
     metrics = MetricEmitter(producer, TopicNames(isolated.topic_prefix).metrics, MetricWire())
-    worker = InstantWorker()
     colony = Colony(settings, options, pool, worker, producer, metrics)  # type: ignore[arg-type]
-    assert colony.max_in_flight < 200 < MISSIONS
+    assert colony.max_in_flight < FETCHED < MISSIONS
     stop = asyncio.Event()
     running = asyncio.create_task(colony.run(stop))
-
-    async def stored_at_the_end() -> bool:
-        rows = await pool.fetch(
-            "SELECT partition, next_offset FROM projector_offsets WHERE projector = $1",
-            colony.offsets_name,
-        )
-        stored = {row["partition"]: row["next_offset"] for row in rows}
-        return all(stored.get(partition, 0) >= end for partition, end in ends.items())
-
     try:
-        await eventually(stored_at_the_end, timeout_s=30)
+        yield colony, pool
     finally:
         stop.set()
         await running
         await pool.close()
+
+
+async def stored_at_the_end(colony: Colony, pool: asyncpg.Pool, ends: dict[int, int]) -> bool:
+    rows = await pool.fetch(
+        "SELECT partition, next_offset FROM projector_offsets WHERE projector = $1",
+        colony.offsets_name,
+    )
+    stored = {row["partition"]: row["next_offset"] for row in rows}
+    return all(stored.get(partition, 0) >= end for partition, end in ends.items())
+
+
+async def test_a_burst_beyond_the_in_flight_limit_is_read_to_the_end(isolated: Isolated) -> None:
+    await prepared(isolated)
+    ends = await write_requests(isolated, "burst", MISSIONS)
+    worker = InstantWorker()
+    async with running_colony(isolated, worker) as (colony, pool):
+        await eventually(lambda: stored_at_the_end(colony, pool, ends), timeout_s=30)
     assert worker.performed == MISSIONS, "every mission's request was reacted to"
+
+
+async def test_a_partition_ready_while_held_does_not_fetch_past_the_limit(
+    isolated: Isolated,
+) -> None:
+    """The colony resumes each partition when it has folded the missions open there. One
+    with a long history is ready last, after the others' burst has paused the colony: it
+    must wait paused too (it was resumed and fetched on unchecked, everything it held)."""
+    await prepared(isolated)
+    history = await write_requests(isolated, "open", LATE_HISTORY, LATE)
+    topic = TopicNames(isolated.topic_prefix).events
+    connection = await asyncpg.connect(isolated.database_url)
+    try:  # the colony stopped at the history's end, every mission in it still open
+        await connection.execute(
+            "INSERT INTO projector_offsets (projector, topic, partition, next_offset)"
+            " VALUES ($1, $2, $3, $4)",
+            f"colony:{GROUP}",
+            topic,
+            LATE,
+            history[LATE],
+        )
+        await connection.execute(
+            "INSERT INTO colony_fold_marks (consumer, topic, partition, fold_from)"
+            " VALUES ($1, $2, $3, 0)",
+            f"colony:{GROUP}",
+            topic,
+            LATE,
+        )
+    finally:
+        await connection.close()
+    ends = await write_requests(isolated, "early", MISSIONS)
+    ends |= await write_requests(isolated, "late", LATE_BURST, LATE)
+    worker = HoldingWorker()
+    async with running_colony(isolated, worker) as (colony, pool):
+
+        async def settled() -> bool:
+            before = worker.held
+            await asyncio.sleep(1.0)
+            return LATE in colony.partitions and colony.throttled and worker.held == before
+
+        await eventually(settled, timeout_s=30)
+        assert worker.peak <= colony.max_in_flight + FETCHED, (
+            f"{worker.peak} reactions at once, limit {colony.max_in_flight}"
+        )
+        worker.release.set()
+        await eventually(lambda: stored_at_the_end(colony, pool, ends), timeout_s=60)
+    assert worker.performed >= MISSIONS + LATE_BURST, "every request after the stop reacted to"
