@@ -33,6 +33,16 @@ once): each hop of a mission through the ledger waits up to this. Short where la
 matters (commands, events); a consumer of a topic nobody waits on takes longer ones
 (`Feed.fetch_wait_ms`): every empty fetch costs the broker and the consumer CPU."""
 
+FETCH_MAX_BYTES = 2 * 1024 * 1024
+"""The most a fetch brings (the embedded broker honours this, not the per-partition limit):
+at aiokafka's default, 50 MB, the decider and the colony held 30-50 MB of fetched record
+batches, a third of their resident memory, more or less from one moment to the next.
+2 MB is ~4,000 events, more than a decider's or colony's batch takes: same decider
+throughput (bench/ledger.py, A/B pairs). The projector reads in bulk and keeps the
+default (`BULK_FETCH_BYTES`): with 2 MB or 8 MB fetches it projected 10-15 % fewer
+events a second (bench/projections.py, A/B)."""
+BULK_FETCH_BYTES = 50 * 1024 * 1024
+
 
 def group_consumer(
     options: dict[str, Any],
@@ -40,6 +50,7 @@ def group_consumer(
     session_timeout_ms: int,
     max_poll_records: int,
     fetch_wait_ms: int = FETCH_WAIT_MS,
+    fetch_max_bytes: int = FETCH_MAX_BYTES,
 ) -> AIOKafkaConsumer:
     """A group member that commits nothing by itself and starts new groups at the start."""
     return AIOKafkaConsumer(
@@ -50,6 +61,7 @@ def group_consumer(
         heartbeat_interval_ms=max(session_timeout_ms // 5, 300),
         max_poll_records=max_poll_records,
         fetch_max_wait_ms=fetch_wait_ms,
+        fetch_max_bytes=fetch_max_bytes,
         **options,
     )
 

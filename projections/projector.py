@@ -20,7 +20,7 @@ from infra.config import load_settings
 from infra.database import service_pool
 from infra.heartbeat import beat_forever
 from infra.kafka import client_options
-from infra.partition_loop import PartitionLoop, group_consumer
+from infra.partition_loop import BULK_FETCH_BYTES, PartitionLoop, group_consumer
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
@@ -68,6 +68,7 @@ class Projector(Generic[R]):
             settings.KAFKA_SESSION_TIMEOUT_MS,
             settings.PROJECTOR_MAX_BATCH,
             feed.fetch_wait_ms,
+            BULK_FETCH_BYTES,
         )
         self.loop = PartitionLoop(f"projector{feed.group_suffix}", self.topic, self.consumer, self)
         dead_letters = DeadLetters(
