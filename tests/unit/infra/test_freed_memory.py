@@ -21,18 +21,17 @@ BURST = textwrap.dedent(
         status = Path("/proc/self/status").read_text().splitlines()
         return int(next(l for l in status if l.startswith("VmRSS:")).split()[1]) // 1024
 
-    async def burst_then_rest():
-        releasing = asyncio.create_task(release_freed_memory(every_s=0.05))
-        await asyncio.sleep(0.2)  # its starting point taken
-        burst = [bytes(1024) + bytes([i % 256]) for i in range(80_000)]  # ~80 MB of heap
-        kept = bytes(1024) + b"kept"  # allocated last: pins the heap's top
-        del burst
-        freed = rss_mb()
+    burst = [bytes(1024) + bytes([i % 256]) for i in range(80_000)]  # ~80 MB, glibc's heap
+    kept = bytes(1024) + b"kept"  # allocated last: pins the heap's top
+    del burst
+    freed = rss_mb()
+
+    async def one_release():
+        releasing = asyncio.create_task(release_freed_memory(every_s=0.01))
         await asyncio.sleep(0.5)
         releasing.cancel()
-        return freed, kept
 
-    freed, kept = asyncio.run(burst_then_rest())
+    asyncio.run(one_release())
     print(freed, rss_mb(), len(kept))
     """
 )
