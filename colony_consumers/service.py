@@ -233,7 +233,7 @@ def main() -> None:
     settings = load_settings(ColonySettings)
     configure_logging(settings, "colony")
     configure_tracing(settings, "colony")
-    run_service("colony", lambda stop: serve(settings, stop))
+    run_service("colony", lambda stop: serve(settings, stop), release_memory=True)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,11 @@ from loguru import logger
 from infra.freed_memory import release_freed_memory
 
 
-def run_service(name: str, main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run `main(stop)` in a fresh (uvloop) event loop; `stop` is set on SIGTERM/SIGINT."""
+def run_service(
+    name: str, main: Callable[[asyncio.Event], Awaitable[None]], release_memory: bool = False
+) -> None:
+    """Run `main(stop)` in a fresh (uvloop) event loop; `stop` is set on SIGTERM/SIGINT.
+    `release_memory`: hand freed memory back to the OS as it runs (infra/freed_memory.py)."""
 
     async def runner() -> None:
         stop = asyncio.Event()
@@ -31,7 +34,7 @@ def run_service(name: str, main: Callable[[asyncio.Event], Awaitable[None]]) -> 
         await main(stop)
         logger.info("{} stopped", name)
 
-    run_loop(runner())
+    run_loop(runner(), release_memory)
 
 
 YOUNG_GENERATION_THRESHOLD = 10_000
@@ -54,11 +57,18 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def run_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run a service's `main` on uvloop, with the garbage collector tuned for a server and
-    freed memory handed back to the operating system as it runs (infra/freed_memory.py)."""
+def run_loop(main: Coroutine[Any, Any, None], release_memory: bool = False) -> None:
+    """Run a service's `main` on uvloop, with the garbage collector tuned for a server and,
+    if `release_memory`, freed memory handed back to the operating system as it runs.
+
+    Only the decider and the colony release: their memory must stay flat however long the
+    log, and it did not without (docs/architecture.md, "Eighth session"). Every release
+    costs page faults when the memory is touched again: with all four services releasing,
+    `POST /missions` p99 at 200 requests/s was 64/98/91 ms against 56/80/76 ms without
+    (A/B, three pairs), so the root, whose latency is its goal, and the projector do not
+    (then 64.7/51.1/52.3 ms against 47.7/54.2/51.2: within this machine's noise)."""
     tune_garbage_collector()
-    uvloop.run(releasing_freed_memory(main))
+    uvloop.run(releasing_freed_memory(main) if release_memory else main)
 
 
 async def releasing_freed_memory(main: Coroutine[Any, Any, None]) -> None:

@@ -445,7 +445,7 @@ def main() -> None:
     settings = load_settings(DeciderSettings)
     configure_logging(settings, "decider")
     configure_tracing(settings, "decider")
-    run_service("decider", lambda stop: serve(settings, stop))
+    run_service("decider", lambda stop: serve(settings, stop), release_memory=True)
 
 
 if __name__ == "__main__":
