@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import io
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -125,9 +126,11 @@ class Drill:
                 await asyncio.sleep(every_s)
 
     async def stop(self) -> None:
+        """Stop everything and delete the database's files; the logs stay for reading."""
         self.supervisor.stop_all()
         self.broker.stop()
         self.database.stop()
+        shutil.rmtree(self.home / "pg", ignore_errors=True)
 
 
 @dataclass
