@@ -180,10 +180,12 @@ class Decider:
             self._uncommitted.pop(tp, None)
 
     async def snapshot(self, partitions: set[int] | None) -> None:
-        """Save the states changed since the last snapshot, then let memory shrink to the
-        cache limit (ledger/snapshots.py). The database away, they wait in memory."""
+        """Save the states changed since the last snapshot, at most DECIDER_SNAPSHOT_BATCH
+        of them, then let memory shrink to the cache limit (ledger/snapshots.py). The
+        database away, they wait in memory."""
         if self.snapshots is None:
             return
+        budget = self.settings.DECIDER_SNAPSHOT_BATCH
         for partition, missions in list(self.states.items()):
             if partitions is not None and partition not in partitions:
                 continue
@@ -191,14 +193,19 @@ class Decider:
             mark = Mark(self.writer.ends[partition], *(last or (None, None)))
             if not missions.dirty and self._marked.get(partition) == mark:
                 continue
-            changed = missions.unsaved()
+            changed = missions.unsaved()[:budget]
+            complete = len(changed) == len(missions.dirty)
+            if not changed and not complete:
+                continue  # this flush's budget is spent: the next one goes on
             try:
-                await self.snapshots.save(partition, changed, mark)
+                await self.snapshots.save(partition, changed, mark if complete else None)
             except DATABASE_OUTAGES as error:
                 logger.warning("decider snapshot of partition {} waits: {}", partition, error)
                 return
+            budget -= len(changed)
             missions.saved(changed)
-            self._marked[partition] = mark
+            if complete:
+                self._marked[partition] = mark
 
     def release(self, partitions: set[int]) -> None:
         for partition in partitions:

@@ -11,6 +11,12 @@ loading a mission's snapshot the first time the tail or a command names it. Only
 states are ever evicted from memory, so a mission that is neither in memory nor in the
 store is new.
 
+A flush saves at most `DECIDER_SNAPSHOT_BATCH` states (after a rebuild that read the whole
+log, every state is changed): a partition's mark moves only in the flush that saves the
+last of its changed states, so a mark never covers an event whose state is unsaved. States
+saved ahead of their partition's mark are fine: a rebuild skips the events a snapshot
+already holds.
+
 Saves only move forward (a state replaces a lower sequence, a mark a lower offset), so a
 decider that lost its partitions while stalled cannot put older states back.
 """
@@ -81,15 +87,16 @@ class SnapshotStore:
         found = {row["mission_id"]: MissionState.model_validate_json(row["state"]) for row in rows}
         return {mission_id: found.get(mission_id) for mission_id in mission_ids}
 
-    async def save(self, partition: int, states: list[MissionState], mark: Mark) -> None:
-        """Save `states` and move the partition's mark, together."""
+    async def save(self, partition: int, states: list[MissionState], mark: Mark | None) -> None:
+        """Save `states` and move the partition's mark (None: not yet), together."""
         rows = [(s.mission_id, partition, s.sequence, s.model_dump_json()) for s in states]
         async with self.pool.acquire() as connection, connection.transaction():
             if rows:
                 await connection.executemany(SAVE_STATE, rows)
-            await connection.execute(
-                SAVE_MARK, partition, mark.next_offset, mark.last_offset, mark.last_hash
-            )
+            if mark is not None:
+                await connection.execute(
+                    SAVE_MARK, partition, mark.next_offset, mark.last_offset, mark.last_hash
+                )
 
     async def forget(self, partition: int) -> None:
         """Drop a partition's snapshots: the log is no longer the one they were taken of."""

@@ -156,6 +156,48 @@ async def test_a_log_that_is_not_the_one_snapshotted_voids_the_snapshots(
     chains_intact(events, missions, len(events) // MISSIONS)
 
 
+async def test_a_snapshot_larger_than_a_flush_is_saved_in_slices(
+    isolated: Isolated, pool: asyncpg.Pool
+) -> None:
+    """After a rebuild that read the whole log every state is unsaved; with
+    DECIDER_SNAPSHOT_BATCH 3 the twelve take several flushes, and no partition's mark moves
+    before every state of that partition is saved. Stopped half-way, the next decider
+    rebuilds from what was saved and decides on with every chain intact."""
+    async with decider_with_snapshots(isolated, pool, "slices") as a:
+        missions = await request_missions(isolated)
+        await eventually(lambda: _decided(a, MISSIONS))
+    await pool.execute("DELETE FROM decider_snapshots; DELETE FROM decider_snapshot_marks")
+    seen: list[int] = []
+    async with decider_with_snapshots(isolated, pool, "slices", DECIDER_SNAPSHOT_BATCH=3) as b:
+        assert sum(len(m) for m in b.states.values()) == MISSIONS, "the whole log was read"
+        while not seen or seen[-1] < 6:  # two flushes
+            seen.append(await snapshot_rows(pool))
+            assert await _marked_before_saved(pool, b) == [], seen
+            await asyncio.sleep(0.02)
+    assert seen[-1] < MISSIONS, f"the first flushes saved {seen[-1]} states, the batch being 3"
+    async with decider_with_snapshots(isolated, pool, "slices") as c:
+        await budget_uses(isolated, missions, "1")
+        await eventually(lambda: _decided(c, MISSIONS))
+        await eventually(lambda: _covers_all(pool, c))
+    events = await log_events(isolated)
+    chains_intact(events, missions, 2)
+
+
+async def _marked_before_saved(pool: asyncpg.Pool, decider: Decider) -> list[int]:
+    """Partitions whose mark is stored while some of their states are not: the mark and
+    the count of saved states read in one statement, against the states the decider
+    holds (all of them: it read the whole log)."""
+    rows = await pool.fetch(
+        "SELECT m.partition, (SELECT count(*) FROM decider_snapshots s"
+        " WHERE s.partition = m.partition) AS saved FROM decider_snapshot_marks m"
+    )
+    return [
+        row["partition"]
+        for row in rows
+        if row["saved"] < len(decider.states.get(row["partition"], ()))
+    ]
+
+
 async def _decided(decider: Decider, count: int) -> bool:
     return decider.decided >= count
 
