@@ -1,7 +1,8 @@
 """bench/colony: Oracle missions completed per second with local providers, and p50/p99
 mission latency (request to completed), at 1, 10 and 100 concurrent missions, with the
 time spent in each stage (from the ledger); then 100 missions at once against a fake
-OpenAI-compatible model (on 127.0.0.1) that answers in 2 s, as real ones do. Run with
+OpenAI-compatible model (on 127.0.0.1) that answers in 2 s, as real ones do. At 100
+concurrent it prints the CPU a mission costs in each process (bench/cpu.py). Run with
 `make bench` or `python -m bench.colony`.
 
 The bench shares the two cores with the stack it measures, so it costs them little: its
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -21,6 +23,7 @@ import asyncpg
 import uvloop
 
 from bench.common import embedded_infrastructure, running_stack
+from bench.cpu import CpuMeter
 from bench.http_load import KeepAlive
 from bench.results import record
 from tests.fake_services import FakeModel
@@ -132,18 +135,34 @@ async def stages(database_url: str) -> None:
 AUTH = {"Authorization": "Bearer local-service-key"}
 
 
-async def measure(root: str, database_url: str, sizes: list[tuple[int, int]]) -> None:
+async def measure(
+    root: str, database_url: str, sizes: list[tuple[int, int]], cpu: CpuMeter
+) -> None:
     client = KeepAlive(root, AUTH)
     try:
         for concurrency, missions in sizes:
+            cpu.start()
             rate, *cuts = await level(client, database_url, concurrency, missions)
+            cpu.stop()
             if concurrency == 100:
                 record("colony_p50_100_concurrent", cuts[49], "ms")
                 record("colony_missions_per_s_100_concurrent", rate, "missions/s")
+                cpu_per_mission(cpu.per_unit_ms(missions))
     finally:
         await client.close()
     print("time in each stage (all runs):")
     await stages(database_url)
+
+
+def cpu_per_mission(by_process: dict[str, float]) -> None:
+    """Print and record the CPU a mission costs, by process. 100 missions in flight with
+    a median under 1 s need ~100 missions/s (Little's law): on two cores, at most ~20 ms
+    of CPU per mission over every process."""
+    total = sum(by_process.values())
+    print(f"CPU per mission at 100 concurrent: {total:.1f} ms (goal's budget: ~20 ms)")
+    for name, ms in sorted(by_process.items(), key=lambda item: -item[1]):
+        print(f"  {name:<10} {ms:6.1f} ms")
+    record("colony_cpu_ms_per_mission", total, "ms")
 
 
 async def measure_slow_model(root: str, database_url: str, model: FakeModel) -> None:
@@ -166,9 +185,10 @@ def main() -> None:
     sizes = [(1, max(int(10 * scale), 2)), (10, int(50 * scale)), (100, int(200 * scale))]
     with (
         embedded_infrastructure() as infra,
-        running_stack(infra, MAX_CONCURRENT_MISSIONS="100") as (root, database_url, *_),
+        running_stack(infra, MAX_CONCURRENT_MISSIONS="100") as stack,
     ):
-        uvloop.run(measure(root, database_url, sizes))
+        cpu = CpuMeter(stack.pids(infra) | {"bench": os.getpid()})
+        uvloop.run(measure(stack.root, stack.database_url, sizes, cpu))
     model = FakeModel(delay_s=2.0)
     with (
         embedded_infrastructure() as infra,

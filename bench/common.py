@@ -37,6 +37,8 @@ from projections.migrate import apply_migrations
 class BenchInfra:
     bootstrap_servers: str
     database_url: str
+    broker_pid: int
+    database_pid: int
 
 
 @contextmanager
@@ -52,7 +54,9 @@ def embedded_infrastructure() -> Iterator[BenchInfra]:
     broker = start_broker(data_dir / "broker.log")
     database = start_postgres(data_dir, data_dir / "pg.log", durable=False)
     try:
-        yield BenchInfra(broker.bootstrap_servers, database.url)
+        yield BenchInfra(
+            broker.bootstrap_servers, database.url, broker.process.pid, database.process.pid
+        )
     finally:
         broker.stop()
         database.stop()
@@ -133,6 +137,11 @@ class BenchStack(NamedTuple):
     prefix: str
     supervisor: Supervisor
     """Its services, to stop or restart one (the soak restarts the colony)."""
+
+    def pids(self, infra: BenchInfra) -> dict[str, int]:
+        """Every process of the stack by name, with the broker and PostgreSQL."""
+        services = {s.name: s.process.pid for s in self.supervisor.services if s.process}
+        return services | {"broker": infra.broker_pid, "postgres": infra.database_pid}
 
 
 async def produce_commands(bootstrap: str, topic: str, missions: Iterable[list[Command]]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import uuid
@@ -24,6 +25,7 @@ from bench.common import (
     new_database,
     running_stack,
 )
+from bench.cpu import CpuMeter
 from bench.http_load import KeepAlive
 from bench.results import record
 from infra.service_runtime import tune_garbage_collector
@@ -164,15 +166,18 @@ def percentiles(name: str, latencies: list[float]) -> list[float]:
     return cuts
 
 
-async def measure_gateway(root: str, rate: int, seconds: int) -> None:
+async def measure_gateway(root: str, rate: int, seconds: int, cpu: CpuMeter) -> None:
     """Open-loop load over keep-alive connections (bench/http_load.py: the client costs
-    the two cores little, so the root's figures are the root's)."""
+    the two cores little, so the root's figures are the root's); the CPU each process
+    spends per POST /missions (bench/cpu.py) says where a request's cost lies."""
     client = KeepAlive(root, {"Authorization": "Bearer local-service-key"})
     body = {"type": "oracle", "mode": "dry_run", "objective": "bench", "project_id": "atlas"}
     post = client.request("POST", "/missions", body)
     quick = client.request("POST", "/missions", body, Prefer="respond-async")
     try:
+        cpu.start()
         posted = await at_rate(rate, seconds, lambda: client.timed(post))
+        cpu.stop()
         accepted = await at_rate(rate, seconds, lambda: client.timed(quick))
         _, answer = await client.send(post)
         read = client.request("GET", f"/missions/{json.loads(answer)['mission_id']}")
@@ -181,6 +186,13 @@ async def measure_gateway(root: str, rate: int, seconds: int) -> None:
         await client.close()
     print(f"root API at {rate} requests/s for {seconds}s each (loopback, one process):")
     record(f"root_post_p99_{rate}rps", percentiles("POST /missions", posted)[98], "ms")
+    spent = cpu.per_unit_ms(len(posted))
+    print(
+        f"  CPU per POST /missions: {sum(spent.values()):.2f} ms, "
+        + ", ".join(
+            f"{name} {ms:.2f}" for name, ms in sorted(spent.items(), key=lambda item: -item[1])
+        )
+    )
     quick_cuts = percentiles("POST, respond-async", accepted)
     record(f"root_post_async_p99_{rate}rps", quick_cuts[98], "ms")
     record(f"root_get_p99_{rate}rps", percentiles("GET /missions/{id}", got)[98], "ms")
@@ -192,8 +204,9 @@ def main() -> None:
     with embedded_infrastructure() as infra:
         asyncio.run(measure_projections(infra.bootstrap_servers, infra.database_url, total))
         # the API alone: 200 missions a second are far beyond what the colony works
-        with running_stack(infra, COLONY_REACTORS="false") as (root, *_):
-            asyncio.run(measure_gateway(root, rate=200, seconds=10))
+        with running_stack(infra, COLONY_REACTORS="false") as stack:
+            cpu = CpuMeter(stack.pids(infra) | {"bench": os.getpid()})
+            asyncio.run(measure_gateway(stack.root, rate=200, seconds=10, cpu=cpu))
 
 
 if __name__ == "__main__":

@@ -116,7 +116,9 @@ def consumer_span(name: str, headers: Headers | None) -> Iterator[Span]:
 
 def trace_app(app: FastAPI) -> None:
     """Server spans for every request but the probes; a caller's traceparent continued."""
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_ROUTES)
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=UNTRACED_ROUTES, exclude_spans=["receive", "send"]
+    )
 
 
 def current_trace_id() -> str | None:
