@@ -119,6 +119,7 @@ class Decider:
         if self.fault is not None:
             await asyncio.sleep(self.fault.rebuild_delay_s)
         folded = await self.rebuild(tp.partition)
+        folded.missions.newly_dirty()  # the backlog the snapshot saves in slices
         committed = await self.consumer.committed(tp)
         self.states[tp.partition] = folded.missions
         self.writer.ends[tp.partition] = folded.end
@@ -180,15 +181,23 @@ class Decider:
             self._uncommitted.pop(tp, None)
 
     async def snapshot(self, partitions: set[int] | None) -> None:
-        """Save the states changed since the last snapshot, at most DECIDER_SNAPSHOT_BATCH
-        of them, then let memory shrink to the cache limit (ledger/snapshots.py). The
-        database away, they wait in memory."""
+        """Save the states changed since the last snapshot, then let memory shrink to the
+        cache limit (ledger/snapshots.py). The database away, they wait in memory.
+
+        A flush saves the states deciding changed since the last one and
+        DECIDER_SNAPSHOT_BATCH more: a backlog (a rebuild that read the whole log, an
+        outage) drains by that much a flush, however busy the decider is."""
         if self.snapshots is None:
             return
-        budget = self.settings.DECIDER_SNAPSHOT_BATCH
-        for partition, missions in list(self.states.items()):
-            if partitions is not None and partition not in partitions:
-                continue
+        flushed = {
+            partition: missions
+            for partition, missions in self.states.items()
+            if partitions is None or partition in partitions
+        }
+        budget = self.settings.DECIDER_SNAPSHOT_BATCH + sum(
+            missions.newly_dirty() for missions in flushed.values()
+        )
+        for partition, missions in flushed.items():
             last = self.last_event.get(partition)
             mark = Mark(self.writer.ends[partition], *(last or (None, None)))
             if not missions.dirty and self._marked.get(partition) == mark:

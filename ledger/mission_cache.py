@@ -17,6 +17,7 @@ class MissionCache:
         self.limit = limit
         self.states: OrderedDict[str, MissionState] = OrderedDict()
         self.dirty: set[str] = set()
+        self._newly_dirty = 0
 
     def __len__(self) -> int:
         return len(self.states)
@@ -34,8 +35,14 @@ class MissionCache:
         """Hold `state` (changed: dirty until saved)."""
         self.states[state.mission_id] = state
         self.states.move_to_end(state.mission_id)
-        if self.limit is not None:
+        if self.limit is not None and state.mission_id not in self.dirty:
             self.dirty.add(state.mission_id)
+            self._newly_dirty += 1
+
+    def newly_dirty(self) -> int:
+        """How many states became dirty since the last call (counting restarts at 0)."""
+        count, self._newly_dirty = self._newly_dirty, 0
+        return count
 
     def unsaved(self) -> list[MissionState]:
         return [self.states[mission_id] for mission_id in self.dirty]

@@ -26,10 +26,11 @@ class DeciderSettings(CommonSettings):
     10,000 a decider owning six partitions grew to ~300 MB over 45,000 missions (the colony
     soak); 6,000 states cover the missions touched in the last 100 s at 60 a second."""
     DECIDER_SNAPSHOT_BATCH: int = Field(default=2_000, ge=1)
-    """Changed states saved per flush, all partitions together (ledger/snapshots.py). A
-    rebuild that read a whole log holds every mission's state unsaved; saving them all in
-    one flush stopped deciding for as long as writing them took (seconds at a million
-    events): in slices, the mark of a partition moves once all its states are saved."""
+    """States of a backlog saved per flush, all partitions together, beside those deciding
+    changed since the last flush (ledger/snapshots.py). A rebuild that read a whole log
+    holds every mission's state unsaved; saving them all in one flush stopped deciding for
+    as long as writing them took (seconds at a million events): in slices, the mark of a
+    partition moves once all its states are saved."""
     OPERATOR_VERIFY_KEYS: str = LOCAL_VERIFY_KEYS
     DECIDER_FAULT: str | None = Field(default=None, pattern=FAULT_PATTERN)
     """Fault drills only (ledger/faults.py): `kill:N`, `refuse:N`, `slow_rebuild:MS`."""

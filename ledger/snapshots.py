@@ -11,9 +11,10 @@ loading a mission's snapshot the first time the tail or a command names it. Only
 states are ever evicted from memory, so a mission that is neither in memory nor in the
 store is new.
 
-A flush saves at most `DECIDER_SNAPSHOT_BATCH` states (after a rebuild that read the whole
-log, every state is changed): a partition's mark moves only in the flush that saves the
-last of its changed states, so a mark never covers an event whose state is unsaved. States
+A flush saves the states deciding changed since the last one and at most
+`DECIDER_SNAPSHOT_BATCH` more (after a rebuild that read the whole log, every state is
+changed): a partition's mark moves only in the flush that saves the last of its changed
+states, so a mark never covers an event whose state is unsaved. States
 saved ahead of their partition's mark are fine: a rebuild skips the events a snapshot
 already holds.
 

@@ -43,3 +43,18 @@ def test_without_a_snapshot_store_nothing_is_evicted_or_tracked() -> None:
         cache.put(state(name))
     cache.saved([])
     assert len(cache) == 6 and cache.unsaved() == []
+
+
+def test_newly_dirty_counts_states_that_became_unsaved_since_it_was_last_asked() -> None:
+    """What the decider adds to a flush's budget (ledger/decider.py `snapshot`): the
+    missions deciding changed, each once however many commands it took."""
+    cache = MissionCache(limit=10)
+    for sequence in (1, 2, 3):
+        cache.put(state("a", sequence))
+    cache.put(state("b"))
+    assert cache.newly_dirty() == 2
+    cache.put(state("a", 4))  # still unsaved: not new
+    assert cache.newly_dirty() == 0
+    cache.saved(cache.unsaved())
+    cache.put(state("a", 5))
+    assert cache.newly_dirty() == 1
