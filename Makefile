@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test files run in this many pytest-xdist workers, each with its own broker, PostgreSQL
+# and stacks (a file stays on one worker: its module fixtures are started once).
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: install tools run test test-unit test-integration test-e2e lint bench bench-console bench-metrics bench-soak drills clean
 
@@ -31,16 +35,16 @@ run: $(STAMP)
 	$(BIN)/velocity stack run
 
 test: $(STAMP) tools
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 test-integration: $(STAMP) tools
-	$(BIN)/pytest -q tests/integration
+	$(PYTEST) tests/integration
 
 test-e2e: $(STAMP) tools
-	$(BIN)/pytest -q tests/e2e
+	$(PYTEST) tests/e2e
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

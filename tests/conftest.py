@@ -1,4 +1,5 @@
-"""Shared fixtures: the embedded broker and PostgreSQL, started once per test session.
+"""Shared fixtures: the embedded broker and PostgreSQL, started once per test session
+(`make test` runs two pytest-xdist workers: each is a session with its own).
 
 Set VELOCITY_TEST_KAFKA_BOOTSTRAP_SERVERS and VELOCITY_TEST_DATABASE_URL to run the
 suite against real infrastructure instead. Each test gets its own topic prefix and
