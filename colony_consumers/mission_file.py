@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ledger.commands import StoredArtifact
 from ledger.events import (
     ArtifactRecorded,
+    ArtifactsRecorded,
     EventMeta,
     MissionRequested,
     RecordedEvent,
@@ -22,6 +24,7 @@ from ledger.events import (
     ToolRequestDenied,
     WritebackApproved,
     WritebackProposed,
+    recorded_artifacts,
 )
 from ledger.state import MissionState, evolve
 
@@ -31,7 +34,7 @@ class MissionFile:
     mission_id: str
     state: MissionState
     request: MissionRequested | None = None
-    sources: list[ArtifactRecorded] = field(default_factory=list)
+    sources: list[StoredArtifact] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
     denials: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -57,8 +60,8 @@ class MissionFile:
         if isinstance(body, MissionRequested):
             self.request = body
             self.requested_at = event.meta.occurred_at
-        elif isinstance(body, ArtifactRecorded) and body.kind == "source":
-            self.sources.append(body)
+        elif isinstance(body, ArtifactRecorded | ArtifactsRecorded):
+            self.sources += [a for a in recorded_artifacts(body) if a.kind == "source"]
             self.sources.sort(key=source_order)
         elif isinstance(body, TaskSucceeded):
             self.outputs[body.task_id] = body.summary
@@ -83,7 +86,7 @@ class MissionFile:
         return self.requested_at + timedelta(milliseconds=budget)
 
 
-def source_order(source: ArtifactRecorded) -> tuple[str, int, str]:
+def source_order(source: StoredArtifact) -> tuple[str, int, str]:
     """Sources in task then document order (`<task_id>-<n>`), however their records
     interleaved: the draft numbers its citations by this order, the reviewer checks them by
     it, and the same mission run twice must number them the same."""

@@ -158,11 +158,38 @@ class RecordMcpCall(CommandBody):
 
 
 class RecordArtifact(CommandBody):
+    """One stored artifact. Roots send RecordArtifacts now; this stays for commands an
+    older root wrote during a rolling upgrade."""
+
     artifact_id: str
     kind: str
     content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     source: str
     size_bytes: int = Field(ge=0)
+
+
+class StoredArtifact(BaseModel):
+    """One artifact the root stored for a mission (schemas_avro/velocity.StoredArtifact.avsc);
+    its text is checked with the command or event that carries it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    artifact_id: str
+    kind: str
+    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    source: str
+    size_bytes: int = Field(ge=0)
+
+
+MAX_ARTIFACTS_PER_RECORD = 100
+"""The most artifacts one RecordArtifacts holds: a record stays small (the root batches 20)."""
+
+
+class RecordArtifacts(CommandBody):
+    """Artifacts the root stored for this mission in one request: one event for a task's
+    sources, not one each (an Oracle mission's ledger is 15 events, not 17)."""
+
+    artifacts: list[StoredArtifact] = Field(min_length=1, max_length=MAX_ARTIFACTS_PER_RECORD)
 
 
 class RecordBudgetUse(CommandBody):
@@ -319,6 +346,7 @@ COMMAND_TYPES: dict[str, type[CommandBody]] = {
         RecordToolDecision,
         RecordMcpCall,
         RecordArtifact,
+        RecordArtifacts,
         RecordBudgetUse,
         BeginReview,
         RecordReview,

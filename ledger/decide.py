@@ -25,6 +25,7 @@ from ledger.commands import (
     ProposeWriteback,
     QueueMission,
     RecordArtifact,
+    RecordArtifacts,
     RecordBudgetUse,
     RecordMcpCall,
     RecordPlan,
@@ -43,6 +44,7 @@ from ledger.commands import (
 from ledger.events import (
     ApprovalRequested,
     ArtifactRecorded,
+    ArtifactsRecorded,
     BudgetExceeded,
     BudgetUsed,
     CommandRejected,
@@ -250,6 +252,13 @@ def _artifact(body: RecordArtifact, state: MissionState, command: Command) -> De
     if state.status not in WORKING_STATUSES:
         return _wrong_status(command, state, "a working status")
     return [ArtifactRecorded(**body.model_dump())]
+
+
+@handle.register
+def _artifacts(body: RecordArtifacts, state: MissionState, command: Command) -> Decision:
+    if state.status not in WORKING_STATUSES:
+        return _wrong_status(command, state, "a working status")
+    return [ArtifactsRecorded(artifacts=body.artifacts)]
 
 
 @handle.register

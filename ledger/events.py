@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.commands import MissionMode, MissionType, PlannedTask, Verdict
+from ledger.commands import MissionMode, MissionType, PlannedTask, StoredArtifact, Verdict
 
 GENESIS_HASH = "0" * 64
 
@@ -143,6 +143,18 @@ class ArtifactRecorded(EventBody):
     content_hash: str
     source: str
     size_bytes: int
+
+
+class ArtifactsRecorded(EventBody):
+    artifacts: list[StoredArtifact]
+
+
+def recorded_artifacts(body: ArtifactRecorded | ArtifactsRecorded) -> list[StoredArtifact]:
+    """The artifacts an event records: ArtifactRecorded (one each) is what roots wrote
+    before RecordArtifacts; logs keep it, so every reader takes both."""
+    if isinstance(body, ArtifactsRecorded):
+        return body.artifacts
+    return [StoredArtifact(**body.model_dump())]
 
 
 class BudgetUsed(EventBody):
@@ -305,6 +317,7 @@ EVENT_TYPES: dict[str, type[EventBody]] = {
         ToolRequestDenied,
         McpCallRecorded,
         ArtifactRecorded,
+        ArtifactsRecorded,
         BudgetUsed,
         BudgetExceeded,
         ReviewStarted,

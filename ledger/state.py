@@ -17,6 +17,7 @@ from ledger.events import (
     GENESIS_HASH,
     ApprovalRequested,
     ArtifactRecorded,
+    ArtifactsRecorded,
     BudgetUsed,
     CommandRejected,
     EventBody,
@@ -47,6 +48,7 @@ from ledger.events import (
     WritebackFailed,
     WritebackProposed,
     WritebackRejected,
+    recorded_artifacts,
 )
 
 MissionStatus = Literal[
@@ -289,8 +291,10 @@ def _task_retried(body: TaskRetried, state: MissionState, at: datetime) -> Chang
 
 
 @apply.register
-def _artifact(body: ArtifactRecorded, state: MissionState, at: datetime) -> Changes:
-    return {"artifacts": state.artifacts | {body.content_hash}}
+def _artifacts(
+    body: ArtifactRecorded | ArtifactsRecorded, state: MissionState, at: datetime
+) -> Changes:
+    return {"artifacts": state.artifacts | {a.content_hash for a in recorded_artifacts(body)}}
 
 
 @apply.register

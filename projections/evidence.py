@@ -10,11 +10,13 @@ from functools import singledispatch
 
 from ledger.events import (
     ArtifactRecorded,
+    ArtifactsRecorded,
     EventBody,
     EventMeta,
     ReviewerPacketRecorded,
     ToolRequestAllowed,
     ToolRequestDenied,
+    recorded_artifacts,
 )
 from projections.archive import FollowsArchive
 from projections.projection import ProjectedEvent, Write, kinds_written_by
@@ -43,17 +45,22 @@ def evidence_writes(body: EventBody, meta: EventMeta) -> list[Write]:
 
 
 @evidence_writes.register
-def _artifact(body: ArtifactRecorded, meta: EventMeta) -> list[Write]:
-    args = (
-        meta.mission_id,
-        body.artifact_id,
-        body.kind,
-        body.content_hash,
-        body.source,
-        body.size_bytes,
-        meta.occurred_at,
-    )
-    return [(ARTIFACT, args)]
+def _artifacts(body: ArtifactRecorded | ArtifactsRecorded, meta: EventMeta) -> list[Write]:
+    return [
+        (
+            ARTIFACT,
+            (
+                meta.mission_id,
+                artifact.artifact_id,
+                artifact.kind,
+                artifact.content_hash,
+                artifact.source,
+                artifact.size_bytes,
+                meta.occurred_at,
+            ),
+        )
+        for artifact in recorded_artifacts(body)
+    ]
 
 
 @evidence_writes.register

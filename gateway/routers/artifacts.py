@@ -28,7 +28,7 @@ from gateway.mission_models import (
 )
 from gateway.problems import WRITE_STATUSES, ProblemError, problems
 from gateway.runtime import GatewayRuntime
-from ledger.commands import Command, RecordArtifact
+from ledger.commands import Command, RecordArtifacts, StoredArtifact
 from ledger.state import WORKING_STATUSES
 from projections import queries
 
@@ -93,9 +93,9 @@ async def store_artifacts(body: ArtifactBatch, request: Request, caller: Colony)
 async def store(
     runtime: GatewayRuntime, caller: Caller, artifacts: list[ArtifactCreate]
 ) -> list[ArtifactStored]:
-    """Check every artifact and its mission, store the blobs, then record each in its
-    mission (RecordArtifact, with an id derived from the content: a retry records none
-    twice)."""
+    """Check every artifact and its mission, store the blobs, then record them in their
+    missions: one RecordArtifacts per mission, whose id derives from the content (a retry
+    records none twice)."""
     contents = [artifact.content.encode() for artifact in artifacts]
     limit = runtime.settings.MAX_ARTIFACT_BYTES
     for index, content in enumerate(contents):
@@ -114,10 +114,14 @@ async def store(
             for artifact, content, content_hash in zip(artifacts, contents, hashes, strict=True)
         ],
     )
-    records = [
-        recorded(runtime, caller, artifact, content_hash, len(content))
+    stored = [
+        (artifact.mission_id, stored_artifact(artifact, content_hash, len(content)))
         for artifact, content, content_hash in zip(artifacts, contents, hashes, strict=True)
         if artifact.mission_id
+    ]
+    records = [
+        recorded(runtime, caller, mission_id, [a for m, a in stored if m == mission_id])
+        for mission_id in dict.fromkeys(m for m, _ in stored)
     ]
     await asyncio.gather(*(runtime.commands.send(command) for command in records))
     return [
@@ -126,20 +130,24 @@ async def store(
     ]
 
 
-def recorded(
-    runtime: GatewayRuntime, caller: Caller, artifact: ArtifactCreate, content_hash: str, size: int
-) -> Command:
-    """The RecordArtifact command of an artifact stored for its mission."""
-    assert artifact.mission_id is not None
-    record = RecordArtifact(
+def stored_artifact(artifact: ArtifactCreate, content_hash: str, size: int) -> StoredArtifact:
+    return StoredArtifact(
         artifact_id=artifact.artifact_id or content_hash[:16],
         kind=artifact.kind,
         content_hash=content_hash,
         source=artifact.source,
         size_bytes=size,
     )
-    command_id = derived_id("artifact", artifact.mission_id, record.artifact_id, content_hash)
-    return runtime.command(artifact.mission_id, record, caller, command_id)
+
+
+def recorded(
+    runtime: GatewayRuntime, caller: Caller, mission_id: str, artifacts: list[StoredArtifact]
+) -> Command:
+    """The RecordArtifacts command of the artifacts a request stored for one mission: its
+    id derives from what they are, so a retried request records none twice."""
+    parts = [f"{a.artifact_id}:{a.content_hash}" for a in artifacts]
+    command_id = derived_id("artifacts", mission_id, *parts)
+    return runtime.command(mission_id, RecordArtifacts(artifacts=artifacts), caller, command_id)
 
 
 @router.get(

@@ -255,6 +255,21 @@ async def test_a_batch_of_artifacts_is_stored_whole_or_refused_whole(stack: Runn
                 and e
             )
         )
+        retried = colony.post("/internal/artifacts/batch", json=batch)
+        marker = colony.post(
+            "/internal/artifacts",
+            json={"mission_id": mission_id, "artifact_id": "after", "content": "after retry"},
+        )
+        history = await until(
+            lambda: (
+                (h := service.get(f"/missions/{mission_id}/events").json()["events"])[-1][
+                    "event_type"
+                ]
+                == "ArtifactsRecorded"
+                and h[-1]["data"]["artifacts"][0]["artifact_id"] == "after"
+                and h
+            )
+        )
     assert refused.status_code == 409, refused.text
     assert stored.status_code == 201, stored.text
     assert served == [a["content"] for a in sources]  # in the order sent
@@ -262,6 +277,10 @@ async def test_a_batch_of_artifacts_is_stored_whole_or_refused_whole(stack: Runn
     assert empty.status_code == 422 and empty.json()["errors"][0]["field"] == "artifacts"
     recorded = {(a["artifact_id"], a["content_hash"]) for a in evidence["artifacts"]}
     assert recorded == {("src-0", hashes[0]), ("src-1", hashes[1])}
+    assert retried.status_code == 201 and marker.status_code == 201
+    batches = [e["data"]["artifacts"] for e in history if e["event_type"] == "ArtifactsRecorded"]
+    # one event for the batch, none for its retry, then the single artifact after it
+    assert [[a["artifact_id"] for a in b] for b in batches] == [["src-0", "src-1"], ["after"]]
 
 
 async def test_evidence_shows_the_reviewer_packet_document(stack: RunningStack) -> None:

@@ -16,6 +16,8 @@ from ledger.commands import (
     FailTask,
     PlannedTask,
     ProposeWriteback,
+    RecordArtifact,
+    RecordArtifacts,
     RecordBudgetUse,
     RecordPlan,
     RecordToolDecision,
@@ -25,6 +27,7 @@ from ledger.commands import (
     RetryTask,
     StartPlanning,
     StartTask,
+    StoredArtifact,
     TimeOutMission,
     TimeOutTask,
 )
@@ -244,6 +247,34 @@ def test_tool_decisions_are_recorded_with_their_rule() -> None:
     )
     assert mission.types(denied) == ["ToolRequestDenied"]
     assert denied[0].rule_id == "prod.no_autonomous_research"
+
+
+def stored(artifact_id: str, digit: str) -> StoredArtifact:
+    return StoredArtifact(
+        artifact_id=artifact_id, kind="source", content_hash=digit * 64, source="kb", size_bytes=1
+    )
+
+
+def test_a_batch_of_artifacts_is_one_event_and_older_single_records_still_count() -> None:
+    mission = Mission().running()
+    batch = mission.do(RecordArtifacts(artifacts=[stored("t0-0", "a"), stored("t0-1", "b")]))
+    assert mission.types(batch) == ["ArtifactsRecorded"]
+    assert [a.artifact_id for a in batch[0].artifacts] == ["t0-0", "t0-1"]
+    single = mission.do(RecordArtifact(**stored("t1-0", "c").model_dump()))
+    assert mission.types(single) == ["ArtifactRecorded"]
+    assert mission.state.artifacts == {"a" * 64, "b" * 64, "c" * 64}
+    assert fold(mission.id, mission.log) == mission.state
+
+
+def test_artifacts_are_taken_only_while_the_colony_works_the_mission() -> None:
+    mission = Mission().requested()
+    early = mission.do(RecordArtifacts(artifacts=[stored("early", "d")]))
+    assert rejection(early) == "wrong_status"
+    mission = Mission().running()
+    mission.do(CancelMission(reason="enough"), OPERATOR)
+    late = mission.do(RecordArtifacts(artifacts=[stored("late", "d")]))
+    assert rejection(late) == "mission_terminal"
+    assert mission.state.artifacts == set()
 
 
 def test_replay_only_of_a_terminal_mission() -> None:

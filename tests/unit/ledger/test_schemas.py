@@ -25,7 +25,7 @@ from ledger.codec import (
     history_text,
     schema_fingerprint,
 )
-from ledger.commands import COMMAND_TYPES, CompleteTask, PlannedTask, StartTask
+from ledger.commands import COMMAND_TYPES, CompleteTask, PlannedTask, StartTask, StoredArtifact
 from ledger.events import EVENT_TYPES
 from ledger.wire import LedgerWire
 from schemas_avro import SCHEMA_DIR
@@ -33,6 +33,11 @@ from tests.factories import AUTHORITY
 from tests.unit.ledger.scenario import Mission
 
 GOLDEN = Path(__file__).parents[2] / "golden"
+NESTED: dict[Any, str] = {
+    PlannedTask: "velocity.PlannedTask",
+    StoredArtifact: "velocity.StoredArtifact",
+}
+"""Records that appear inside commands and events, by the named type their schema uses."""
 ALL_TYPES = {f"velocity.commands.{n}": m for n, m in COMMAND_TYPES.items()} | {
     f"velocity.events.{n}": m for n, m in EVENT_TYPES.items()
 }
@@ -70,7 +75,7 @@ def expected_avro_type(annotation: Any) -> Any:
     if origin is typing.Literal or annotation is str:
         return "string"
     if origin is list:
-        item = "velocity.PlannedTask" if args[0] is PlannedTask else expected_avro_type(args[0])
+        item = NESTED.get(args[0]) or expected_avro_type(args[0])
         return {"type": "array", "items": item}
     if origin is dict:
         return {"type": "map", "values": expected_avro_type(args[1])}
@@ -88,6 +93,15 @@ def test_models_and_schemas_agree_field_by_field(name: str) -> None:
     model_fields = ALL_TYPES[name].model_fields
     assert list(fields) == list(model_fields)
     for field, info in model_fields.items():
+        assert fields[field] == expected_avro_type(info.annotation), field
+
+
+@pytest.mark.parametrize("model", list(NESTED), ids=lambda m: m.__name__)
+def test_nested_records_and_their_schemas_agree_field_by_field(model: Any) -> None:
+    declared = json.loads((SCHEMA_DIR / f"{NESTED[model]}.avsc").read_text())
+    fields = {f["name"]: f["type"] for f in declared["fields"]}
+    assert list(fields) == list(model.model_fields)
+    for field, info in model.model_fields.items():
         assert fields[field] == expected_avro_type(info.annotation), field
 
 

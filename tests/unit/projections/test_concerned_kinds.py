@@ -40,5 +40,5 @@ def test_the_views_that_filter_still_see_the_events_they_exist_for() -> None:
     kinds = {p.name: p.kinds for p in FILTERING}
     assert "WritebackApproved" in kinds["approvals"]
     assert "TaskSucceeded" in kinds["tasks"]
-    assert "ArtifactRecorded" in kinds["evidence"]
+    assert {"ArtifactRecorded", "ArtifactsRecorded"} <= kinds["evidence"]
     assert not any("BudgetUsed" in k for k in kinds.values() if k is not None)
