@@ -27,15 +27,15 @@ from infra.topics import TopicNames
 from ledger.metrics import Metric, MetricWire
 
 ROUNDS = 200
-FINISHED = 60_000
-"""About a million events' worth of missions (an Oracle mission is 17 events)."""
+FINISHED = 67_000
+"""About a million events' worth of missions (an Oracle mission is 15 events)."""
 MISSIONS = """
 INSERT INTO missions (mission_id, mission_type, mode, environment, objective, status, stage,
                       time_budget_ms, token_budget, requested_by, correlation_id, trace_id,
                       created_at, updated_at, last_sequence, last_hash)
 SELECT 'bench-' || g, 'oracle', 'assisted', 'local', 'history',
        CASE WHEN g % 1000 = 0 THEN 'running' ELSE 'completed' END, 'done', 60000, 10000,
-       'service:bench', 'bench', 'bench', now(), now(), 17, 'bench'
+       'service:bench', 'bench', 'bench', now(), now(), 15, 'bench'
 FROM generate_series(1, $1::int) AS g
 """
 STEPS = 3

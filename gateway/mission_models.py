@@ -352,6 +352,8 @@ class ArtifactStored(BaseModel):
 
 
 MAX_BATCH_ARTIFACTS = 20
+"""A batch's artifacts for one mission become one RecordArtifacts: at most
+ledger.commands.MAX_ARTIFACTS_PER_RECORD (tests/unit/gateway/test_artifact_batch.py)."""
 
 
 class ArtifactBatch(BaseModel):
