@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Test files run in this many pytest-xdist workers, each with its own broker, PostgreSQL
-# and stacks (a file stays on one worker: its module fixtures are started once).
+# Tests run in this many pytest-xdist workers, each with its own broker, PostgreSQL and
+# stacks; an idle worker takes tests queued on a busy one (worksteal), so the long
+# schemathesis runs do not leave one worker finishing alone.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 .PHONY: install tools run test test-unit test-integration test-e2e lint bench bench-console bench-metrics bench-soak drills clean
 

@@ -22,7 +22,7 @@ from gateway.settings import RootSettings
 from infra.config import CommonSettings
 from infra.preparation import prepare_infrastructure
 from infra.processes import child_environment, spawn, stop
-from infra.topics import EVENTS, TopicNames
+from infra.topics import EVENTS, PARTITIONS, TopicNames
 from ledger.codec import AvroCodec
 from ledger.commands import Command
 from ledger.decider import Decider
@@ -112,6 +112,17 @@ async def eventually(probe: Callable[[], Any], timeout_s: float = 20, pause_s: f
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s}s (last: {result!r})")
         await asyncio.sleep(pause_s)
+
+
+async def serving(decider: Decider, projector: Projector[Any]) -> None:
+    """Wait until the decider and the events projector own every partition: a test's
+    first request then waits for deciding, not for the groups to form (on a loaded
+    machine that can outlast the root's SYNC_WAIT_MS, and the answer is a 202)."""
+
+    async def owned() -> bool:
+        return len(decider.loop.ready) == len(projector.assigned) == PARTITIONS
+
+    await eventually(owned, timeout_s=60)
 
 
 async def archived(database_url: str, mission_id: str) -> list[asyncpg.Record]:

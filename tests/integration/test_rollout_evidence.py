@@ -17,7 +17,7 @@ import pytest
 
 from ledger.authority import canonical_document, new_key_pair
 from tests.conftest import Isolated
-from tests.integration.conftest import eventually, ledger_services, prepared, root_api
+from tests.integration.conftest import eventually, ledger_services, prepared, root_api, serving
 
 pytestmark = pytest.mark.integration
 STAGING_SIGNING, STAGING_VERIFY = new_key_pair("staging")
@@ -47,10 +47,11 @@ async def roots(isolated: Isolated) -> AsyncIterator[tuple[httpx.AsyncClient, ht
     await prepared(isolated)
     trusted = f"{STAGING_VERIFY},{PRODUCTION_VERIFY}"
     async with (
-        ledger_services(isolated, OPERATOR_VERIFY_KEYS=trusted),
+        ledger_services(isolated, OPERATOR_VERIFY_KEYS=trusted) as (decider, projector),
         root_api(isolated, **deployment("staging", STAGING_SIGNING, "staging")) as staging,
         root_api(isolated, **deployment("production", PRODUCTION_SIGNING, "production")) as prod,
     ):
+        await serving(decider, projector)
         yield staging, prod
 
 
