@@ -45,7 +45,7 @@ from infra.readiness import Check, ReadinessReport, http_status, run_checks
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
-from infra.tracing import configure_tracing, trace_app
+from infra.tracing import TELEMETRY, configure_tracing, trace_app
 from ledger.metrics import MetricWire
 
 SWEEP_EVERY_S = 2.0
@@ -84,7 +84,7 @@ def create_app(
     settings: ColonySettings, checks: dict[str, Check], status: Callable[[], dict[str, Any]]
 ) -> FastAPI:
     """The colony's HTTP face: /healthz, /readyz, /metrics, and /status for the root."""
-    app = FastAPI(title="Velocity colony service", version="0.1.0")
+    app = FastAPI(title="Velocity colony service", version="0.1.0", telemetry=TELEMETRY)
     trace_app(app)
     expected = f"Bearer {settings.COLONY_SERVICE_API_KEY.get_secret_value()}".encode()
 

@@ -20,7 +20,7 @@ from gateway.problems import install_openapi, install_problem_handlers
 from gateway.routers import approvals, artifacts, health, identity, metrics, missions, releases
 from gateway.runtime import GatewayRuntime
 from gateway.settings import RootSettings
-from infra.tracing import trace_app
+from infra.tracing import TELEMETRY, trace_app
 
 DESCRIPTION = """
 Mission intake, the audit trail and operator actions over the colony ledger.
@@ -58,6 +58,7 @@ def create_app(settings: RootSettings) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=TELEMETRY,
     )
     app.state.draining = False
     app.state.console_sessions = settings.console_sessions

@@ -162,6 +162,30 @@ async def test_the_audit_trail_pages_through_sequences_and_hashes(stack: Running
     assert missing.status_code == 404
 
 
+async def test_a_callers_traceparent_names_the_missions_trace_with_nothing_recording(
+    stack: RunningStack,
+) -> None:
+    """No OTLP endpoint here, so no span is recorded; the trace id still comes from the
+    caller's traceparent, and a request without one starts a trace of its own."""
+    trace_id = uuid.uuid4().hex
+    with stack.client() as client:
+        continued = client.post(
+            "/missions", json=ORACLE, headers={"traceparent": f"00-{trace_id}-{'ab' * 8}-01"}
+        )
+        first, second = open_mission(client, ORACLE), open_mission(client, ORACLE)
+    assert continued.status_code == 202, continued.text
+    with stack.client(AUDITOR_KEY) as auditor:
+
+        def trace_of(mission_id: str) -> str:
+            events = auditor.get(f"/missions/{mission_id}/events").json()["events"]
+            return str(events[0]["trace_id"]) if events else ""
+
+        await until(lambda: all(map(trace_of, (continued.json()["mission_id"], first, second))))
+        traces = [trace_of(m) for m in (continued.json()["mission_id"], first, second)]
+    assert traces[0] == trace_id
+    assert len(set(traces)) == 3 and all(len(t) == 32 and t != "0" * 32 for t in traces)
+
+
 async def test_operator_fails_then_replays_a_mission(stack: RunningStack) -> None:
     with stack.client() as client:
         mission_id = open_mission(client, ORACLE)
