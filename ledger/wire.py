@@ -74,7 +74,7 @@ class LedgerWire:
             raise InvalidRecordError(
                 _reason(error, "invalid_command"), _first_problem(error)
             ) from error
-        return Command.model_construct(meta=meta, body=body)  # both parts validated
+        return Command(meta=meta, body=body)
 
     def encode_event(self, event: RecordedEvent) -> KafkaRecord:
         name = f"{EVENT_NAMESPACE}.{event.event_type}"
@@ -100,7 +100,7 @@ class LedgerWire:
             raise InvalidRecordError(
                 _reason(error, "invalid_event"), _first_problem(error)
             ) from error
-        return RecordedEvent.model_construct(meta=meta, body=body)  # both parts validated
+        return RecordedEvent(meta=meta, body=body)
 
     def event_position(self, data: bytes) -> tuple[str, str, int]:
         """(event type, mission id, sequence) of an event record, from its Avro alone: for a
