@@ -53,7 +53,7 @@ from colony_consumers.settings import ColonySettings
 from colony_consumers.worker import Worker
 from infra.partition_loop import PartitionLoop, group_consumer
 from infra.topics import TopicNames
-from infra.tracing import event_context, record_interval, tracer
+from infra.tracing import event_context, record_interval, work_span
 from ledger.commands import FailMission, QueueMission
 from ledger.dead_letters import DeadLetters
 from ledger.events import EventMeta, MissionRequested, RecordedEvent
@@ -290,8 +290,7 @@ class Colony:
         REACTION_ATTEMPTS times; then fail the mission with the reason."""
         name = f"{type(reaction).__name__} after {meta.event_type}"
         context = parent if parent is not None else event_context(None, meta.trace_id)
-        with tracer.start_as_current_span(name, context=context) as span:
-            span.set_attribute("velocity.mission_id", file.mission_id)
+        with work_span(name, context, {"velocity.mission_id": file.mission_id}):
             await self._retried(file, meta, reaction)
 
     async def _retried(self, file: MissionFile, meta: EventMeta, reaction: Reaction) -> None:

@@ -22,7 +22,7 @@ import httpx
 
 from colony_consumers.outages import OUTAGES, OutageError
 from colony_consumers.settings import mcp_endpoint
-from infra.tracing import tracer
+from infra.tracing import work_span
 
 T = TypeVar("T")
 WORD = re.compile(r"[a-z0-9]+")
@@ -277,7 +277,7 @@ class Guarded:
         """`work()` under this guard, in a span of the mission's trace (a failure that
         outlasts the retries marks the span as an error)."""
         attributes = {"velocity.provider": provider, "velocity.operation": operation}
-        with tracer.start_as_current_span(f"{operation} via {provider}", attributes=attributes):
+        with work_span(f"{operation} via {provider}", attributes=attributes):
             return await self._attempts(provider, operation, work)
 
     async def _attempts(self, provider: str, operation: str, work: Callable[[], Awaitable[T]]) -> T:

@@ -45,7 +45,7 @@ from infra.readiness import Check, ReadinessReport, http_status, run_checks
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
-from infra.tracing import TELEMETRY, configure_tracing, trace_app
+from infra.tracing import TELEMETRY, configure_tracing, http_trace_configs, trace_app
 from ledger.metrics import MetricWire
 
 SWEEP_EVERY_S = 2.0
@@ -142,6 +142,7 @@ async def clients(
         headers={"Authorization": f"Bearer {settings.ROOT_API_KEY.get_secret_value()}"},
         timeout=aiohttp.ClientTimeout(total=10),
         connector=aiohttp.TCPConnector(limit=ROOT_CONNECTIONS),
+        trace_configs=http_trace_configs(),
     )
     providers = httpx.AsyncClient(timeout=settings.TASK_TIMEOUT_MS / 1000)
     try:

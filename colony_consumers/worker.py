@@ -177,19 +177,23 @@ class Worker:
         sent: set[str] | None = None,
     ) -> None:
         """Send a reaction's commands in order, acknowledged together (one round trip),
-        but none whose id is in `sent` (the mission's, acknowledged already); add theirs."""
-        commands = [
+        but none whose id is in `sent` (the mission's, acknowledged already); add theirs.
+        Skipped ones are never built: a step prompted again (see reactions.py) is the
+        common case, and a command costs its validation."""
+        mission_id = cause.mission_id
+        ids = [(step_id(mission_id, cause.event_id, step), step, body) for step, body in steps]
+        fresh = [
             colony_command(
-                cause.mission_id,
-                step_id(cause.mission_id, cause.event_id, step),
+                mission_id,
+                command_id,
                 body,
                 step.split("/")[0],
                 cause.correlation_id,
                 cause.trace_id,
             )
-            for step, body in steps
+            for command_id, step, body in ids
+            if sent is None or command_id not in sent
         ]
-        fresh = [c for c in commands if sent is None or c.meta.command_id not in sent]
         await self.produce(fresh)
         if sent is not None:
             sent.update(c.meta.command_id for c in fresh)

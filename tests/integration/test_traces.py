@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import asyncpg
 import httpx
 import pytest
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -35,7 +36,11 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     try:
         yield memory
     finally:
-        for instrumentor in (AIOKafkaInstrumentor(), HTTPXClientInstrumentor()):
+        for instrumentor in (
+            AIOKafkaInstrumentor(),
+            HTTPXClientInstrumentor(),
+            AioHttpClientInstrumentor(),
+        ):
             instrumentor.uninstrument()
         AsyncPGInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
         provider.shutdown()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 
-from infra.tracing import event_context, mission_context
+from infra import tracing
+from infra.tracing import current_trace_id, event_context, mission_context, work_span
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 PARENT = f"00-{TRACE}-b7ad6b7169203331-01"
@@ -39,3 +41,13 @@ def test_a_mission_joins_under_its_last_event_when_the_projection_kept_it() -> N
 
 def test_a_trace_id_that_is_no_w3c_id_starts_nothing() -> None:
     assert not span_context_of(mission_context("not-a-trace", None)).is_valid
+
+
+def test_work_runs_in_its_missions_trace_even_when_nothing_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tracing, "_recording", False)
+    with work_span("react", mission_context(TRACE, None), {"velocity.mission_id": "m"}):
+        inside = current_trace_id()
+    assert inside == TRACE
+    assert current_trace_id() != TRACE, "the mission's context is left when the work ends"
