@@ -346,7 +346,9 @@ class Colony:
                 event.event_type,
             )
             return None
-        file = self.files.setdefault(event.meta.mission_id, MissionFile.new(event.meta.mission_id))
+        file = self.files.get(event.meta.mission_id)
+        if file is None:  # built only when new: a file's empty state costs its validation
+            file = self.files[event.meta.mission_id] = MissionFile.new(event.meta.mission_id)
         why = why_not_next((file.state.sequence, file.state.last_hash), event)
         if why is not None:
             logger.bind(mission_id=file.mission_id).warning("not history, ignored: {}", why)
