@@ -319,7 +319,11 @@ class Command(BaseModel):
         trace_id: str,
         correlation_id: str | None = None,
     ) -> Command:
-        """A command issued now (the mission id is its correlation id unless given)."""
+        """A command issued now (the mission id is its correlation id unless given).
+
+        Assembled from its parts without validating them again: a body is validated when
+        it is built, and the command's own validation ran each part's checks (the
+        unstorable-text scan among them) a second time."""
         meta = CommandMeta(
             command_id=command_id,
             mission_id=mission_id,
@@ -328,7 +332,7 @@ class Command(BaseModel):
             trace_id=trace_id,
             actor=actor,
         )
-        return cls(meta=meta, body=body)
+        return cls.model_construct(meta=meta, body=body)
 
 
 COMMAND_TYPES: dict[str, type[CommandBody]] = {

@@ -74,7 +74,7 @@ class LedgerWire:
             raise InvalidRecordError(
                 _reason(error, "invalid_command"), _first_problem(error)
             ) from error
-        return Command(meta=meta, body=body)
+        return Command.model_construct(meta=meta, body=body)  # both parts validated: not again
 
     def encode_event(self, event: RecordedEvent) -> KafkaRecord:
         name = f"{EVENT_NAMESPACE}.{event.event_type}"
