@@ -149,11 +149,8 @@ def http_trace_configs() -> list[aiohttp.TraceConfig]:
 @contextmanager
 def consumer_span(name: str, headers: Headers | None) -> Iterator[Span]:
     """The span of handling a consumed record, under the context the record carries; when
-    nothing records, none is made (a stand-in that ignores names and attributes)."""
-    if not _recording:
-        yield trace.INVALID_SPAN
-        return
-    with tracer.start_as_current_span(name, context=record_context(headers)) as span:
+    nothing records, none is made and the record's headers are not even read."""
+    with work_span(name, record_context(headers) if _recording else None) as span:
         yield span
 
 
