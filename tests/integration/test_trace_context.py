@@ -31,7 +31,7 @@ async def test_a_request_made_during_a_missions_work_carries_its_trace(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     try:
         async with aiohttp.ClientSession(trace_configs=http_trace_configs()) as session:
             with work_span("react", mission_context(TRACE, None)):
