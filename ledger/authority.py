@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ledger.canonical_json import canonical_json, record_json
 from ledger.commands import Command, OperatorProof
 from ledger.state import UNPROVEN
 
@@ -55,7 +55,7 @@ def signing_bytes(command: Command) -> bytes:
         "meta": command.meta.model_dump(mode="json", exclude={"proof"}),
         "type": command.command_type,
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return record_json(document)
 
 
 def decode_key(text: str, what: str) -> bytes:
@@ -91,18 +91,13 @@ class OperatorSigner:
     def sign_document(self, document: dict[str, Any]) -> dict[str, Any]:
         """`document` with this root's signature over its canonical JSON (a gate report
         carried from staging to production)."""
-        signature = self._key.sign(canonical_document(document))
+        signature = self._key.sign(canonical_json(document))
         return {"document": document, "key_id": self.key_id, "signature": encode_key(signature)}
 
     def sign(self, command: Command) -> Command:
         """`command` carrying the proof of this root's signature."""
         proof = OperatorProof(key_id=self.key_id, signature=self._key.sign(signing_bytes(command)))
         return command.model_copy(update={"meta": command.meta.model_copy(update={"proof": proof})})
-
-
-def canonical_document(document: object) -> bytes:
-    """Sorted-key compact UTF-8 JSON: what a document signature covers and hashes name."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def document_refusal(keys: Mapping[str, Ed25519PublicKey], signed: object) -> str | None:
@@ -115,7 +110,7 @@ def document_refusal(keys: Mapping[str, Ed25519PublicKey], signed: object) -> st
         return f"signing key {signed['key_id']!r} is not trusted"
     try:
         signature = base64.b64decode(str(signed["signature"]), validate=True)
-        key.verify(signature, canonical_document(signed["document"]))
+        key.verify(signature, canonical_json(signed["document"]))
     except (InvalidSignature, ValueError, binascii.Error):
         return "the signature does not match the document"
     return None

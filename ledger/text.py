@@ -10,7 +10,8 @@ saying how much it cleaned.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel
@@ -101,15 +102,26 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
 
 
 def _collect(value: Any, texts: list[str]) -> None:
+    """Every string in `value`, keys included, onto `texts`. A mapping's or list's own
+    strings and scalars are taken in its loop: a call per leaf was most of the cost."""
     if isinstance(value, str):
         texts.append(value)
     elif isinstance(value, BaseModel):
         _collect(value.__dict__, texts)
     elif isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(key, str):
-                texts.append(key)
-            _collect(item, texts)
+        texts.extend(key for key in value if isinstance(key, str))
+        _collect_all(value.values(), texts)
     elif isinstance(value, list | tuple):
-        for item in value:
+        _collect_all(value, texts)
+
+
+def _collect_all(items: Iterable[Any], texts: list[str]) -> None:
+    for item in items:
+        if isinstance(item, str):
+            texts.append(item)
+        elif not isinstance(item, _LEAVES):
             _collect(item, texts)
+
+
+_LEAVES = (int, float, datetime, bytes, type(None))
+"""Values with no text in them (bool is an int)."""

@@ -19,7 +19,7 @@ import httpx
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledger.authority import canonical_document
+from ledger.canonical_json import canonical_json
 from release.gates import GateKeys, run_gates
 
 LOCAL_KEYS = GateKeys("local-service-key", "local-operator-key", "local-auditor-key")
@@ -80,7 +80,7 @@ def gates_export(root: str, environment: str, run_id: str, out: Path) -> int:
         return _fail(f"the root answered {answer.status_code}: {_detail(answer)}")
     signed = answer.json()
     out.write_text(json.dumps(signed, indent=2, sort_keys=True) + "\n")
-    digest = hashlib.sha256(canonical_document(signed)).hexdigest()
+    digest = hashlib.sha256(canonical_json(signed)).hexdigest()
     passed = signed["document"].get("passed")
     _say(
         f"wrote {out}: gate run {run_id} ({'passed' if passed else 'NOT passed'}), sha256 {digest}"

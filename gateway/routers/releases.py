@@ -32,7 +32,8 @@ from gateway.release_models import (
 )
 from gateway.rollout import advance_refusal
 from gateway.runtime import GatewayRuntime
-from ledger.authority import canonical_document, document_refusal, parse_verify_keys
+from ledger.authority import document_refusal, parse_verify_keys
+from ledger.canonical_json import canonical_json
 from ledger.commands import (
     AdvanceRollout,
     CommandBody,
@@ -235,7 +236,7 @@ async def advance_rollout(body: RolloutChange, request: Request, caller: Operato
         environment=environment,
         to_step=body.to_step,
         reason=body.reason,
-        evidence_hash=hashlib.sha256(canonical_document(evidence.model_dump())).hexdigest()
+        evidence_hash=hashlib.sha256(canonical_json(evidence.model_dump())).hexdigest()
         if evidence
         else None,
         evidence_run_id=str(report["run_id"]) if report else local_run,

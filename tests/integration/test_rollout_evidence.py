@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.authority import canonical_document, new_key_pair
+from ledger.authority import new_key_pair
+from ledger.canonical_json import canonical_json
 from tests.conftest import Isolated
 from tests.integration.conftest import eventually, ledger_services, prepared, root_api, serving
 
@@ -128,7 +129,7 @@ async def test_production_steps_need_a_genuine_passing_staging_report(isolated: 
             5,
         )
         recorded = state["history"][0]
-        assert recorded["evidence_hash"] == hashlib.sha256(canonical_document(genuine)).hexdigest()
+        assert recorded["evidence_hash"] == hashlib.sha256(canonical_json(genuine)).hexdigest()
         assert recorded["evidence_run_id"] == genuine["document"]["run_id"]
         assert recorded["changed_by"] == "operator:ops"
 
