@@ -69,7 +69,10 @@ def create_app(settings: RootSettings) -> FastAPI:
         by_prefix=(("/internal/artifacts", settings.MAX_ARTIFACT_BYTES * 2 + 4_096),),
     )
     app.add_middleware(RequestGuard, keys=settings.api_keys, limits=limits)
-    for module in (health, metrics, identity, missions, approvals, artifacts, releases):
+    # A request is matched against the routes in this order (FastAPI tries each router's
+    # routes in turn, twice): the colony's artifact requests and mission intake, most of
+    # the root's traffic, come first. No two routers' paths overlap, so order is free.
+    for module in (artifacts, missions, approvals, releases, health, metrics, identity):
         app.include_router(module.router)
     app.include_router(console_router)
     app.router.routes.append(mcp_route(mcp))
