@@ -78,6 +78,21 @@ def first_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
     return None
 
 
+ESCAPED_UNSTORABLE = re.compile(r"\\x00|\\ud[89a-f]")
+"""NUL and lone surrogates as `repr` writes them."""
+
+
+def surely_storable(document: Any) -> bool:
+    """Whether `document`, plain data as a decoder returns it (dicts, lists, strings,
+    numbers, bytes, datetimes), surely holds no unstorable text: `repr` (written in C for
+    those types) writes NUL as \\x00 and a lone surrogate as \\udXXX, so one search of it
+    answers for the whole document. A hit only says maybe (a backslash before "x00" in
+    the text, a zero in bytes): `first_unstorable` then says for sure. The decider checks
+    every command; walking each one's strings in Python took ~11 % of its CPU under load
+    (a thread-time profile, 600 missions) and is now done only after a hit."""
+    return ESCAPED_UNSTORABLE.search(repr(document)) is None
+
+
 def refuse_unstorable(fields: dict[str, Any]) -> None:
     """Raise the `unstorable_text` validation error for a model's fields, if one is."""
     found = first_unstorable(fields)

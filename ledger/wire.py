@@ -12,8 +12,9 @@ from pydantic import BaseModel, ValidationError
 
 from infra.topics import partition_for
 from ledger.codec import AvroCodec, UndecodableRecordError, UnknownSchemaError
-from ledger.commands import COMMAND_TYPES, Command, CommandMeta
+from ledger.commands import COMMAND_TYPES, TEXT_CHECKED, Command, CommandMeta
 from ledger.events import EVENT_TYPES, EventMeta, RecordedEvent
+from ledger.text import surely_storable
 
 UNKNOWN_SCHEMA = "unknown_schema"
 """The reason of a record whose writer schema this release does not know: readers hold
@@ -67,9 +68,10 @@ class LedgerWire:
         body_type = COMMAND_TYPES.get(type_name)
         if body_type is None:
             raise InvalidRecordError("unknown_command", f"no command type {type_name}")
+        context = TEXT_CHECKED if surely_storable(fields) else None
         try:
-            meta = CommandMeta.model_validate(fields.pop("meta"))
-            body = body_type.model_validate(fields)
+            meta = CommandMeta.model_validate(fields.pop("meta"), context=context)
+            body = body_type.model_validate(fields, context=context)
         except ValidationError as error:
             raise InvalidRecordError(
                 _reason(error, "invalid_command"), _first_problem(error)
