@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -106,6 +106,11 @@ class Artifact:
     source: str = ""
     media_type: str = "text/plain"
 
+    def body(self) -> dict[str, Any]:
+        """Its JSON body: its fields as they are (text or None; `asdict`'s deep copy of each
+        was ~3 % of the colony's CPU)."""
+        return dict(vars(self))
+
 
 def batches(artifacts: list[Artifact]) -> list[list[Artifact]]:
     """`artifacts` in order, grouped within BATCH_BYTES and BATCH_ARTIFACTS."""
@@ -155,14 +160,14 @@ class RootClient:
 
     async def _store_group(self, group: list[Artifact]) -> list[str]:
         if len(group) > 1:
-            body = {"artifacts": [asdict(artifact) for artifact in group]}
+            body = {"artifacts": [artifact.body() for artifact in group]}
             response = await self._request("POST", "/internal/artifacts/batch", body)
             if response.status != 413:
                 stored = checked(response, 201, "storing artifacts").json()["stored"]
                 return [str(item["content_hash"]) for item in stored]
         hashes = []
         for artifact in group:
-            response = await self._request("POST", "/internal/artifacts", asdict(artifact))
+            response = await self._request("POST", "/internal/artifacts", artifact.body())
             hashes.append(str(checked(response, 201, "storing an artifact").json()["content_hash"]))
         return hashes
 

@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterator, MutableSequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import lru_cache
 
 import aiohttp
 from fastapi import FastAPI
@@ -181,15 +182,18 @@ def current_trace_id() -> str | None:
 
 
 def record_context(headers: Headers | None) -> Context:
-    """The trace context a Kafka record carries (empty when it carries none)."""
-    return propagate.extract(list(headers or []), getter=HEADER_GETTER)
+    """The trace context a Kafka record carries (empty when it carries none: a process
+    that records nothing sends none, and then there is nothing to parse)."""
+    if not headers or all(name != "traceparent" for name, _ in headers):
+        return Context()
+    return propagate.extract(list(headers), getter=HEADER_GETTER)
 
 
 def event_context(headers: Headers | None, trace_id: str) -> Context:
     """The trace context an event record carries; else (a process that records nothing
     sent it, or it was restored) its mission's trace, known by the event's trace id."""
     carried = record_context(headers)
-    if trace.get_current_span(carried).get_span_context().is_valid:
+    if carried and trace.get_current_span(carried).get_span_context().is_valid:
         return carried
     return mission_context(trace_id, None)
 
@@ -216,6 +220,13 @@ def mission_context(trace_id: str, traceparent: str | None) -> Context:
     stored = parse_traceparent(traceparent)
     if stored is not None:
         return stored
+    return _trace_context(trace_id)
+
+
+@lru_cache(maxsize=4_096)
+def _trace_context(trace_id: str) -> Context:
+    """The context of a trace known by its id alone. Cached: the colony asks it for every
+    event it folds, a mission's events all of one trace (contexts are immutable)."""
     if not TRACE_ID.match(trace_id):
         return Context()
     remote = SpanContext(
