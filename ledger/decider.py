@@ -37,7 +37,6 @@ from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import COMMANDS, TopicNames
 from infra.tracing import carry_context, configure_tracing, consumer_span
-from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from ledger.event_writer import CommandRecords, EventWriter
 from ledger.events import CommandRejected, RecordedEvent
@@ -80,7 +79,7 @@ class Decider:
         self.snapshots = snapshots
         self.topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
         self.options = client_options(settings, bootstrap_servers)
-        self.wire = LedgerWire(AvroCodec())
+        self.wire = LedgerWire()
         self.authority = settings.authority
         self.states: dict[int, MissionCache] = {}
         self.last_event: dict[int, LastEvent | None] = {}

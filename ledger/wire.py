@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from infra.topics import partition_for
-from ledger.codec import AvroCodec, UndecodableRecordError, UnknownSchemaError
+from ledger.codec import AvroCodec, UndecodableRecordError, UnknownSchemaError, schema_codec
 from ledger.commands import COMMAND_TYPES, TEXT_CHECKED, Command, CommandMeta
 from ledger.events import EVENT_TYPES, EventMeta, RecordedEvent
 from ledger.text import surely_storable
@@ -49,7 +49,7 @@ class LedgerWire:
     """Encodes and decodes the ledger's commands and events with one AvroCodec."""
 
     def __init__(self, codec: AvroCodec | None = None) -> None:
-        self.codec = codec or AvroCodec()
+        self.codec = codec or schema_codec()
 
     def encode_command(self, command: Command) -> KafkaRecord:
         name = f"{COMMAND_NAMESPACE}.{command.command_type}"
@@ -139,7 +139,7 @@ class ModelWire(Generic[M]):
         self.schema = schema
         self.model = model
         self.invalid_reason = invalid_reason
-        self.codec = codec or AvroCodec()
+        self.codec = codec or schema_codec()
 
     def encode(self, value: M) -> bytes:
         return self.codec.encode(self.schema, value.model_dump())

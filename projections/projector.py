@@ -25,7 +25,7 @@ from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
 from infra.tracing import configure_tracing
-from ledger.codec import AvroCodec
+from ledger.codec import schema_codec
 from ledger.dead_letters import DeadLetters
 from projections.batch import BatchApplier, transient
 from projections.feeds import Feed, dead_letter_feed, ledger_feed, metrics_feed
@@ -72,7 +72,7 @@ class Projector(Generic[R]):
         )
         self.loop = PartitionLoop(f"projector{feed.group_suffix}", self.topic, self.consumer, self)
         dead_letters = DeadLetters(
-            self.producer, self.topics.dead_letters, AvroCodec(), "projector"
+            self.producer, self.topics.dead_letters, schema_codec(), "projector"
         )
         stopping = stop.is_set if stop is not None else (lambda: False)
         self.applier = BatchApplier(pool, feed, dead_letters, stopping=stopping)

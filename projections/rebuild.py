@@ -25,7 +25,7 @@ from infra.database import Connection
 from infra.kafka import client_options
 from infra.progress import Progress
 from infra.topics import EVENTS, TopicNames
-from ledger.codec import AvroCodec
+from ledger.codec import schema_codec
 from ledger.dead_letters import DeadLetters
 from ledger.events import RecordedEvent
 from ledger.log_reader import fetches_to_end, partition_ends
@@ -91,7 +91,7 @@ async def rebuild(
     await consumer.start()
     try:
         feed = ledger_feed()
-        dead_letters = DeadLetters(producer, names.dead_letters, AvroCodec(), "rebuild")
+        dead_letters = DeadLetters(producer, names.dead_letters, schema_codec(), "rebuild")
         applier = BatchApplier(pool, feed, dead_letters, projections=projections, strict=True)
         partitions = [TopicPartition(names.events, p) for p in range(EVENTS.partitions)]
         total = sum((await partition_ends(consumer, partitions)).values())
