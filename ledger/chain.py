@@ -81,8 +81,7 @@ def record(
             "prev_hash": prev_hash,
         }
         digest = hashlib.sha256(prev_hash.encode() + _canonical(fields, body)).hexdigest()
-        # every field is made here from validated parts: validating them again cost ~3 %
-        meta = EventMeta.model_construct(**(fields | {"occurred_at": now, "hash": digest}))
+        meta = EventMeta.model_validate(fields | {"occurred_at": now, "hash": digest})
         recorded.append(RecordedEvent(meta=meta, body=body))
         prev_hash = digest
     return recorded
