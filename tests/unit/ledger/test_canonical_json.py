@@ -46,6 +46,12 @@ def test_keys_are_sorted_by_code_point_and_nothing_is_ascii_escaped() -> None:
     document = {"é": "日本", "z": [1, None, True], "a": {"\n": '\x00\x1f"'}}
     expected = '{"a":{"\\n":"\\u0000\\u001f\\""},"z":[1,null,true],"é":"日本"}'.encode()
     assert record_json(document) == canonical_json(document) == expected
+    # by code point, not by UTF-16 unit (which would put U+10000 before U+E000)
+    astral = {"\U00010000": 1, "\ue000": 2, "\uffff": 3}
+    assert record_json(astral) == canonical_json(astral)
+    assert record_json(astral).decode().index("\ue000") < record_json(astral).decode().index(
+        "\U00010000"
+    )
 
 
 def _annotations(model: type[BaseModel]) -> typing.Iterator[object]:
