@@ -81,7 +81,7 @@ def storable_json(document: object) -> tuple[str, bool]:
         text = orjson.dumps(document).decode()
         if "\\u0000" not in text:
             return text, True
-    except TypeError:  # a lone surrogate
+    except TypeError:  # a lone surrogate (or an integer past 64 bits: json writes it below)
         pass
     clean, changed = cleaned_document(document)
     return json.dumps(clean), changed == 0
