@@ -149,7 +149,11 @@ class Colony:
         to resume, and leave the group."""
         settings = self.settings
         consumer = group_consumer(
-            self.options, settings.COLONY_GROUP_ID, settings.KAFKA_SESSION_TIMEOUT_MS, 200
+            self.options,
+            settings.COLONY_GROUP_ID,
+            settings.KAFKA_SESSION_TIMEOUT_MS,
+            200,
+            settings.KAFKA_FETCH_WAIT_MS,
         )
         self.loop = PartitionLoop("colony", self.topics.events, consumer, self)
         await self.producer.start()

@@ -47,6 +47,14 @@ class CommonSettings(BaseSettings):
     KAFKA_REPLICATION_FACTOR: int = Field(default=1, ge=1, le=7)
     KAFKA_TOPIC_PREFIX: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     KAFKA_REQUEST_TIMEOUT_MS: int = Field(default=40_000, ge=1_000, le=600_000)
+    KAFKA_FETCH_WAIT_MS: int = Field(default=50, ge=1, le=60_000)
+    """How long a consumer's fetch may wait at the broker for records. Apache Kafka answers
+    as soon as a record arrives, so there a long wait (500) costs no latency and spares
+    empty fetches. The embedded broker does not: it looks again at halving intervals of the
+    wait, so a record waits up to about half of it, at every hop of a mission (decider,
+    projector, colony); a short wait means more empty fetches, each costing the broker and
+    the consumer CPU. 50 ms: at 200 `POST /missions` a second, 20 % less CPU a request
+    than 25 ms with no worse a p99; a lone mission's ~8 hops take ~50 ms longer."""
     DATABASE_URL: SecretStr | None = None
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["text", "json"] | None = None
@@ -71,6 +79,12 @@ class CommonSettings(BaseSettings):
                         f"{name}: required when KAFKA_SECURITY_PROTOCOL="
                         f"{self.KAFKA_SECURITY_PROTOCOL}"
                     )
+        if self.KAFKA_FETCH_WAIT_MS >= self.KAFKA_REQUEST_TIMEOUT_MS:
+            raise ConfigurationError(
+                f"KAFKA_FETCH_WAIT_MS: {self.KAFKA_FETCH_WAIT_MS} must be shorter than"
+                f" KAFKA_REQUEST_TIMEOUT_MS ({self.KAFKA_REQUEST_TIMEOUT_MS}): a fetch that"
+                " waits that long would time out"
+            )
         return self
 
     def require_explicit_outside_local(self, *names: str) -> None:

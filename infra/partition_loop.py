@@ -26,13 +26,6 @@ from aiokafka.protocol.group import LeaveGroupRequest
 from loguru import logger
 
 FLUSH_EVERY_S = 1.0
-FETCH_WAIT_MS = 25
-"""How long a fetch waits for records when there are none. The embedded broker answers a
-waiting fetch only when this runs out, not when records arrive (real Kafka answers at
-once): each hop of a mission through the ledger waits up to this. Short where latency
-matters (commands, events); a consumer of a topic nobody waits on takes longer ones
-(`Feed.fetch_wait_ms`): every empty fetch costs the broker and the consumer CPU."""
-
 FETCH_MAX_BYTES = 2 * 1024 * 1024
 """The most a fetch brings (the embedded broker honours this, not the per-partition limit):
 at aiokafka's default, 50 MB, the decider and the colony held 30-50 MB of fetched record
@@ -49,10 +42,11 @@ def group_consumer(
     group_id: str,
     session_timeout_ms: int,
     max_poll_records: int,
-    fetch_wait_ms: int = FETCH_WAIT_MS,
+    fetch_wait_ms: int,
     fetch_max_bytes: int = FETCH_MAX_BYTES,
 ) -> AIOKafkaConsumer:
-    """A group member that commits nothing by itself and starts new groups at the start."""
+    """A group member that commits nothing by itself and starts new groups at the start;
+    `fetch_wait_ms` is KAFKA_FETCH_WAIT_MS (infra/config.py says what it trades)."""
     return AIOKafkaConsumer(
         group_id=group_id,
         enable_auto_commit=False,

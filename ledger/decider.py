@@ -99,6 +99,7 @@ class Decider:
             settings.DECIDER_GROUP_ID,
             settings.KAFKA_SESSION_TIMEOUT_MS,
             settings.DECIDER_MAX_BATCH,
+            settings.KAFKA_FETCH_WAIT_MS,
         )
         self.loop = PartitionLoop("decider", self.topics.commands, self.consumer, self)
         self.dead_letters = DeadLetters(

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic
 
-from infra.partition_loop import FETCH_WAIT_MS
 from infra.topics import DEAD_LETTERS, EVENTS, METRICS, TopicSpec
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetter, DeadLetterWire
@@ -59,10 +58,10 @@ class Feed(Generic[R]):
     """Whether the topic may be read again from its start when it comes back emptied (the
     memory-only broker restarted): true where records carry ids that make a re-read
     harmless (metrics, dead letters); never for the ledger, which is restored instead."""
-    fetch_wait_ms: int = FETCH_WAIT_MS
-    """How long an empty fetch waits (infra/partition_loop.py): short where someone waits
-    on the view (the ledger's requests, the metrics of a mission that just failed); long
-    for dead letters, which an operator lists."""
+    fetch_wait_ms: int | None = None
+    """How long an empty fetch waits: None, KAFKA_FETCH_WAIT_MS, where someone waits on the
+    view (the ledger's requests, the metrics of a mission that just failed); longer for
+    dead letters, which an operator lists."""
 
     def project(
         self,

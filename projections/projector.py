@@ -67,7 +67,7 @@ class Projector(Generic[R]):
             settings.PROJECTOR_GROUP_ID + feed.group_suffix,
             settings.KAFKA_SESSION_TIMEOUT_MS,
             settings.PROJECTOR_MAX_BATCH,
-            feed.fetch_wait_ms,
+            feed.fetch_wait_ms or settings.KAFKA_FETCH_WAIT_MS,
             BULK_FETCH_BYTES,
         )
         self.loop = PartitionLoop(f"projector{feed.group_suffix}", self.topic, self.consumer, self)

@@ -93,6 +93,11 @@ def test_local_defaults_start_without_any_variable(monkeypatch: pytest.MonkeyPat
         ({"VELOCITY_API_KEYS": "admin:abc"}, "VELOCITY_API_KEYS"),
         ({"VELOCITY_API_KEYS": "operator"}, "VELOCITY_API_KEYS"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_SASL_MECHANISM"),
+        ({"KAFKA_FETCH_WAIT_MS": "0"}, "KAFKA_FETCH_WAIT_MS"),
+        (
+            {"KAFKA_FETCH_WAIT_MS": "5000", "KAFKA_REQUEST_TIMEOUT_MS": "5000"},
+            "KAFKA_FETCH_WAIT_MS",
+        ),
     ],
 )
 def test_bad_root_value_names_the_variable(
