@@ -40,12 +40,13 @@ from colony_consumers.worker import Worker
 from infra.config import load_settings
 from infra.database import service_pool
 from infra.heartbeat import beat_forever
+from infra.http_tracing import TELEMETRY, http_trace_configs, trace_app, trace_http_clients
 from infra.kafka import client_options, probe_broker
 from infra.readiness import Check, ReadinessReport, http_status, run_checks
 from infra.service_runtime import run_service
 from infra.structured_logs import configure_logging
 from infra.topics import TopicNames
-from infra.tracing import TELEMETRY, configure_tracing, http_trace_configs, trace_app
+from infra.tracing import configure_tracing
 from ledger.metrics import MetricWire
 
 SWEEP_EVERY_S = 2.0
@@ -233,7 +234,7 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
 def main() -> None:
     settings = load_settings(ColonySettings)
     configure_logging(settings, "colony")
-    configure_tracing(settings, "colony")
+    trace_http_clients(configure_tracing(settings, "colony"))
     run_service("colony", lambda stop: serve(settings, stop), release_memory=True)
 
 

@@ -18,6 +18,7 @@ from loguru import logger
 from gateway.app import create_app
 from gateway.settings import RootSettings
 from infra.config import load_settings
+from infra.http_tracing import trace_http_clients
 from infra.service_runtime import run_loop
 from infra.structured_logs import configure_logging
 from infra.tracing import configure_tracing
@@ -54,7 +55,7 @@ async def serve(app: FastAPI, settings: RootSettings) -> None:
 def main() -> None:
     settings = load_settings(RootSettings)
     configure_logging(settings, "root")
-    configure_tracing(settings, "root")
+    trace_http_clients(configure_tracing(settings, "root"))
     settings.require_infrastructure()
     app = create_app(settings)
     run_loop(serve(app, settings))  # with httptools, uvicorn's fast HTTP parser

@@ -20,7 +20,7 @@ from gateway.problems import install_openapi, install_problem_handlers
 from gateway.routers import approvals, artifacts, health, identity, metrics, missions, releases
 from gateway.runtime import GatewayRuntime
 from gateway.settings import RootSettings
-from infra.tracing import TELEMETRY, trace_app
+from infra.http_tracing import TELEMETRY, trace_app
 
 DESCRIPTION = """
 Mission intake, the audit trail and operator actions over the colony ledger.

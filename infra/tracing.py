@@ -17,7 +17,7 @@ is set. Otherwise nothing is recorded and the per-record work is skipped where i
 cost throughput (Kafka, asyncpg and aiohttp are not instrumented, the decider and the
 colony open no spans, HTTP servers leave it to FastAPI's own telemetry): the trace id
 still flows — in each command's and event's `trace_id`, and through HTTP from the colony
-to the root (`http_trace_configs`) — so events and log lines carry the mission's trace id
+to the root (infra/http_tracing.py) — so events and log lines carry the mission's trace id
 either way.
 """
 
@@ -29,18 +29,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 
-import aiohttp
-from fastapi import FastAPI
-from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.sdk.resources import Resource
@@ -53,8 +47,6 @@ from infra.config import CommonSettings
 
 Headers = MutableSequence[tuple[str, bytes]]
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-UNTRACED_ROUTES = "healthz,readyz,metrics,console/static"
-"""Probes and scrapes: a span per poll would bury the missions' traces."""
 
 tracer = trace.get_tracer("velocity")
 _recording = False
@@ -99,14 +91,22 @@ def configure_tracing(
     trace.set_tracer_provider(provider)
     global _recording
     _recording = recording
-    instrumentors: list[BaseInstrumentor] = [HTTPXClientInstrumentor()]
     if recording:
         asyncpg_instrumentor = AsyncPGInstrumentor()  # type: ignore[no-untyped-call]
-        instrumentors += [AioHttpClientInstrumentor(), AIOKafkaInstrumentor(), asyncpg_instrumentor]
+        install([AIOKafkaInstrumentor(), asyncpg_instrumentor], provider)
+    return provider
+
+
+def recording() -> bool:
+    """Whether spans are recorded in this process (configure_tracing decided)."""
+    return _recording
+
+
+def install(instrumentors: list[BaseInstrumentor], provider: TracerProvider) -> None:
+    """Install each instrumentation not installed yet."""
     for instrumentor in instrumentors:
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument(tracer_provider=provider)
-    return provider
 
 
 @contextmanager
@@ -129,50 +129,12 @@ def work_span(
         otel_context.detach(token)
 
 
-def http_trace_configs() -> list[aiohttp.TraceConfig]:
-    """An aiohttp session's trace configs: none when spans are recorded (the aiohttp
-    instrumentation makes the client spans), else one that only puts the active trace
-    context into each request's headers: the instrumentation cost the colony ~5 % of its
-    CPU for client spans nobody recorded."""
-    if _recording:
-        return []
-
-    async def carry(
-        session: aiohttp.ClientSession, context: object, params: aiohttp.TraceRequestStartParams
-    ) -> None:
-        propagate.inject(params.headers)
-
-    config = aiohttp.TraceConfig()
-    config.on_request_start.append(carry)
-    return [config]
-
-
 @contextmanager
 def consumer_span(name: str, headers: Headers | None) -> Iterator[Span]:
     """The span of handling a consumed record, under the context the record carries; when
     nothing records, none is made and the record's headers are not even read."""
     with work_span(name, record_context(headers) if _recording else None) as span:
         yield span
-
-
-TELEMETRY: TelemetryConfig = {"operation_spans": False, "metrics": False, "logs": False}
-"""FastAPI's own telemetry (given to every app): the request's server span only.
-Operation spans (dependencies, endpoint, serialization) would cost every request a few
-more spans, recorded or not."""
-
-
-def trace_app(app: FastAPI) -> None:
-    """Server spans for every request but the probes; a caller's traceparent continued.
-
-    When nothing records, FastAPI's own telemetry (which stands aside for this
-    instrumentation when it is installed) is enough: it runs each request in the trace
-    its `traceparent` names, else in a new one. The instrumentation matched every request
-    against the routes a second time to name a span nobody would see: ~4 % of the root's
-    CPU under load."""
-    if _recording:
-        FastAPIInstrumentor.instrument_app(
-            app, excluded_urls=UNTRACED_ROUTES, exclude_spans=["receive", "send"]
-        )
 
 
 def current_trace_id() -> str | None:

@@ -8,7 +8,8 @@ import pytest
 from aiohttp import web
 
 from infra import tracing
-from infra.tracing import http_trace_configs, mission_context, work_span
+from infra.http_tracing import http_trace_configs
+from infra.tracing import mission_context, work_span
 
 pytestmark = pytest.mark.integration
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

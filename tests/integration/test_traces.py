@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from infra.config import CommonSettings
+from infra.http_tracing import trace_http_clients
 from infra.tracing import configure_tracing
 from tests.conftest import Isolated
 from tests.integration.conftest import eventually, ledger_services, prepared, root_api
@@ -33,6 +34,7 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     """This process traced into memory for the module; instrumentations removed after."""
     memory = InMemorySpanExporter()
     provider = configure_tracing(CommonSettings(), "tests", SimpleSpanProcessor(memory))
+    trace_http_clients(provider)
     try:
         yield memory
     finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
@@ -51,3 +54,15 @@ def test_work_runs_in_its_missions_trace_even_when_nothing_records(
         inside = current_trace_id()
     assert inside == TRACE
     assert current_trace_id() != TRACE, "the mission's context is left when the work ends"
+
+
+def test_the_decider_and_the_projector_start_without_the_http_frameworks() -> None:
+    """Importing FastAPI and aiohttp was half of their start-up CPU (infra/http_tracing.py)."""
+    probe = (
+        "import sys, ledger.decider, projections.projector;"
+        "print(sorted({'fastapi', 'aiohttp', 'httpx'} & set(sys.modules)))"
+    )
+    started = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert started.stdout.strip() == "[]"
