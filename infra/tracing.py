@@ -74,8 +74,9 @@ HEADER_SETTER = _HeaderSetter()
 def configure_tracing(
     settings: CommonSettings, service: str, processor: SpanProcessor | None = None
 ) -> TracerProvider:
-    """Install the process's tracer provider and the library instrumentations, once at
-    start. `processor` (tests: an in-memory exporter) records spans as an endpoint would."""
+    """Install the process's tracer provider and the Kafka and asyncpg instrumentations,
+    once at start (the HTTP services add theirs: infra/http_tracing.py). `processor`
+    (tests: an in-memory exporter) records spans as an endpoint would."""
     endpoint = settings.OTEL_EXPORTER_OTLP_ENDPOINT
     recording = endpoint is not None or processor is not None
     sampler = ParentBased(TraceIdRatioBased(settings.OTEL_TRACES_SAMPLER_ARG))

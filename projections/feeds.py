@@ -59,9 +59,9 @@ class Feed(Generic[R]):
     memory-only broker restarted): true where records carry ids that make a re-read
     harmless (metrics, dead letters); never for the ledger, which is restored instead."""
     fetch_wait_ms: int | None = None
-    """How long an empty fetch waits: None, KAFKA_FETCH_WAIT_MS, where someone waits on the
-    view (the ledger's requests, the metrics of a mission that just failed); longer for
-    dead letters, which an operator lists."""
+    """How long an empty fetch waits. None takes KAFKA_FETCH_WAIT_MS: someone waits on
+    those views (the ledger's requests, the metrics of a mission that just failed); dead
+    letters, which an operator lists, wait longer."""
 
     def project(
         self,
