@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -146,3 +148,38 @@ async def test_two_deciders_hand_partitions_over_mid_stream(
         first.stop()
         second.stop()
     assert_exactly_once(events, stream)
+
+
+async def test_a_decider_stopped_while_rejoining_after_a_crash_exits_promptly(
+    isolated: Isolated, tmp_path: Path
+) -> None:
+    """Ctrl-C soon after a kill -9: the restarted decider is still joining its group (the
+    broker holds the join until the killed member's session expires, ~15 s here) and must
+    stop at once rather than when the join completes."""
+    await prepared(isolated)
+    log_path = tmp_path / "d.log"
+    decider = decider_process(isolated, f"rejoin-{uuid.uuid4().hex[:6]}", log_path)
+    decider.env["KAFKA_SESSION_TIMEOUT_MS"] = "10000"
+    decider.start()
+    try:
+        await eventually(lambda: _logged(log_path, "owns partitions", 1), timeout_s=60)
+        decider.kill()
+        decider.start()
+        await eventually(lambda: _logged(log_path, "decider starting", 2), timeout_s=30)
+        await asyncio.sleep(1.0)  # its consumer is now waiting in JoinGroup
+        assert decider.process is not None
+        stopped_at = time.monotonic()
+        decider.process.send_signal(signal.SIGINT)
+        code = await asyncio.to_thread(decider.process.wait, 40)
+        took_s = time.monotonic() - stopped_at
+    finally:
+        decider.stop()
+    assert code == 0
+    assert took_s < 8, f"the stop waited {took_s:.1f} s for the group join"
+    assert await _logged(log_path, "still joining the group", 1)
+
+
+async def _logged(path: Path, text: str, times: int) -> bool:
+    """Whether the service log at `path` holds `text` at least `times` times."""
+    content = await asyncio.to_thread(lambda: path.read_text() if path.exists() else "")
+    return content.count(text) >= times
