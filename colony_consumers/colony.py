@@ -139,6 +139,12 @@ class Colony:
     def partitions(self) -> set[int]:
         return set(self.loop.ready) if self.loop else set()
 
+    def heartbeat(self) -> dict[str, Any]:
+        """What the root's /readyz reads (the partitions served), and the group membership
+        a restart after a crash removes (infra/group_takeover.py)."""
+        membership = self.loop.membership() if self.loop else {}
+        return {"partitions": sorted(self.partitions), "members": membership}
+
     @property
     def consumer(self) -> AIOKafkaConsumer:
         assert self.loop is not None, "the colony is not running"

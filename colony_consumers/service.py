@@ -39,6 +39,7 @@ from colony_consumers.task_runner import TaskRunner
 from colony_consumers.worker import Worker
 from infra.config import load_settings
 from infra.database import service_pool
+from infra.group_takeover import remove_dead_predecessors
 from infra.heartbeat import beat_forever
 from infra.http_tracing import TELEMETRY, http_trace_configs, trace_app, trace_http_clients
 from infra.kafka import client_options, probe_broker
@@ -178,6 +179,7 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
         )
         worker = Worker(pool, root, runner, producer, topics, settings.TASK_TIMEOUT_MS)
         colony = Colony(settings, options, pool, worker, producer, metrics)
+        await remove_dead_predecessors(pool, "colony", options)
 
         def status() -> dict[str, Any]:
             return {
@@ -202,9 +204,7 @@ async def serve(settings: ColonySettings, stop: asyncio.Event) -> None:
         )
         background = [
             asyncio.create_task(server.serve()),
-            asyncio.create_task(
-                beat_forever(pool, "colony", lambda: {"partitions": sorted(colony.partitions)})
-            ),
+            asyncio.create_task(beat_forever(pool, "colony", colony.heartbeat)),
             asyncio.create_task(colony.watch_rollout(SWEEP_EVERY_S)),
         ]
         if isinstance(research, McpResearch):

@@ -265,9 +265,20 @@ class PartitionLoop(ConsumerRebalanceListener):  # type: ignore[misc]
         if assigned:
             logger.info("{} owns partitions {}", self.name, sorted(tp.partition for tp in assigned))
 
+    def membership(self) -> dict[str, str]:
+        """{group id: member id} once the broker gave this member an id: heartbeats carry it
+        so that this service, restarted after a crash, removes it from the group at once
+        (infra/group_takeover.py)."""
+        coordinator = self.consumer._coordinator
+        if coordinator is None or not coordinator.member_id:
+            return {}
+        return {str(coordinator.group_id): str(coordinator.member_id)}
+
     def status(self) -> dict[str, Any]:
-        """For heartbeats: the partitions served, and those still being prepared."""
+        """For heartbeats: the partitions served, those still being prepared, and the
+        group membership."""
         return {
+            "members": self.membership(),
             "partitions": sorted(self.ready),
             "rebuilding": {
                 str(p): self.prepare_errors.get(p, "in progress") for p in sorted(self.preparing)

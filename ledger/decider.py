@@ -30,6 +30,7 @@ from opentelemetry.trace import Span
 
 from infra.config import load_settings
 from infra.database import DATABASE_OUTAGES, service_pool
+from infra.group_takeover import remove_dead_predecessors
 from infra.heartbeat import beat_forever
 from infra.kafka import client_options
 from infra.partition_loop import PartitionLoop, group_consumer
@@ -449,6 +450,7 @@ async def serve(settings: DeciderSettings, stop: asyncio.Event) -> None:
     bootstrap, database_url = settings.require_infrastructure()
     pool = await service_pool(database_url, max_size=4)
     decider = Decider(settings, bootstrap, SnapshotStore(pool))
+    await remove_dead_predecessors(pool, "decider", decider.options)
     heartbeat = asyncio.create_task(beat_forever(pool, "decider", decider.heartbeat))
     try:
         await decider.run(stop)

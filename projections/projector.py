@@ -18,6 +18,7 @@ from loguru import logger
 
 from infra.config import load_settings
 from infra.database import service_pool
+from infra.group_takeover import remove_dead_predecessors
 from infra.heartbeat import beat_forever
 from infra.kafka import client_options
 from infra.partition_loop import BULK_FETCH_BYTES, PartitionLoop, group_consumer
@@ -224,6 +225,7 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
     bootstrap, database_url = settings.require_infrastructure()
     pool = await service_pool(database_url, max_size=4)
     projector, *side_feeds = projectors(settings, bootstrap, pool, stop)
+    await remove_dead_predecessors(pool, "projector", client_options(settings, bootstrap))
     heartbeat = asyncio.create_task(
         beat_forever(
             pool,
@@ -233,6 +235,11 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
                 "projected": projector.projected,
                 "lag": {str(p): n for p, n in projector.lag.items() if p in projector.assigned},
                 "held": {str(p): why for p, why in projector.applier.held.items()},
+                "members": {
+                    group: member
+                    for feed in (projector, *side_feeds)
+                    for group, member in feed.loop.membership().items()
+                },
             },
         )
     )

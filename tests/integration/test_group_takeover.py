@@ -1,0 +1,63 @@
+"""A decider restarted after a kill -9 takes its partitions back without waiting for the
+killed member's session to expire (infra/group_takeover.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.conftest import Isolated
+from tests.integration.conftest import decider_process, eventually, prepared
+
+pytestmark = pytest.mark.integration
+SESSION_MS = 20_000
+"""Long enough to tell apart: the embedded broker holds a join for half a session, and a
+killed member for its whole session; with its member removed the restart owns its
+partitions ~10 s after starting, without ~30 s."""
+
+
+async def test_a_restarted_decider_removes_its_killed_predecessor_from_the_group(
+    isolated: Isolated, tmp_path: Path
+) -> None:
+    await prepared(isolated)
+    log_path = tmp_path / "d.log"
+    decider = decider_process(isolated, f"takeover-{uuid.uuid4().hex[:6]}", log_path)
+    decider.env["KAFKA_SESSION_TIMEOUT_MS"] = str(SESSION_MS)
+    decider.start()
+    try:
+        await eventually(lambda: _logged(log_path, "owns partitions", 1), timeout_s=60)
+        first = await eventually(lambda: _member_heartbeats(isolated), timeout_s=10)
+        decider.kill()
+        decider.start()
+        await eventually(
+            lambda: _logged(log_path, "owns partitions", 2), timeout_s=SESSION_MS / 1000 + 2
+        )
+        later = await _member_heartbeats(isolated)
+    finally:
+        decider.stop()
+    text = await asyncio.to_thread(log_path.read_text)
+    assert f"removed dead predecessor {next(iter(first.values()))}" in text
+    assert not set(first) & set(later), "the dead instance's heartbeat is forgotten"
+
+
+async def _member_heartbeats(slice_: Isolated) -> dict[str, str]:
+    """{instance: member id} of the decider heartbeats that carry a group membership."""
+    connection = await asyncpg.connect(slice_.database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT instance, details FROM service_heartbeats WHERE service = 'decider'"
+        )
+    finally:
+        await connection.close()
+    found = {row["instance"]: json.loads(row["details"]).get("members", {}) for row in rows}
+    return {instance: next(iter(m.values())) for instance, m in found.items() if m}
+
+
+async def _logged(path: Path, text: str, times: int) -> bool:
+    content = await asyncio.to_thread(lambda: path.read_text() if path.exists() else "")
+    return content.count(text) >= times
