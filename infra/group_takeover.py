@@ -6,7 +6,8 @@ kill -9 of the decider on the embedded broker, whose join also waits half a sess
 missions stalled that long). Every member writes its group member ids into its heartbeat
 (infra/heartbeat.py); at start, a service finds the heartbeats of its own predecessors
 that are surely dead — same host, a process id no longer running, or its own (a restarted
-container's first process) — and sends LeaveGroup for their member ids before it joins.
+container's first process) — and sends LeaveGroup for their member ids before it joins,
+when their group is Stable (see `_described`); a group mid-rebalance is left alone.
 
 Only sure deaths count: a predecessor on another host, or whose pid now belongs to a
 running process, is left to its session timeout as before. Removing a member that was
@@ -25,6 +26,7 @@ from typing import Any
 import asyncpg
 from aiokafka.client import AIOKafkaClient, ConnectionGroup, CoordinationType
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.admin import DescribeGroupsRequest
 from aiokafka.protocol.group import LeaveGroupRequest
 from loguru import logger
 
@@ -116,6 +118,12 @@ async def _leave(options: dict[str, Any], members: list[Member]) -> None:
     try:
         for group, member in members:
             node = await client.coordinator_lookup(CoordinationType.GROUP, group)
+            state, current = await _described(client, node, group)
+            kept = left_alone(member, state, current)
+            if kept is not None:
+                level = "DEBUG" if member not in current else "INFO"
+                logger.log(level, "dead predecessor {} of group {}: {}", member, group, kept)
+                continue
             answer = await client.send(
                 node, LeaveGroupRequest(group, member), group=ConnectionGroup.COORDINATION
             )
@@ -126,7 +134,27 @@ async def _leave(options: dict[str, Any], members: list[Member]) -> None:
                     member,
                     group,
                 )
-            else:  # it left, or its session expired, or it was of another broker's group
-                logger.debug("dead predecessor {} was no longer in group {}", member, group)
     finally:
         await client.close()
+
+
+def left_alone(member: str, state: str, current: set[str]) -> str | None:
+    """Why `member` is not removed from a group in `state` whose members are `current`,
+    or None to remove it. Only from a Stable group: see `_described`."""
+    if member not in current:  # it left, its session expired, or it was another broker's
+        return "no longer in the group"
+    if state != "Stable":
+        return f"left to its session: the group is {state}, not Stable"
+    return None
+
+
+async def _described(client: AIOKafkaClient, node: int, group: str) -> tuple[str, set[str]]:
+    """(state, member ids) of `group`. A member is removed only from a Stable group: the
+    embedded broker, asked to remove the leader of a rebalance still in progress, keeps
+    waiting for that leader's assignment, and the group never forms again (seen in the
+    SIGKILL drill: three kills seconds apart, the last restart stuck in SyncGroup)."""
+    answer = await client.send(
+        node, DescribeGroupsRequest([group]), group=ConnectionGroup.COORDINATION
+    )
+    described = answer.groups[0]
+    return str(described[2]), {str(member[0]) for member in described[5]}

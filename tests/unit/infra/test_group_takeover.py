@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from infra.group_takeover import dead_members, process_running
+from infra.group_takeover import dead_members, left_alone, process_running
 
 ME = "host-a:4242"
 MEMBERS = {"members": {"decider": "aiokafka-1"}}
@@ -44,3 +44,11 @@ def test_a_heartbeat_without_members_is_forgotten_without_a_leave() -> None:
 def test_process_running_tells_this_process_from_a_finished_one() -> None:
     assert process_running(os.getpid())
     assert not process_running(2**22 + 12345)  # above Linux's largest pid
+
+
+def test_a_dead_member_is_removed_only_from_a_stable_group_it_is_in() -> None:
+    """The embedded broker, asked to remove the leader of an unfinished rebalance, never
+    forms the group again: mid-rebalance the member is left to its session."""
+    assert left_alone("m-1", "Stable", {"m-1", "m-2"}) is None
+    assert "CompletingRebalance" in str(left_alone("m-1", "CompletingRebalance", {"m-1"}))
+    assert "no longer" in str(left_alone("m-1", "Stable", {"m-2"}))
