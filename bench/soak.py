@@ -1,5 +1,6 @@
 """bench/soak: the decider's resident memory as its log grows to a million events, and
-how long a restart takes at the end (snapshots: ledger/snapshots.py).
+how long a restart takes at the end, after a clean stop and after a kill -9 (snapshots:
+ledger/snapshots.py; taking the partitions back: infra/group_takeover.py).
 
 A real decider process (`python -m ledger.decider`) decides missions of ten commands
 each (a request, nine budget uses), produced in steps; after each step, once the
@@ -13,6 +14,7 @@ missions over six partitions); a restart folds snapshot + tail. Run with `make b
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import time
 import uuid
@@ -92,6 +94,18 @@ async def rebuild_all(bootstrap: str, database_url: str, names: TopicNames) -> f
         await pool.close()
 
 
+def deciding_again(
+    env: dict[str, str], bootstrap: str, names: TopicNames, group: str, produced: int
+) -> tuple[subprocess.Popen[bytes], float]:
+    """A new decider process, and the seconds from its spawn until it has decided one more
+    mission's commands (its start, its group join and its rebuild from snapshots)."""
+    started = time.perf_counter()
+    decider = spawn([sys.executable, "-m", "ledger.decider"], env=env)
+    asyncio.run(produce(bootstrap, names, COMMANDS_PER_MISSION))
+    asyncio.run(until_decided(bootstrap, names, group, produced + COMMANDS_PER_MISSION))
+    return decider, time.perf_counter() - started
+
+
 def main() -> None:
     target = int(sys.argv[1]) if len(sys.argv) > 1 else STEPS[-1]
     steps = [s for s in STEPS if s < target] + [target]
@@ -124,19 +138,19 @@ def main() -> None:
             rebuild_s = asyncio.run(rebuild_all(infra.bootstrap_servers, database_url, names))
             print(f"rebuild of every partition from its snapshot mark: {rebuild_s:.2f}s")
             record("decider_rebuild_from_snapshots_s", rebuild_s, "s")
-            started = time.perf_counter()
-            decider = spawn([sys.executable, "-m", "ledger.decider"], env=env)
-            asyncio.run(produce(infra.bootstrap_servers, names, COMMANDS_PER_MISSION))
-            asyncio.run(
-                until_decided(
-                    infra.bootstrap_servers, names, group, produced + COMMANDS_PER_MISSION
-                )
-            )
-            restart_s = time.perf_counter() - started
+            bootstrap = infra.bootstrap_servers
+            decider, restart_s = deciding_again(env, bootstrap, names, group, produced)
             print(
                 f"restart with {produced:,} commands in the log: deciding again in {restart_s:.1f}s"
             )
+            produced += COMMANDS_PER_MISSION
             record("decider_restart_s", restart_s, "s")
+            time.sleep(3)  # a heartbeat carrying its group membership (infra/group_takeover.py)
+            decider.kill()
+            decider.wait()
+            decider, crash_s = deciding_again(env, bootstrap, names, group, produced)
+            print(f"restart after a kill -9: deciding again in {crash_s:.1f}s")
+            record("decider_crash_restart_s", crash_s, "s")
         finally:
             stop(decider)
 
