@@ -80,7 +80,13 @@ async def remove_dead_predecessors(
     forget their heartbeats. Best effort, within TAKEOVER_WAIT_S; call before joining."""
     try:
         await asyncio.wait_for(_remove(pool, service, options), TAKEOVER_WAIT_S)
-    except (TimeoutError, KafkaError, OSError, asyncpg.PostgresError) as error:
+    except (
+        TimeoutError,
+        KafkaError,
+        OSError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+    ) as error:
         logger.warning(
             "{}: dead predecessors not removed from their groups ({}: {}); joining anyway",
             service,

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from pathlib import Path
 
 import asyncpg
 import pytest
+from loguru import logger
 
+from infra.group_takeover import remove_dead_predecessors
+from infra.processes import free_port
 from tests.conftest import Isolated
 from tests.integration.conftest import decider_process, eventually, prepared
 
@@ -61,3 +65,35 @@ async def _member_heartbeats(slice_: Isolated) -> dict[str, str]:
 async def _logged(path: Path, text: str, times: int) -> bool:
     content = await asyncio.to_thread(lambda: path.read_text() if path.exists() else "")
     return content.count(text) >= times
+
+
+async def test_a_takeover_the_broker_does_not_answer_gives_way_to_joining(
+    isolated: Isolated,
+) -> None:
+    """Best effort: a start is never held by removing predecessors (it joins, and they
+    are dropped when their sessions expire); the dead heartbeat is kept for a later try."""
+    await prepared(isolated)
+    pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
+    dead = f"{socket.gethostname()}:{2**22 + 7}"  # above Linux's largest pid: surely gone
+    details = json.dumps({"members": {"velocity-decider": "aiokafka-dead"}})
+    try:
+        await pool.execute(
+            "INSERT INTO service_heartbeats (service, instance, started_at, last_seen_at,"
+            " details) VALUES ('decider', $1, now(), now(), $2::jsonb)",
+            dead,
+            details,
+        )
+        logged: list[str] = []
+        sink = logger.add(lambda message: logged.append(str(message)), level="WARNING")
+        try:
+            unanswered = {"bootstrap_servers": f"127.0.0.1:{free_port()}"}
+            await remove_dead_predecessors(pool, "decider", unanswered)
+        finally:
+            logger.remove(sink)
+        kept = await pool.fetchval(
+            "SELECT count(*) FROM service_heartbeats WHERE instance = $1", dead
+        )
+    finally:
+        await pool.close()
+    assert any("not removed from their groups" in line for line in logged), logged
+    assert kept == 1
