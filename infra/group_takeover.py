@@ -162,5 +162,5 @@ async def _described(client: AIOKafkaClient, node: int, group: str) -> tuple[str
     answer = await client.send(
         node, DescribeGroupsRequest([group]), group=ConnectionGroup.COORDINATION
     )
-    described = answer.groups[0]
-    return str(described[2]), {str(member[0]) for member in described[5]}
+    _error, _group, state, _protocol_type, _protocol, members, *_ = answer.groups[0]
+    return str(state), {str(member[0]) for member in members}

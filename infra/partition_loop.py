@@ -169,8 +169,8 @@ class PartitionLoop(ConsumerRebalanceListener):  # type: ignore[misc]
 
         aiokafka's getmany ignores its timeout while the group rebalances: it waits for the
         new assignment, which a broker holds until every member it knows has joined or its
-        session expired. A stop must not wait for that (Ctrl-C right after a kill -9 took
-        ~15 s), so the fetch races the stop."""
+        session expired. A stop must not wait for that (a decider restarted after a kill -9
+        and stopped a second later took 17 s to exit), so the fetch races the stop."""
         if stopping.done():
             return None
         fetching: asyncio.Task[dict[TopicPartition, list[ConsumerRecord]]]

@@ -114,6 +114,12 @@ async def eventually(probe: Callable[[], Any], timeout_s: float = 20, pause_s: f
         await asyncio.sleep(pause_s)
 
 
+async def logged(path: Path, text: str, times: int = 1) -> bool:
+    """Whether the service log at `path` holds `text` at least `times` times."""
+    content = await asyncio.to_thread(lambda: path.read_text() if path.exists() else "")
+    return content.count(text) >= times
+
+
 async def serving(decider: Decider, projector: Projector[Any]) -> None:
     """Wait until the decider and the events projector own every partition: a test's
     first request then waits for deciding, not for the groups to form (on a loaded

@@ -31,6 +31,7 @@ from tests.integration.conftest import (
     decider_process,
     eventually,
     log_events,
+    logged,
     prepared,
 )
 
@@ -162,10 +163,10 @@ async def test_a_decider_stopped_while_rejoining_after_a_crash_exits_promptly(
     decider.env["KAFKA_SESSION_TIMEOUT_MS"] = "10000"
     decider.start()
     try:
-        await eventually(lambda: _logged(log_path, "owns partitions", 1), timeout_s=60)
+        await eventually(lambda: logged(log_path, "owns partitions", 1), timeout_s=60)
         decider.kill()
         decider.start()
-        await eventually(lambda: _logged(log_path, "decider starting", 2), timeout_s=30)
+        await eventually(lambda: logged(log_path, "decider starting", 2), timeout_s=30)
         await asyncio.sleep(1.0)  # its consumer is now waiting in JoinGroup
         assert decider.process is not None
         stopped_at = time.monotonic()
@@ -176,10 +177,4 @@ async def test_a_decider_stopped_while_rejoining_after_a_crash_exits_promptly(
         decider.stop()
     assert code == 0
     assert took_s < 8, f"the stop waited {took_s:.1f} s for the group join"
-    assert await _logged(log_path, "still joining the group", 1)
-
-
-async def _logged(path: Path, text: str, times: int) -> bool:
-    """Whether the service log at `path` holds `text` at least `times` times."""
-    content = await asyncio.to_thread(lambda: path.read_text() if path.exists() else "")
-    return content.count(text) >= times
+    assert await logged(log_path, "still joining the group", 1)

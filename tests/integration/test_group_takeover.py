@@ -16,7 +16,7 @@ from loguru import logger
 from infra.group_takeover import remove_dead_predecessors
 from infra.processes import free_port
 from tests.conftest import Isolated
-from tests.integration.conftest import decider_process, eventually, prepared
+from tests.integration.conftest import decider_process, eventually, logged, prepared
 
 pytestmark = pytest.mark.integration
 SESSION_MS = 20_000
@@ -34,12 +34,12 @@ async def test_a_restarted_decider_removes_its_killed_predecessor_from_the_group
     decider.env["KAFKA_SESSION_TIMEOUT_MS"] = str(SESSION_MS)
     decider.start()
     try:
-        await eventually(lambda: _logged(log_path, "owns partitions", 1), timeout_s=60)
+        await eventually(lambda: logged(log_path, "owns partitions", 1), timeout_s=60)
         first = await eventually(lambda: _member_heartbeats(isolated), timeout_s=10)
         decider.kill()
         decider.start()
         await eventually(
-            lambda: _logged(log_path, "owns partitions", 2), timeout_s=SESSION_MS / 1000 + 2
+            lambda: logged(log_path, "owns partitions", 2), timeout_s=SESSION_MS / 1000 + 2
         )
         later = await _member_heartbeats(isolated)
     finally:
@@ -60,11 +60,6 @@ async def _member_heartbeats(slice_: Isolated) -> dict[str, str]:
         await connection.close()
     found = {row["instance"]: json.loads(row["details"]).get("members", {}) for row in rows}
     return {instance: next(iter(m.values())) for instance, m in found.items() if m}
-
-
-async def _logged(path: Path, text: str, times: int) -> bool:
-    content = await asyncio.to_thread(lambda: path.read_text() if path.exists() else "")
-    return content.count(text) >= times
 
 
 async def test_a_takeover_the_broker_does_not_answer_gives_way_to_joining(
