@@ -38,6 +38,7 @@ from ledger.step import step
 from ledger.wire import LedgerWire
 from projections.batch import BatchApplier
 from projections.feeds import ledger_feed
+from projections.pipeline import ApplyPipeline
 
 MISSIONS = 2_000
 
@@ -121,10 +122,12 @@ async def projector_path(bootstrap: str, names: TopicNames, database_url: str) -
     applier = BatchApplier(
         pool, ledger_feed(), DeadLetters(producer, names.dead_letters, wire.codec, "bench")
     )
+    pipeline = ApplyPipeline(applier)
     clock = Stopwatch()
     try:
         async for batches in fetches_to_end(consumer, partitions(names)):
-            await applier.apply_fetch(batches)  # a fetch in one transaction, as live
+            await pipeline.push(batches)  # a fetch in one transaction, the next decoded meanwhile
+        await pipeline.settle()
         return clock.seconds
     finally:
         await consumer.stop()

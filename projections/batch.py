@@ -20,6 +20,7 @@ backoff. A strict applier (rebuilds) stops at the first failing record and says 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic
@@ -45,6 +46,8 @@ from projections.projection import (
     in_runs,
 )
 
+DECODE_SLICE = 64
+"""Records decoded between two turns of the event loop (`decode_fetch`)."""
 ACQUIRE_TIMEOUT_S = 10.0
 """Waiting longer for a pooled connection is an outage: the batch is retried."""
 
@@ -60,12 +63,17 @@ class _NeedsCareError(Exception):
 
 @dataclass(frozen=True)
 class Share(Generic[R]):
-    """One partition's records of a fetch, decoded."""
+    """One partition's records of a fetch, decoded; `letters` are the records that do not
+    decode, each with why (dead-lettered when the fetch is applied)."""
 
     tp: TopicPartition
     records: list[ConsumerRecord]
     usable: list[Projected[R]]
-    unusable: list[Unusable]
+    letters: list[tuple[ConsumerRecord, Unusable]]
+
+    @property
+    def unusable(self) -> list[Unusable]:
+        return [item for _, item in self.letters]
 
     @property
     def first(self) -> int:
@@ -79,6 +87,19 @@ class Share(Generic[R]):
         """Where to seek back to if a projection's stored offset is behind this batch."""
         least = min(stored.get((name, self.tp.partition), 0) for name in names)
         return least if least < self.first else None
+
+
+Seeks = dict[TopicPartition, int | None]
+"""For each partition of an applied fetch, an earlier offset to seek back to, or None."""
+
+
+@dataclass(frozen=True)
+class DecodedFetch(Generic[R]):
+    """A fetch decoded and ready to apply: every partition it brought (each gets an answer
+    in `Seeks`) and the shares to apply."""
+
+    partitions: list[TopicPartition]
+    shares: list[Share[R]]
 
 
 def batch_writes(projection: Projection[R], items: list[Projected[R]]) -> list[Write]:
@@ -130,9 +151,7 @@ class BatchApplier(Generic[R]):
         """Apply one partition's `records` (see `apply_fetch`)."""
         return (await self.apply_fetch({tp: records}))[tp]
 
-    async def apply_fetch(
-        self, batches: dict[TopicPartition, list[ConsumerRecord]]
-    ) -> dict[TopicPartition, int | None]:
+    async def apply_fetch(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> Seeks:
         """Apply each partition's records, all in one transaction; for each partition, an
         earlier offset to seek back to if a projection was reset behind its batch (a
         rebuild) or the partition is held, else None.
@@ -140,35 +159,60 @@ class BatchApplier(Generic[R]):
         A record whose writer schema this release does not know holds the partition at its
         offset (`held`): what precedes it is applied, nothing after it, until an upgraded
         projector reads it. It is not set aside: it is history this code cannot read yet."""
-        shares: list[Share[R]] = []
+        return await self.apply_decoded(await self.decode_fetch(batches))
+
+    async def decode_fetch(
+        self, batches: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> DecodedFetch[R]:
+        """The fetch decoded (the first half of `apply_fetch`), a slice at a time: between
+        slices the event loop turns, and a fetch being applied meanwhile sends its next
+        statement (projections/pipeline.py)."""
+        shares = []
         for tp, records in batches.items():
-            share = await self._share(tp, records)
+            items: list[Projected[R] | Unusable] = []
+            for start in range(0, len(records), DECODE_SLICE):
+                items += [
+                    self.feed.project(r.partition, r.offset, r.value or b"", r.key, r.headers)
+                    for r in records[start : start + DECODE_SLICE]
+                ]
+                await asyncio.sleep(0)
+            share = self._share(tp, records, items)
             if share is not None:
                 shares.append(share)
-        behind = await self._apply_retried(shares) if shares else {}
-        self.applied += sum(len(share.records) for share in shares)
-        return {tp: self.held_at.get(tp.partition, behind.get(tp)) for tp in batches}
+        return DecodedFetch(list(batches), shares)
 
-    async def _share(self, tp: TopicPartition, records: list[ConsumerRecord]) -> Share[R] | None:
-        """The partition's records decoded (the undecodable dead-lettered), up to a hold."""
-        items = [
-            self.feed.project(r.partition, r.offset, r.value or b"", r.key, r.headers)
-            for r in records
-        ]
+    async def apply_decoded(self, fetch: DecodedFetch[R]) -> Seeks:
+        """Dead-letter what did not decode, then apply the rest (the second half of
+        `apply_fetch`)."""
+        for share in fetch.shares:
+            for record, item in share.letters:
+                await self.dead_letters.publish(record, item.reason, item.detail)
+        behind = await self._apply_retried(fetch.shares) if fetch.shares else {}
+        self.applied += sum(len(share.records) for share in fetch.shares)
+        return {tp: self.held_at.get(tp.partition, behind.get(tp)) for tp in fetch.partitions}
+
+    def _share(
+        self,
+        tp: TopicPartition,
+        records: list[ConsumerRecord],
+        items: list[Projected[R] | Unusable],
+    ) -> Share[R] | None:
+        """The partition's decoded records up to a hold."""
         items = self._until_unknown_schema(tp, items)
         records = records[: len(items)]
         if not records:
             return None
-        for record, item in zip(records, items, strict=True):
-            if isinstance(item, Unusable):
-                await self.dead_letters.publish(record, item.reason, item.detail)
         usable = [item for item in items if isinstance(item, Projected)]
-        unusable = [item for item in items if isinstance(item, Unusable)]
-        return Share(tp, records, usable, unusable)
+        letters = [
+            (record, item)
+            for record, item in zip(records, items, strict=True)
+            if isinstance(item, Unusable)
+        ]
+        return Share(tp, records, usable, letters)
 
-    async def _apply_retried(self, shares: list[Share[R]]) -> dict[TopicPartition, int | None]:
+    async def _apply_retried(self, shares: list[Share[R]]) -> Seeks:
         """Apply `shares` optimistically, else carefully one by one; outages retried."""
-        behind: dict[TopicPartition, int | None] = {}
+        behind: Seeks = {}
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(transient),
             wait=wait_exponential(multiplier=0.2, max=5),
@@ -213,9 +257,7 @@ class BatchApplier(Generic[R]):
             state.next_action.sleep if state.next_action else 0,
         )
 
-    async def _apply_once(
-        self, shares: list[Share[R]], *, careful: bool
-    ) -> dict[TopicPartition, int | None]:
+    async def _apply_once(self, shares: list[Share[R]], *, careful: bool) -> Seeks:
         topic = shares[0].tp.topic
         partitions = [share.tp.partition for share in shares]
         async with (

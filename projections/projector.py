@@ -28,9 +28,10 @@ from infra.topics import TopicNames
 from infra.tracing import configure_tracing
 from ledger.codec import schema_codec
 from ledger.dead_letters import DeadLetters
-from projections.batch import BatchApplier, transient
+from projections.batch import BatchApplier, Seeks, transient
 from projections.feeds import Feed, dead_letter_feed, ledger_feed, metrics_feed
 from projections.offsets import resume_positions, save_offsets
+from projections.pipeline import ApplyPipeline
 from projections.projection import R
 from projections.settings import ProjectorSettings
 
@@ -77,6 +78,7 @@ class Projector(Generic[R]):
         )
         stopping = stop.is_set if stop is not None else (lambda: False)
         self.applier = BatchApplier(pool, feed, dead_letters, stopping=stopping)
+        self.pipeline = ApplyPipeline(self.applier)
 
     @property
     def projected(self) -> int:
@@ -92,6 +94,7 @@ class Projector(Generic[R]):
         try:
             await self.loop.run(stop)
         finally:
+            await self.pipeline.abandon()  # left only when the loop stopped on an error
             await self.producer.stop()
 
     async def prepare(self, tp: TopicPartition) -> int:
@@ -104,15 +107,22 @@ class Projector(Generic[R]):
         return position
 
     async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """The fetch's partitions in one transaction (projections/batch.py)."""
-        for tp, offset in (await self.applier.apply_fetch(batches)).items():
-            await self.seek_back_to(tp, offset)
+        """The fetch's partitions in one transaction (projections/batch.py), applied while
+        the next fetch is decoded (projections/pipeline.py)."""
+        self.follow(await self.pipeline.push(batches))
+
+    def follow(self, seeks: Seeks) -> None:
+        """Seek back where an applied fetch says; pause a held partition."""
+        for tp, offset in seeks.items():
+            self.seek_back_to(tp, offset)
             if tp.partition in self.applier.held_at:
                 self.consumer.pause(tp)  # until an upgraded projector can read on
 
     async def flush(self, partitions: set[int] | None) -> None:
-        """Offsets are stored with each batch; here lag is measured and, every
-        RESET_CHECK_S, stored offsets compared with positions (rebuilds, emptied topics)."""
+        """Offsets are stored with each batch (the one being applied is waited for); here
+        lag is measured and, every RESET_CHECK_S, stored offsets compared with positions
+        (rebuilds, emptied topics)."""
+        self.follow(await self.pipeline.settle())
         await self.measure_lag()
         now = asyncio.get_running_loop().time()
         if partitions is None and now - self.checked_at > RESET_CHECK_S:
@@ -148,7 +158,7 @@ class Projector(Generic[R]):
         except Exception as error:  # stopping anyway: say why, no traceback
             logger.warning("projector drain cut short: {}: {}", type(error).__name__, error)
 
-    async def seek_back_to(self, tp: TopicPartition, offset: int | None) -> None:
+    def seek_back_to(self, tp: TopicPartition, offset: int | None) -> None:
         if offset is not None:
             logger.info("projector seeks back to {} on partition {}", offset, tp.partition)
             self.consumer.seek(tp, offset)
@@ -172,7 +182,7 @@ class Projector(Generic[R]):
             if end is not None and wanted[tp.partition] > end:
                 await self.beyond_end(tp, wanted[tp.partition], end)
             elif wanted[tp.partition] < await self.consumer.position(tp):
-                await self.seek_back_to(tp, wanted[tp.partition])
+                self.seek_back_to(tp, wanted[tp.partition])
 
     async def beyond_end(self, tp: TopicPartition, stored: int, end: int) -> None:
         """Stored offsets past the partition's end: the topic came back emptied. Said, and

@@ -32,6 +32,7 @@ from ledger.log_reader import fetches_to_end, partition_ends
 from projections.batch import BatchApplier, ProjectionFailedError
 from projections.feeds import all_projections, ledger_feed
 from projections.offsets import save_offsets
+from projections.pipeline import ApplyPipeline
 from projections.projection import Projection
 
 
@@ -87,21 +88,23 @@ async def rebuild(
         await reset(connection, names.events, projections)
     producer = AIOKafkaProducer(acks="all", **options)
     consumer = AIOKafkaConsumer(enable_auto_commit=False, fetch_max_wait_ms=50, **options)
+    dead_letters = DeadLetters(producer, names.dead_letters, schema_codec(), "rebuild")
+    applier = BatchApplier(pool, ledger_feed(), dead_letters, projections=projections, strict=True)
+    pipeline = ApplyPipeline(applier)
     await producer.start()
     await consumer.start()
     try:
-        feed = ledger_feed()
-        dead_letters = DeadLetters(producer, names.dead_letters, schema_codec(), "rebuild")
-        applier = BatchApplier(pool, feed, dead_letters, projections=projections, strict=True)
         partitions = [TopicPartition(names.events, p) for p in range(EVENTS.partitions)]
         total = sum((await partition_ends(consumer, partitions)).values())
         progress = Progress(f"rebuilding {', '.join(p.name for p in projections)}", total)
         async for batches in fetches_to_end(consumer, partitions):
-            await applier.apply_fetch(batches)
+            await pipeline.push(batches)
             progress.advance(sum(len(records) for records in batches.values()))
+        await pipeline.settle()
         progress.finish()
         return applier.applied
     finally:
+        await pipeline.abandon()
         await consumer.stop()
         await producer.stop()
 
