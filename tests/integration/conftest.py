@@ -15,13 +15,14 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from starlette.applications import Starlette
 
 from gateway.app import create_app
 from gateway.runtime import GatewayRuntime
 from gateway.settings import RootSettings
 from infra.config import CommonSettings
 from infra.preparation import prepare_infrastructure
-from infra.processes import child_environment, spawn, stop
+from infra.processes import child_environment, free_port, spawn, stop
 from infra.topics import EVENTS, PARTITIONS, TopicNames
 from ledger.codec import AvroCodec
 from ledger.commands import Command
@@ -33,6 +34,7 @@ from ledger.wire import LedgerWire
 from projections.projector import Projector, projectors
 from projections.settings import ProjectorSettings
 from tests.conftest import Isolated
+from tests.fake_services import FakeServer
 
 
 async def prepared(slice_: Isolated, *, restore: bool = False) -> None:
@@ -209,6 +211,32 @@ def decider_process(slice_: Isolated, group: str, log_path: Path) -> ServiceProc
 
 
 SERVICE_AUTH = {"Authorization": "Bearer local-service-key"}
+
+
+class RootServer(FakeServer):
+    """The real root app served by uvicorn (its lifespan runs the MCP session manager)."""
+
+    def __init__(self, slice_: Isolated) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.settings = RootSettings(
+            KAFKA_BOOTSTRAP_SERVERS=slice_.bootstrap_servers,
+            DATABASE_URL=slice_.database_url,
+            KAFKA_TOPIC_PREFIX=slice_.topic_prefix,
+        )
+
+    def app(self) -> Starlette:
+        return create_app(self.settings)
+
+
+@asynccontextmanager
+async def root_server(slice_: Isolated) -> AsyncIterator[str]:
+    server = RootServer(slice_)
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.stop()
 
 
 @asynccontextmanager

@@ -5,20 +5,19 @@ mission and reads its verified trail; keys and roles hold; every call is recorde
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
 
-from gateway.app import create_app
 from gateway.mcp_server import arguments_hash
-from gateway.settings import RootSettings
-from infra.processes import free_port
 from tests.conftest import Isolated
-from tests.fake_services import FakeServer
-from tests.integration.conftest import archived, eventually, ledger_services, prepared
+from tests.integration.conftest import (
+    archived,
+    eventually,
+    ledger_services,
+    prepared,
+    root_server,
+)
 from tests.mcp_client import answer, error_text, mcp_session
 
 SERVICE = "local-service-key"
@@ -39,32 +38,6 @@ ORACLE = {
     "objective": "Atlas delivery risk?",
     "project_id": "atlas",
 }
-
-
-class RootServer(FakeServer):
-    """The real root app served by uvicorn (its lifespan runs the MCP session manager)."""
-
-    def __init__(self, slice_: Isolated) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = RootSettings(
-            KAFKA_BOOTSTRAP_SERVERS=slice_.bootstrap_servers,
-            DATABASE_URL=slice_.database_url,
-            KAFKA_TOPIC_PREFIX=slice_.topic_prefix,
-        )
-
-    def app(self) -> Starlette:
-        return create_app(self.settings)
-
-
-@asynccontextmanager
-async def root_server(slice_: Isolated) -> AsyncIterator[str]:
-    server = RootServer(slice_)
-    await server.start()
-    try:
-        yield server.url
-    finally:
-        await server.stop()
 
 
 async def test_an_agent_lists_the_tools_opens_a_mission_and_reads_its_verified_trail(
