@@ -25,6 +25,7 @@ from loguru import logger
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from colony_consumers.outages import OutageError
+from colony_consumers.store_queue import Bounds, StoreQueue
 from infra.readiness import NotReady
 
 
@@ -135,6 +136,8 @@ class RootClient:
         self.session = session
         self.base_url = base_url.rstrip("/")
         self.recent: LRUCache[str, str] = LRUCache(maxsize=RECENT_BYTES, getsizeof=len)
+        bounds = Bounds(BATCH_ARTIFACTS, BATCH_BYTES, (RootRefusedError, LaggingError))
+        self.queue = StoreQueue(self._store_group, bounds)
 
     async def store(self, artifact: Artifact) -> str:
         """Store `artifact`; its sha256 content hash."""
@@ -156,7 +159,7 @@ class RootClient:
         machinery is built only once the root lags: a tenacity loop costs ~44 µs a request
         where the request alone costs nothing of it (three stores a mission)."""
         try:
-            return await self._store_group(group)
+            return await self.queue.store(group)
         except LaggingError:
             retrying = AsyncRetrying(
                 retry=retry_if_exception_type(LaggingError),
@@ -164,7 +167,7 @@ class RootClient:
                 stop=stop_after_delay(LAG_WAIT_S),
                 reraise=True,
             )
-        return await retrying(self._store_group, group)
+        return await retrying(self.queue.store, group)
 
     async def _store_group(self, group: list[Artifact]) -> list[str]:
         if len(group) > 1:

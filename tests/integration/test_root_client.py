@@ -1,5 +1,6 @@
-"""The colony storing artifacts through the real root (colony_consumers/root_client.py)
-while the root's view of the mission lags the log: asked again briefly, then an outage."""
+"""The colony storing artifacts through the real root (colony_consumers/root_client.py):
+missions storing at once share requests (colony_consumers/store_queue.py); a mission the
+root's view lags behind is asked again briefly, then an outage, and alone."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import hashlib
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 
 import aiohttp
@@ -20,6 +22,7 @@ from tests.integration.conftest import prepared, root_server
 from tests.integration.test_mission_filters import ROW
 
 pytestmark = pytest.mark.integration
+OPERATOR = {"Authorization": "Bearer local-operator-key"}
 
 
 async def test_an_artifact_of_a_mission_the_roots_view_lacks_is_stored_once_it_appears(
@@ -60,3 +63,68 @@ async def test_a_mission_the_roots_view_never_shows_is_an_outage_after_the_lag_w
         with pytest.raises(LaggingError, match="lags the log"):
             await RootClient(session, root).store(Artifact("x", str(uuid.uuid4())))
     assert LAG_WAIT_S <= time.monotonic() - started < LAG_WAIT_S * 3
+
+
+async def request_counts(root: str) -> Counter[str]:
+    """The root's own count of artifact requests, by route and status (its /metrics; the
+    registry is the process's, so tests compare counts before and after)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{root}/metrics", headers=OPERATOR) as response,
+    ):
+        text = await response.text()
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        if line.startswith("velocity_http_requests_total") and "/internal/artifacts" in line:
+            labels, value = line.rsplit(" ", 1)
+            route = labels.split('route="')[1].split('"')[0]
+            status = labels.split('status="')[1].split('"')[0]
+            counts[f"{route} {status}"] = int(float(value))
+    return counts
+
+
+async def test_missions_storing_at_once_share_one_request(isolated: Isolated) -> None:
+    await prepared(isolated)
+    missions = [str(uuid.uuid4()) for _ in range(6)]
+    await insert_working(isolated, missions)
+    headers = {"Authorization": f"Bearer {LOCAL_ROOT_KEY}"}
+    async with root_server(isolated) as root, aiohttp.ClientSession(headers=headers) as session:
+        client = RootClient(session, root)
+        before = await request_counts(root)
+        hashes = await asyncio.gather(
+            *(client.store(Artifact(f"evidence of {m}", m, kind="source")) for m in missions)
+        )
+        counts = await request_counts(root) - before
+    assert hashes == [hashlib.sha256(f"evidence of {m}".encode()).hexdigest() for m in missions]
+    assert counts == {"/internal/artifacts/batch 201": 1}
+
+
+async def test_one_missions_refusal_in_a_shared_request_is_its_own(isolated: Isolated) -> None:
+    """A mission the root's view does not show shares a request with others: they are
+    stored at once, it alone waits out the lag and gives up."""
+    await prepared(isolated)
+    missions = [str(uuid.uuid4()) for _ in range(3)]
+    await insert_working(isolated, missions)
+    headers = {"Authorization": f"Bearer {LOCAL_ROOT_KEY}"}
+    async with root_server(isolated) as root, aiohttp.ClientSession(headers=headers) as session:
+        client = RootClient(session, root)
+        before = await request_counts(root)
+        started = time.monotonic()
+        unknown = asyncio.create_task(client.store(Artifact("nowhere", str(uuid.uuid4()))))
+        hashes = await asyncio.gather(*(client.store(Artifact(m, m)) for m in missions))
+        stored_after = time.monotonic() - started
+        with pytest.raises(LaggingError):
+            await unknown
+        counts = await request_counts(root) - before
+    assert hashes == [hashlib.sha256(m.encode()).hexdigest() for m in missions]
+    assert stored_after < LAG_WAIT_S / 2, "the others did not wait for the unknown mission"
+    assert counts["/internal/artifacts/batch 404"] == 1, "they were sent together first"
+    assert counts["/internal/artifacts 201"] == 3
+
+
+async def insert_working(slice_: Isolated, missions: list[str]) -> None:
+    connection = await asyncpg.connect(slice_.database_url)
+    try:
+        await connection.executemany(ROW, [(m, "running", datetime.now(UTC)) for m in missions])
+    finally:
+        await connection.close()
