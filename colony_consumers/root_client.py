@@ -91,9 +91,10 @@ RECENT_BYTES = 32 * 1024 * 1024
 sources its research stored a moment before, without asking the root for them again."""
 BATCH_BYTES = 256 * 1024
 BATCH_ARTIFACTS = 20
-"""A research task's sources go to the root in one request up to these bounds (the root's
-body limit follows its MAX_ARTIFACT_BYTES, at least as large by default; a batch it still
-finds too large is sent again one artifact at a time)."""
+"""A request to the root carries at most this much: a research task's sources, and the
+artifacts other missions store at the same moment (colony_consumers/store_queue.py). The
+root's body limit follows its MAX_ARTIFACT_BYTES, at least as large by default; a batch it
+still finds too large is sent again one artifact at a time."""
 
 
 @dataclass(frozen=True)
