@@ -9,6 +9,8 @@ import hashlib
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import aiohttp
@@ -25,6 +27,14 @@ pytestmark = pytest.mark.integration
 OPERATOR = {"Authorization": "Bearer local-operator-key"}
 
 
+@asynccontextmanager
+async def colony_to_root(slice_: Isolated) -> AsyncIterator[tuple[str, RootClient]]:
+    """The real root served on 127.0.0.1, and the colony's client of it (a colony key)."""
+    headers = {"Authorization": f"Bearer {LOCAL_ROOT_KEY}"}
+    async with root_server(slice_) as root, aiohttp.ClientSession(headers=headers) as session:
+        yield root, RootClient(session, root)
+
+
 async def test_an_artifact_of_a_mission_the_roots_view_lacks_is_stored_once_it_appears(
     isolated: Isolated,
 ) -> None:
@@ -32,11 +42,8 @@ async def test_an_artifact_of_a_mission_the_roots_view_lacks_is_stored_once_it_a
     mission: the colony asks again until the view has it, and the store succeeds."""
     await prepared(isolated)
     mission_id = str(uuid.uuid4())
-    headers = {"Authorization": f"Bearer {LOCAL_ROOT_KEY}"}
-    async with root_server(isolated) as root, aiohttp.ClientSession(headers=headers) as session:
-        storing = asyncio.create_task(
-            RootClient(session, root).store(Artifact("found it", mission_id, kind="source"))
-        )
+    async with colony_to_root(isolated) as (_, client):
+        storing = asyncio.create_task(client.store(Artifact("found it", mission_id, kind="source")))
         await asyncio.sleep(LAG_WAIT_S / 4)
         waited = not storing.done()
         connection = await asyncpg.connect(isolated.database_url)
@@ -57,11 +64,10 @@ async def test_a_mission_the_roots_view_never_shows_is_an_outage_after_the_lag_w
     isolated: Isolated,
 ) -> None:
     await prepared(isolated)
-    headers = {"Authorization": f"Bearer {LOCAL_ROOT_KEY}"}
-    async with root_server(isolated) as root, aiohttp.ClientSession(headers=headers) as session:
+    async with colony_to_root(isolated) as (_, client):
         started = time.monotonic()
         with pytest.raises(LaggingError, match="lags the log"):
-            await RootClient(session, root).store(Artifact("x", str(uuid.uuid4())))
+            await client.store(Artifact("x", str(uuid.uuid4())))
     assert LAG_WAIT_S <= time.monotonic() - started < LAG_WAIT_S * 3
 
 
@@ -85,11 +91,8 @@ async def request_counts(root: str) -> Counter[str]:
 
 async def test_missions_storing_at_once_share_one_request(isolated: Isolated) -> None:
     await prepared(isolated)
-    missions = [str(uuid.uuid4()) for _ in range(6)]
-    await insert_working(isolated, missions)
-    headers = {"Authorization": f"Bearer {LOCAL_ROOT_KEY}"}
-    async with root_server(isolated) as root, aiohttp.ClientSession(headers=headers) as session:
-        client = RootClient(session, root)
+    missions = await working_missions(isolated, 6)
+    async with colony_to_root(isolated) as (root, client):
         before = await request_counts(root)
         hashes = await asyncio.gather(
             *(client.store(Artifact(f"evidence of {m}", m, kind="source")) for m in missions)
@@ -103,11 +106,8 @@ async def test_one_missions_refusal_in_a_shared_request_is_its_own(isolated: Iso
     """A mission the root's view does not show shares a request with others: they are
     stored at once, it alone waits out the lag and gives up."""
     await prepared(isolated)
-    missions = [str(uuid.uuid4()) for _ in range(3)]
-    await insert_working(isolated, missions)
-    headers = {"Authorization": f"Bearer {LOCAL_ROOT_KEY}"}
-    async with root_server(isolated) as root, aiohttp.ClientSession(headers=headers) as session:
-        client = RootClient(session, root)
+    missions = await working_missions(isolated, 3)
+    async with colony_to_root(isolated) as (root, client):
         before = await request_counts(root)
         started = time.monotonic()
         unknown = asyncio.create_task(client.store(Artifact("nowhere", str(uuid.uuid4()))))
@@ -122,9 +122,12 @@ async def test_one_missions_refusal_in_a_shared_request_is_its_own(isolated: Iso
     assert counts["/internal/artifacts 201"] == 3
 
 
-async def insert_working(slice_: Isolated, missions: list[str]) -> None:
+async def working_missions(slice_: Isolated, count: int) -> list[str]:
+    """`count` missions the root's view shows at work (as the projector writes them)."""
+    missions = [str(uuid.uuid4()) for _ in range(count)]
     connection = await asyncpg.connect(slice_.database_url)
     try:
         await connection.executemany(ROW, [(m, "running", datetime.now(UTC)) for m in missions])
     finally:
         await connection.close()
+    return missions
