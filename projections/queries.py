@@ -34,13 +34,20 @@ async def mission(db: Reader, mission_id: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-async def mission_status(db: Reader, mission_id: str) -> str | None:
-    """The mission's status alone (None: no such mission), for checks on every write."""
-    row = await db.fetchrow("SELECT status FROM missions WHERE mission_id = $1", mission_id)
-    return str(row["status"]) if row else None
+MissionTrace = tuple[str, str | None]
+"""A mission's trace id and its last event's traceparent (infra/tracing.py)."""
 
 
-async def mission_trace(db: Reader, mission_id: str) -> tuple[str, str | None] | None:
+async def mission_standing(db: Reader, mission_id: str) -> tuple[str, MissionTrace] | None:
+    """The mission's status and trace (None: no such mission), for checks on writes that
+    then record something in the mission, on its trace."""
+    row = await db.fetchrow(
+        "SELECT status, trace_id, traceparent FROM missions WHERE mission_id = $1", mission_id
+    )
+    return (str(row["status"]), (row["trace_id"], row["traceparent"])) if row else None
+
+
+async def mission_trace(db: Reader, mission_id: str) -> MissionTrace | None:
     """The mission's trace id and its last event's traceparent (infra/tracing.py)."""
     row = await db.fetchrow(
         "SELECT trace_id, traceparent FROM missions WHERE mission_id = $1", mission_id

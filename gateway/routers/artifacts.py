@@ -28,7 +28,8 @@ from gateway.mission_models import (
 )
 from gateway.problems import WRITE_STATUSES, ProblemError, problems
 from gateway.runtime import GatewayRuntime
-from ledger.commands import Command, RecordArtifacts, StoredArtifact
+from infra.tracing import mission_span
+from ledger.commands import RecordArtifacts, StoredArtifact
 from ledger.state import WORKING_STATUSES
 from projections import queries
 
@@ -42,17 +43,20 @@ VALUES ($1, $2, $3, $4, $5) ON CONFLICT (content_hash) DO NOTHING
 SERVED_SAFELY = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
 
 
-async def accepting_mission(runtime: GatewayRuntime, mission_id: str) -> None:
-    """404 for an unknown mission, 409 for one that takes no more evidence."""
-    status = await queries.mission_status(runtime.database, mission_id)
-    if status is None:
+async def accepting_mission(runtime: GatewayRuntime, mission_id: str) -> queries.MissionTrace:
+    """The mission's trace; 404 for an unknown mission, 409 for one that takes no more
+    evidence."""
+    standing = await queries.mission_standing(runtime.database, mission_id)
+    if standing is None:
         raise ProblemError(404, "mission_not_found", f"no mission {mission_id}")
+    status, trace = standing
     if status not in WORKING_STATUSES:
         raise ProblemError(
             409,
             "mission_not_accepting_artifacts",
             f"mission is {status}; artifacts are recorded only while it is worked",
         )
+    return trace
 
 
 STORE_RESPONSES = problems(
@@ -104,8 +108,10 @@ async def store(
             raise ProblemError(
                 413, "artifact_too_large", f"{where}{len(content)} bytes; the limit is {limit}"
             )
-    for mission_id in dict.fromkeys(a.mission_id for a in artifacts if a.mission_id):
-        await accepting_mission(runtime, mission_id)
+    traces = {
+        mission_id: await accepting_mission(runtime, mission_id)
+        for mission_id in dict.fromkeys(a.mission_id for a in artifacts if a.mission_id)
+    }
     hashes = [hashlib.sha256(content).hexdigest() for content in contents]
     await runtime.database.executemany(
         STORE,
@@ -119,11 +125,12 @@ async def store(
         for artifact, content, content_hash in zip(artifacts, contents, hashes, strict=True)
         if artifact.mission_id
     ]
-    records = [
-        recorded(runtime, caller, mission_id, [a for m, a in stored if m == mission_id])
-        for mission_id in dict.fromkeys(m for m, _ in stored)
-    ]
-    await asyncio.gather(*(runtime.commands.send(command) for command in records))
+    await asyncio.gather(
+        *(
+            record(runtime, caller, mission_id, [a for m, a in stored if m == mission_id], trace)
+            for mission_id, trace in traces.items()
+        )
+    )
     return [
         ArtifactStored(content_hash=h, size_bytes=len(c), link=f"/artifacts/{h}")
         for c, h in zip(contents, hashes, strict=True)
@@ -140,14 +147,22 @@ def stored_artifact(artifact: ArtifactCreate, content_hash: str, size: int) -> S
     )
 
 
-def recorded(
-    runtime: GatewayRuntime, caller: Caller, mission_id: str, artifacts: list[StoredArtifact]
-) -> Command:
-    """The RecordArtifacts command of the artifacts a request stored for one mission: its
-    id derives from what they are, so a retried request records none twice."""
+async def record(
+    runtime: GatewayRuntime,
+    caller: Caller,
+    mission_id: str,
+    artifacts: list[StoredArtifact],
+    trace: queries.MissionTrace,
+) -> None:
+    """Send the RecordArtifacts command of the artifacts a request stored for one mission:
+    its id derives from what they are, so a retried request records none twice. It goes
+    on the mission's own trace: one request may carry several missions' artifacts (the
+    colony shares requests, colony_consumers/store_queue.py)."""
     parts = [f"{a.artifact_id}:{a.content_hash}" for a in artifacts]
     command_id = derived_id("artifacts", mission_id, *parts)
-    return runtime.command(mission_id, RecordArtifacts(artifacts=artifacts), caller, command_id)
+    with mission_span("record artifacts", trace):
+        body = RecordArtifacts(artifacts=artifacts)
+        await runtime.commands.send(runtime.command(mission_id, body, caller, command_id))
 
 
 @router.get(

@@ -1,6 +1,7 @@
 """The colony storing artifacts through the real root (colony_consumers/root_client.py):
-missions storing at once share requests (colony_consumers/store_queue.py); a mission the
-root's view lags behind is asked again briefly, then an outage, and alone."""
+missions storing at once share requests (colony_consumers/store_queue.py), each recorded
+on its own trace; a mission the root's view lags behind is asked again briefly, then an
+outage, and alone."""
 
 from __future__ import annotations
 
@@ -16,9 +17,14 @@ from datetime import UTC, datetime
 import aiohttp
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from colony_consumers.root_client import LAG_WAIT_S, Artifact, LaggingError, RootClient
 from colony_consumers.settings import LOCAL_ROOT_KEY
+from infra.topics import COMMANDS, TopicNames
+from ledger.commands import RecordArtifacts
+from ledger.log_reader import fetches_to_end
+from ledger.wire import LedgerWire
 from tests.conftest import Isolated
 from tests.integration.conftest import prepared, root_server
 from tests.integration.test_mission_filters import ROW
@@ -98,8 +104,29 @@ async def test_missions_storing_at_once_share_one_request(isolated: Isolated) ->
             *(client.store(Artifact(f"evidence of {m}", m, kind="source")) for m in missions)
         )
         counts = await request_counts(root) - before
+    recorded = await recorded_artifacts(isolated)
     assert hashes == [hashlib.sha256(f"evidence of {m}".encode()).hexdigest() for m in missions]
     assert counts == {"/internal/artifacts/batch 201": 1}
+    assert recorded == {m: trace_of(m) for m in missions}, "each on its mission's trace"
+
+
+async def recorded_artifacts(slice_: Isolated) -> dict[str, str]:
+    """{mission id: trace id} of the RecordArtifacts commands on the commands topic, read
+    with a plain consumer."""
+    topic = TopicNames(slice_.topic_prefix).commands
+    consumer = AIOKafkaConsumer(bootstrap_servers=slice_.bootstrap_servers)
+    await consumer.start()
+    wire, found = LedgerWire(), {}
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(COMMANDS.partitions)]
+        async for batches in fetches_to_end(consumer, partitions):
+            for record in (r for records in batches.values() for r in records):
+                command = wire.decode_command(record.value or b"")
+                if isinstance(command.body, RecordArtifacts):
+                    found[command.meta.mission_id] = command.meta.trace_id
+    finally:
+        await consumer.stop()
+    return found
 
 
 async def test_one_missions_refusal_in_a_shared_request_is_its_own(isolated: Isolated) -> None:
@@ -122,12 +149,22 @@ async def test_one_missions_refusal_in_a_shared_request_is_its_own(isolated: Iso
     assert counts["/internal/artifacts 201"] == 3
 
 
+def trace_of(mission_id: str) -> str:
+    """The trace id these tests give a mission: its own id's 32 hex digits."""
+    return uuid.UUID(mission_id).hex
+
+
 async def working_missions(slice_: Isolated, count: int) -> list[str]:
-    """`count` missions the root's view shows at work (as the projector writes them)."""
+    """`count` missions the root's view shows at work (as the projector writes them), each
+    on a trace of its own (`trace_of`)."""
     missions = [str(uuid.uuid4()) for _ in range(count)]
     connection = await asyncpg.connect(slice_.database_url)
     try:
         await connection.executemany(ROW, [(m, "running", datetime.now(UTC)) for m in missions])
+        await connection.executemany(
+            "UPDATE missions SET trace_id = $2 WHERE mission_id = $1",
+            [(m, trace_of(m)) for m in missions],
+        )
     finally:
         await connection.close()
     return missions
