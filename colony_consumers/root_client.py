@@ -157,8 +157,8 @@ class RootClient:
 
     async def _stored(self, group: list[Artifact]) -> list[str]:
         """`group`'s hashes once stored, the root's lag waited out (LAG_WAIT_S). The retry
-        machinery is built only once the root lags: a tenacity loop costs ~44 µs a request
-        where the request alone costs nothing of it (three stores a mission)."""
+        machinery is built only once the root lags: a tenacity loop costs ~44 µs, and it
+        was built for every store (three a mission)."""
         try:
             return await self.queue.store(group)
         except LaggingError:
