@@ -38,13 +38,20 @@ MissionTrace = tuple[str, str | None]
 """A mission's trace id and its last event's traceparent (infra/tracing.py)."""
 
 
-async def mission_standing(db: Reader, mission_id: str) -> tuple[str, MissionTrace] | None:
-    """The mission's status and trace (None: no such mission), for checks on writes that
-    then record something in the mission, on its trace."""
-    row = await db.fetchrow(
-        "SELECT status, trace_id, traceparent FROM missions WHERE mission_id = $1", mission_id
+async def mission_standings(
+    db: Reader, mission_ids: list[str]
+) -> dict[str, tuple[str, MissionTrace]]:
+    """Each known mission's status and trace (the unknown left out), in one query: for
+    checks on writes that then record something in those missions, on their traces."""
+    rows = await db.fetch(
+        "SELECT mission_id, status, trace_id, traceparent FROM missions"
+        " WHERE mission_id = ANY($1::text[])",
+        mission_ids,
     )
-    return (str(row["status"]), (row["trace_id"], row["traceparent"])) if row else None
+    return {
+        row["mission_id"]: (str(row["status"]), (row["trace_id"], row["traceparent"]))
+        for row in rows
+    }
 
 
 async def mission_trace(db: Reader, mission_id: str) -> MissionTrace | None:

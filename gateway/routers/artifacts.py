@@ -43,20 +43,23 @@ VALUES ($1, $2, $3, $4, $5) ON CONFLICT (content_hash) DO NOTHING
 SERVED_SAFELY = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
 
 
-async def accepting_mission(runtime: GatewayRuntime, mission_id: str) -> queries.MissionTrace:
-    """The mission's trace; 404 for an unknown mission, 409 for one that takes no more
-    evidence."""
-    standing = await queries.mission_standing(runtime.database, mission_id)
-    if standing is None:
-        raise ProblemError(404, "mission_not_found", f"no mission {mission_id}")
-    status, trace = standing
-    if status not in WORKING_STATUSES:
-        raise ProblemError(
-            409,
-            "mission_not_accepting_artifacts",
-            f"mission is {status}; artifacts are recorded only while it is worked",
-        )
-    return trace
+async def accepting_missions(
+    runtime: GatewayRuntime, mission_ids: list[str]
+) -> dict[str, queries.MissionTrace]:
+    """Each mission's trace, looked up together; 404 for the first unknown mission, 409
+    for the first that takes no more evidence."""
+    standings = await queries.mission_standings(runtime.database, mission_ids)
+    for mission_id in mission_ids:
+        if mission_id not in standings:
+            raise ProblemError(404, "mission_not_found", f"no mission {mission_id}")
+        status, _ = standings[mission_id]
+        if status not in WORKING_STATUSES:
+            raise ProblemError(
+                409,
+                "mission_not_accepting_artifacts",
+                f"mission is {status}; artifacts are recorded only while it is worked",
+            )
+    return {mission_id: standings[mission_id][1] for mission_id in mission_ids}
 
 
 STORE_RESPONSES = problems(
@@ -108,10 +111,8 @@ async def store(
             raise ProblemError(
                 413, "artifact_too_large", f"{where}{len(content)} bytes; the limit is {limit}"
             )
-    traces = {
-        mission_id: await accepting_mission(runtime, mission_id)
-        for mission_id in dict.fromkeys(a.mission_id for a in artifacts if a.mission_id)
-    }
+    missions = list(dict.fromkeys(a.mission_id for a in artifacts if a.mission_id))
+    traces = await accepting_missions(runtime, missions) if missions else {}
     hashes = [hashlib.sha256(content).hexdigest() for content in contents]
     await runtime.database.executemany(
         STORE,
