@@ -12,12 +12,16 @@ import os
 import statistics
 import sys
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.common import (
+    BenchInfra,
+    BenchStack,
     Stopwatch,
     embedded_infrastructure,
     fresh_topics,
@@ -27,6 +31,7 @@ from bench.common import (
 )
 from bench.cpu import CpuMeter
 from bench.http_load import KeepAlive
+from bench.post_hops import report_hops, timed_post
 from bench.results import record
 from infra.service_runtime import tune_garbage_collector
 from infra.topics import EVENTS, TopicNames
@@ -41,6 +46,7 @@ from projections.feeds import ledger_feed
 from projections.pipeline import ApplyPipeline
 
 MISSIONS = 2_000
+T = TypeVar("T")
 
 
 async def fill_events(bootstrap: str, names: TopicNames, total: int) -> int:
@@ -154,8 +160,8 @@ async def measure_projections(bootstrap: str, admin_url: str, total: int) -> Non
     record("projector_decode_ceiling", ceiling, "events/s", raw_rate)
 
 
-async def at_rate(rate: int, seconds: int, call) -> list[float]:  # type: ignore[no-untyped-def]
-    """Start `call()` every 1/rate s for `seconds` (open loop), return latencies in ms."""
+async def at_rate(rate: int, seconds: int, call: Callable[[], Coroutine[Any, Any, T]]) -> list[T]:
+    """Start `call()` every 1/rate s for `seconds` (open loop), return what each returned."""
     tasks = []
     for _ in range(rate * seconds):
         tasks.append(asyncio.create_task(call()))
@@ -169,17 +175,20 @@ def percentiles(name: str, latencies: list[float]) -> list[float]:
     return cuts
 
 
-async def measure_gateway(root: str, rate: int, seconds: int, cpu: CpuMeter) -> None:
+async def measure_gateway(
+    infra: BenchInfra, stack: BenchStack, rate: int, seconds: int, cpu: CpuMeter
+) -> None:
     """Open-loop load over keep-alive connections (bench/http_load.py: the client costs
     the two cores little, so the root's figures are the root's); the CPU each process
-    spends per POST /missions (bench/cpu.py) says where a request's cost lies."""
-    client = KeepAlive(root, {"Authorization": "Bearer local-service-key"})
+    spends per POST /missions (bench/cpu.py) says where a request's cost lies, and each
+    hop's time (bench/post_hops.py) where its wait lies."""
+    client = KeepAlive(stack.root, {"Authorization": "Bearer local-service-key"})
     body = {"type": "oracle", "mode": "dry_run", "objective": "bench", "project_id": "atlas"}
     post = client.request("POST", "/missions", body)
     quick = client.request("POST", "/missions", body, Prefer="respond-async")
     try:
         cpu.start()
-        posted = await at_rate(rate, seconds, lambda: client.timed(post))
+        posts = await at_rate(rate, seconds, lambda: timed_post(client, post))
         cpu.stop()
         accepted = await at_rate(rate, seconds, lambda: client.timed(quick))
         _, answer = await client.send(post)
@@ -188,6 +197,7 @@ async def measure_gateway(root: str, rate: int, seconds: int, cpu: CpuMeter) -> 
     finally:
         await client.close()
     print(f"root API at {rate} requests/s for {seconds}s each (loopback, one process):")
+    posted = [(p.answered - p.sent) * 1000 for p in posts]
     record(f"root_post_p99_{rate}rps", percentiles("POST /missions", posted)[98], "ms")
     spent = cpu.per_unit_ms(len(posted))
     print(
@@ -195,6 +205,10 @@ async def measure_gateway(root: str, rate: int, seconds: int, cpu: CpuMeter) -> 
         + ", ".join(
             f"{name} {ms:.2f}" for name, ms in sorted(spent.items(), key=lambda item: -item[1])
         )
+    )
+    names = TopicNames(stack.prefix)
+    await report_hops(
+        posts, infra.bootstrap_servers, names.commands, names.events, stack.database_url
     )
     quick_cuts = percentiles("POST, respond-async", accepted)
     record(f"root_post_async_p99_{rate}rps", quick_cuts[98], "ms")
@@ -209,7 +223,7 @@ def main() -> None:
         # the API alone: 200 missions a second are far beyond what the colony works
         with running_stack(infra, COLONY_REACTORS="false") as stack:
             cpu = CpuMeter(stack.pids(infra) | {"bench": os.getpid()})
-            asyncio.run(measure_gateway(stack.root, rate=200, seconds=10, cpu=cpu))
+            asyncio.run(measure_gateway(infra, stack, rate=200, seconds=10, cpu=cpu))
 
 
 if __name__ == "__main__":
