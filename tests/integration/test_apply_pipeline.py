@@ -3,6 +3,7 @@ what it projects, and where it stops, are what applying fetch after fetch gives.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -129,3 +130,61 @@ async def test_a_partition_held_by_one_fetch_gives_the_next_fetch_nothing_of_it(
     assert after_first == {held_tp: 0}
     assert after_second[held_tp] == 0
     assert [p["mission_id"] for p in projected] == [elsewhere]
+
+
+async def test_an_abandoned_fetch_leaves_nothing_and_is_applied_whole_when_read_again(
+    isolated: Isolated,
+) -> None:
+    """A projector stopping on an error abandons the fetch it is applying: caught while its
+    transaction waits for a lock, the archive rows it already wrote roll back and no offset
+    is stored, so the fetch read again is projected once, whole."""
+    await prepared(isolated)
+    missions = [str(uuid.uuid4()) for _ in range(3)]
+    await write_events(isolated, [e for m in missions for e in poison(m, "a fine objective")])
+    fetch: Fetch = {}
+    for read in await fetches(isolated, records_each=1_000):
+        for tp, records in read.items():
+            fetch.setdefault(tp, []).extend(records)
+    blocker = await asyncpg.connect(isolated.database_url)
+    try:
+        locked = blocker.transaction()
+        await locked.start()
+        await blocker.execute("LOCK TABLE missions IN ACCESS EXCLUSIVE MODE")
+        async with pipeline(isolated) as applying:
+            await applying.push(fetch)
+            await until_a_statement_waits_for_a_lock(blocker)
+            try:  # the lock is still held: only a cancelled transaction lets this return
+                await asyncio.wait_for(applying.abandon(), 10)
+            finally:
+                await locked.rollback()
+            assert await applying.settle() == {}, "nothing is left in flight"
+    finally:
+        await blocker.close()
+    assert await rows(isolated, "SELECT mission_id FROM ledger_events") == []
+    assert await rows(isolated, "SELECT mission_id FROM missions") == []
+    assert await rows(isolated, "SELECT partition FROM projector_offsets") == []
+
+    async with pipeline(isolated) as applying:
+        await applying.push(fetch)
+        assert await applying.settle() == {tp: None for tp in fetch}
+    archive = await rows(
+        isolated, "SELECT mission_id, sequence FROM ledger_events ORDER BY mission_id, sequence"
+    )
+    assert [(a["mission_id"], a["sequence"]) for a in archive] == [
+        (m, n) for m in sorted(missions) for n in (1, 2)
+    ]
+    assert len(await rows(isolated, "SELECT mission_id FROM missions")) == 3
+
+
+async def until_a_statement_waits_for_a_lock(connection: asyncpg.Connection) -> None:
+    """Until another session of this database waits for a lock (the lock `connection`
+    holds): the fetch's transaction is then in flight, stopped mid-way."""
+    for _ in range(200):
+        waiting = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the fetch's transaction never reached the locked table")
