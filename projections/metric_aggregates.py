@@ -3,9 +3,10 @@ Prometheus-native families (counters and histograms), as it arrives.
 
 Why here and not at scrape time: the root used to recompute rollups from every stored
 sample on each scrape, which grows with history. The projector already applies each
-record exactly once (offsets in the same transaction); one statement per sample inserts
-it into `metric_samples` (keyed by its metric id, so a re-sent sample is a no-op) and,
-only if that insert happened, adds it to its families. /metrics then reads a few rows.
+record exactly once (offsets in the same transaction); one statement per batch inserts
+its samples into `metric_samples` (keyed by metric id, so a re-sent sample is a no-op)
+and adds those it inserted to their families, grouped per family and labels. /metrics
+then reads a few rows.
 
 We chose this over faust-streaming's windowed tables: faust's table updates are
 at-least-once (DESIGN.md measured it re-applying a batch after a crash), which would
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ledger.metrics import Metric, MetricName
 from projections.projection import Projected, Projection, Write
@@ -110,49 +111,89 @@ FAMILIES: dict[MetricName, tuple[Family, ...]] = {
     ),
 }
 
-UPSERT = """
-WITH fresh AS (
+COUNT_ONCE = """
+WITH input AS (
+    SELECT * FROM unnest(
+        $1::text[], $2::text[], $3::float8[], $4::jsonb[], $5::text[], $6::text[],
+        $7::timestamptz[], $8::text[], $9::jsonb[], $10::text[], $11::jsonb[], $12::int[],
+        $13::float8[]
+    ) AS sample(metric_id, name, value, labels, mission_id, trace_id, recorded_at,
+                counter, counter_labels, histogram, histogram_labels, bucket, seconds)
+), fresh AS (
     INSERT INTO metric_samples (metric_id, name, value, labels, mission_id, trace_id, recorded_at)
-    VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7) ON CONFLICT (metric_id) DO NOTHING
+    SELECT metric_id, name, value, labels, mission_id, trace_id, recorded_at FROM input
+    ON CONFLICT (metric_id) DO NOTHING
     RETURNING metric_id
 ), counted AS (
     INSERT INTO metric_counters (family, labels, value)
-    SELECT $8, $9::jsonb, 1 FROM fresh WHERE $8::text IS NOT NULL
-    ON CONFLICT (family, labels) DO UPDATE SET value = metric_counters.value + 1
-    RETURNING 1
+    SELECT counter, counter_labels, count(*) FROM input JOIN fresh USING (metric_id)
+    WHERE counter IS NOT NULL GROUP BY 1, 2
+    ON CONFLICT (family, labels) DO UPDATE SET value = metric_counters.value + EXCLUDED.value
+), observed AS (
+    SELECT histogram AS family, histogram_labels AS labels, array_agg(bucket) AS buckets,
+           count(*) AS count, sum(seconds) AS sum
+    FROM input JOIN fresh USING (metric_id)
+    WHERE histogram IS NOT NULL GROUP BY 1, 2
 )
 INSERT INTO metric_histograms (family, labels, bucket_counts, count, sum)
-SELECT $10, $11::jsonb, $12::bigint[], 1, $13 FROM fresh WHERE $10::text IS NOT NULL
+SELECT family, labels,
+       ARRAY(SELECT cardinality(array_positions(buckets, slot))
+             FROM generate_series(0, $14::int) AS slot ORDER BY slot),
+       count, sum
+FROM observed
 ON CONFLICT (family, labels) DO UPDATE SET
     bucket_counts = (SELECT array_agg(a + b ORDER BY i)
                      FROM unnest(metric_histograms.bucket_counts, EXCLUDED.bucket_counts)
                           WITH ORDINALITY AS t(a, b, i)),
-    count = metric_histograms.count + 1,
+    count = metric_histograms.count + EXCLUDED.count,
     sum = metric_histograms.sum + EXCLUDED.sum
 """
+"""A batch of samples in one statement: each stored once (keyed by its metric id), and
+only those stored now counted, grouped by family and labels (one increment a row, not one
+a sample). `bucket` is the index of the sample's bucket, `$14` the last index (+Inf): a
+histogram row's increment counts the batch's samples in each bucket."""
 
 
-def one_hot(seconds: float) -> list[int]:
-    """The sample as bucket counts: 1 in the first bucket whose bound holds it (+Inf last)."""
-    index = next((i for i, bound in enumerate(SECONDS_BUCKETS) if seconds <= bound), None)
-    counts = [0] * (len(SECONDS_BUCKETS) + 1)
-    counts[len(SECONDS_BUCKETS) if index is None else index] = 1
-    return counts
+def bucket_of(seconds: float) -> int:
+    """The index of the first bucket whose bound holds `seconds` (+Inf, the last, else)."""
+    return next(
+        (i for i, bound in enumerate(SECONDS_BUCKETS) if seconds <= bound), len(SECONDS_BUCKETS)
+    )
 
 
 class MetricAggregatesProjection(Projection[Metric]):
-    """Projection `metric_samples`: samples once, and their counters and histograms."""
+    """Projection `metric_samples`: samples once, and their counters and histograms.
+
+    A batch is one statement (`COUNT_ONCE`): at ten samples a mission, a statement a
+    sample was the largest share of PostgreSQL's time under load, each sample updating
+    the same few counter and histogram rows again."""
 
     name = "metric_samples"
     tables: tuple[str, ...] = ("metric_samples", "metric_counters", "metric_histograms")
 
     def writes(self, item: Projected[Metric]) -> list[Write]:
+        return []
+
+    def batch_writes(self, items: list[Projected[Metric]]) -> list[Write]:
+        return [(COUNT_ONCE, sample_columns(items))] if items else []
+
+
+def sample_columns(items: list[Projected[Metric]]) -> tuple[Any, ...]:
+    """`COUNT_ONCE`'s arguments: one column per field, a row per distinct sample (the
+    first of a metric id sent twice in the batch; the statement skips ids already stored),
+    each with the families it feeds and its bucket."""
+    columns: list[list[Any]] = [[] for _ in range(13)]
+    seen: set[str] = set()
+    for item in items:
         metric = item.event
+        if metric.metric_id in seen:
+            continue
+        seen.add(metric.metric_id)
         families = FAMILIES.get(metric.name, ())
         counter = next((f for f in families if f.kind == "counter"), None)
         histogram = next((f for f in families if f.kind == "histogram"), None)
         seconds = metric.value / 1000
-        args = (
+        row = (
             metric.metric_id,
             metric.name,
             metric.value,
@@ -164,7 +205,9 @@ class MetricAggregatesProjection(Projection[Metric]):
             counter.labels_of(metric) if counter else "{}",
             histogram.name if histogram else None,
             histogram.labels_of(metric) if histogram else "{}",
-            one_hot(seconds),
+            bucket_of(seconds),
             seconds,
         )
-        return [(UPSERT, args)]
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return (*columns, len(SECONDS_BUCKETS))

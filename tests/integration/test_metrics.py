@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from infra.broker import start_broker
 from infra.topics import TopicNames
+from ledger.codec import AvroCodec
+from ledger.dead_letters import DeadLetters
 from ledger.metrics import Metric, MetricWire
+from projections.batch import BatchApplier
+from projections.metric_aggregates import SECONDS_BUCKETS
 from projections.projector import Projector, metrics_feed
 from projections.settings import ProjectorSettings
 from tests.conftest import Isolated
@@ -130,3 +136,102 @@ async def _count(database_url: str, at_least: int) -> bool:
         return int(await connection.fetchval("SELECT count(*) FROM metric_samples")) >= at_least
     finally:
         await connection.close()
+
+
+def sample(name: str, value: float, labels: dict[str, str], metric_id: str = "") -> Metric:
+    return Metric(
+        metric_id=metric_id or str(uuid.uuid4()),
+        name=name,  # type: ignore[arg-type]
+        value=value,
+        labels=labels,
+        recorded_at=datetime.now(UTC),
+    )
+
+
+async def test_a_batch_counts_each_new_sample_once_whatever_repeats_within_and_across_batches(
+    isolated: Isolated,
+) -> None:
+    """Samples are counted a batch at a time (one statement): a sample stored by an
+    earlier batch, and one sent twice within a batch, count once; counters and histograms
+    add up across batches, each sample in its bucket."""
+    await prepared(isolated)
+    ok = {"provider": "openai", "operation": "complete", "outcome": "ok"}
+    first = sample("provider_call", 120.0, ok)
+    decision = sample("policy_decision", 1.0, {"rule_id": "r1", "decision": "allowed"})
+    fast = sample("provider_call", 30.0, ok)
+    stage = sample("stage_latency", 2500.0, {"mission_type": "oracle", "stage": "tasks"})
+    batches = [
+        [first, sample("provider_call", 5000.0, ok | {"outcome": "timeout"}), decision],
+        [first, fast, fast, stage, decision],
+    ]
+    pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
+    try:
+        async with metrics_applier(isolated, pool) as applier:
+            for batch in batches:
+                await applier.apply_fetch(await as_fetch(isolated, batch))
+        samples = await pool.fetchval("SELECT count(*) FROM metric_samples")
+        counters = {
+            (row["family"], row["labels"]): row["value"]
+            for row in await pool.fetch("SELECT family, labels::text, value FROM metric_counters")
+        }
+        histograms = {
+            row["family"]: row
+            for row in await pool.fetch(
+                "SELECT family, bucket_counts, count, sum FROM metric_histograms"
+            )
+        }
+    finally:
+        await pool.close()
+    assert samples == 5
+    calls = "velocity_provider_calls"
+    assert (
+        counters[(calls, '{"outcome": "ok", "provider": "openai", "operation": "complete"}')] == 2
+    )
+    assert sum(v for (family, _), v in counters.items() if family == calls) == 3
+    assert sum(v for (f, _), v in counters.items() if f == "velocity_policy_decisions") == 1
+    latency = histograms["velocity_provider_call_duration_seconds"]
+    assert latency["count"] == 3 and latency["sum"] == pytest.approx(5.15)
+    counts = latency["bucket_counts"]
+    assert [counts[SECONDS_BUCKETS.index(b)] for b in (0.05, 0.25, 5.0)] == [1, 1, 1]
+    assert sum(counts) == 3
+    stages = histograms["velocity_stage_duration_seconds"]
+    assert stages["count"] == 1 and stages["bucket_counts"][SECONDS_BUCKETS.index(2.5)] == 1
+
+
+@asynccontextmanager
+async def metrics_applier(
+    slice_: Isolated, pool: asyncpg.Pool
+) -> AsyncIterator[BatchApplier[Metric]]:
+    producer = AIOKafkaProducer(bootstrap_servers=slice_.bootstrap_servers)
+    await producer.start()
+    letters = TopicNames(slice_.topic_prefix).dead_letters
+    try:
+        yield BatchApplier(pool, metrics_feed(), DeadLetters(producer, letters, AvroCodec(), "t"))
+    finally:
+        await producer.stop()
+
+
+async def as_fetch(
+    slice_: Isolated, metrics: list[Metric]
+) -> dict[TopicPartition, list[ConsumerRecord]]:
+    """`metrics` appended to partition 0 of the metrics topic, read back as one fetch."""
+    wire = MetricWire()
+    topic = TopicNames(slice_.topic_prefix).metrics
+    producer = AIOKafkaProducer(bootstrap_servers=slice_.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        sent = [await producer.send_and_wait(topic, wire.encode(m), partition=0) for m in metrics]
+    finally:
+        await producer.stop()
+    tp = TopicPartition(topic, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=slice_.bootstrap_servers)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, sent[0].offset)
+        while len(records) < len(metrics):
+            records += (await consumer.getmany(tp, timeout_ms=1_000)).get(tp, [])
+    finally:
+        await consumer.stop()
+    return {tp: records[: len(metrics)]}

@@ -9,17 +9,17 @@ from ledger.metrics import Metric
 from projections.metric_aggregates import (
     FAMILIES,
     SECONDS_BUCKETS,
-    MetricAggregatesProjection,
-    one_hot,
+    bucket_of,
+    sample_columns,
 )
 from projections.projection import Projected
 
 
 def test_a_sample_falls_in_the_first_bucket_that_holds_it_or_in_inf() -> None:
-    assert one_hot(0.004).index(1) == 0
-    assert one_hot(0.25).index(1) == SECONDS_BUCKETS.index(0.25)
-    assert one_hot(10**6).index(1) == len(SECONDS_BUCKETS)
-    assert sum(one_hot(3.0)) == 1
+    assert bucket_of(0.004) == 0
+    assert bucket_of(0.25) == SECONDS_BUCKETS.index(0.25)
+    assert bucket_of(3.0) == SECONDS_BUCKETS.index(5.0)
+    assert bucket_of(10**6) == len(SECONDS_BUCKETS)
 
 
 def test_a_provider_call_feeds_its_counter_and_its_histogram_in_seconds() -> None:
@@ -31,12 +31,29 @@ def test_a_provider_call_feeds_its_counter_and_its_histogram_in_seconds() -> Non
         recorded_at=datetime.now(UTC),
     )
     item = Projected(0, 0, None, b"", metric, "m1", "provider_call")
-    [(_, args)] = MetricAggregatesProjection().writes(item)
-    assert args[7] == "velocity_provider_calls"
-    assert json.loads(args[8]) == {"provider": "openai", "operation": "complete", "outcome": "ok"}
-    assert args[9] == "velocity_provider_call_duration_seconds"
-    assert json.loads(args[10]) == {"provider": "openai", "operation": "complete"}
-    assert args[11][SECONDS_BUCKETS.index(2.5)] == 1 and args[12] == 1.5
+    row = [column[0] for column in sample_columns([item])[:13]]
+    assert row[7] == "velocity_provider_calls"
+    assert json.loads(row[8]) == {"provider": "openai", "operation": "complete", "outcome": "ok"}
+    assert row[9] == "velocity_provider_call_duration_seconds"
+    assert json.loads(row[10]) == {"provider": "openai", "operation": "complete"}
+    assert row[11] == SECONDS_BUCKETS.index(2.5) and row[12] == 1.5
+
+
+def test_a_sample_sent_twice_in_one_batch_is_one_row_of_the_statement() -> None:
+    def item(metric_id: str) -> Projected[Metric]:
+        metric = Metric(
+            metric_id=metric_id,
+            name="policy_decision",
+            value=1.0,
+            labels={"rule_id": "r1", "decision": "allowed"},
+            recorded_at=datetime.now(UTC),
+        )
+        return Projected(0, 0, None, b"", metric, metric_id, metric.name)
+
+    columns = sample_columns([item("a"), item("b"), item("a")])
+    assert columns[0] == ["a", "b"]
+    assert columns[9] == [None, None], "a policy decision feeds no histogram"
+    assert columns[-1] == len(SECONDS_BUCKETS), "the last bucket index (+Inf)"
 
 
 def test_every_family_follows_prometheus_naming() -> None:
