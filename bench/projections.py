@@ -1,5 +1,6 @@
 """bench/projections: events projected per second vs raw aiokafka consume + asyncpg COPY,
-and the root's p50/p99 latency for POST /missions and GET /missions/{id} at a fixed rate.
+and the root's p50/p99 latency for POST /missions and GET /missions/{id} at a fixed rate
+(with each hop of a synchronous POST, bench/post_hops.py).
 
 Run with `make bench` (or `python -m bench.projections [EVENTS]`).
 """
