@@ -235,3 +235,33 @@ async def as_fetch(
     finally:
         await consumer.stop()
     return {tp: records[: len(metrics)]}
+
+
+async def test_a_sample_the_database_refuses_is_parked_and_the_rest_of_its_batch_counted(
+    isolated: Isolated,
+) -> None:
+    """A batch is one statement; a sample PostgreSQL cannot store (a NUL in a label, which
+    jsonb refuses) fails it, so the batch is applied again sample by sample: that one is
+    parked under its metric id, the others are stored and counted once."""
+    await prepared(isolated)
+    ok = {"provider": "openai", "operation": "complete", "outcome": "ok"}
+    poisoned = sample("provider_call", 10.0, ok | {"provider": "open\x00ai"})
+    batch = [sample("provider_call", 10.0, ok), poisoned, sample("provider_call", 20.0, ok)]
+    pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
+    try:
+        async with metrics_applier(isolated, pool) as applier:
+            await applier.apply_fetch(await as_fetch(isolated, batch))
+        stored = [
+            row["metric_id"] for row in await pool.fetch("SELECT metric_id FROM metric_samples")
+        ]
+        parked = await pool.fetch("SELECT projection, parking_key FROM projection_parked")
+        calls = await pool.fetchval("SELECT sum(value) FROM metric_counters")
+        latency = await pool.fetchrow("SELECT count, sum FROM metric_histograms")
+    finally:
+        await pool.close()
+    assert sorted(stored) == sorted([batch[0].metric_id, batch[2].metric_id])
+    assert [(p["projection"], p["parking_key"]) for p in parked] == [
+        ("metric_samples", poisoned.metric_id)
+    ]
+    assert calls == 2
+    assert latency is not None and latency["count"] == 2 and latency["sum"] == pytest.approx(0.03)
