@@ -179,35 +179,35 @@ class MetricAggregatesProjection(Projection[Metric]):
 
 
 def sample_columns(items: list[Projected[Metric]]) -> tuple[Any, ...]:
-    """`COUNT_ONCE`'s arguments: one column per field, a row per distinct sample (the
-    first of a metric id sent twice in the batch; the statement skips ids already stored),
-    each with the families it feeds and its bucket."""
-    columns: list[list[Any]] = [[] for _ in range(13)]
-    seen: set[str] = set()
+    """`COUNT_ONCE`'s arguments for a non-empty batch: one column per field, a row per
+    distinct sample (the first of a metric id sent twice in the batch; the statement skips
+    ids already stored), each with the families it feeds and its bucket."""
+    first: dict[str, Metric] = {}
     for item in items:
-        metric = item.event
-        if metric.metric_id in seen:
-            continue
-        seen.add(metric.metric_id)
-        families = FAMILIES.get(metric.name, ())
-        counter = next((f for f in families if f.kind == "counter"), None)
-        histogram = next((f for f in families if f.kind == "histogram"), None)
-        seconds = metric.value / 1000
-        row = (
-            metric.metric_id,
-            metric.name,
-            metric.value,
-            json.dumps(metric.labels),
-            metric.mission_id,
-            metric.trace_id,
-            metric.recorded_at,
-            counter.name if counter else None,
-            counter.labels_of(metric) if counter else "{}",
-            histogram.name if histogram else None,
-            histogram.labels_of(metric) if histogram else "{}",
-            bucket_of(seconds),
-            seconds,
-        )
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    return (*columns, len(SECONDS_BUCKETS))
+        first.setdefault(item.event.metric_id, item.event)
+    rows = [sample_row(metric) for metric in first.values()]
+    return (*(list(column) for column in zip(*rows, strict=True)), len(SECONDS_BUCKETS))
+
+
+def sample_row(metric: Metric) -> tuple[Any, ...]:
+    """The sample's fields, the counter and histogram it feeds (with their labels), and
+    its bucket and value in seconds."""
+    families = FAMILIES.get(metric.name, ())
+    counter = next((f for f in families if f.kind == "counter"), None)
+    histogram = next((f for f in families if f.kind == "histogram"), None)
+    seconds = metric.value / 1000
+    return (
+        metric.metric_id,
+        metric.name,
+        metric.value,
+        json.dumps(metric.labels),
+        metric.mission_id,
+        metric.trace_id,
+        metric.recorded_at,
+        counter.name if counter else None,
+        counter.labels_of(metric) if counter else "{}",
+        histogram.name if histogram else None,
+        histogram.labels_of(metric) if histogram else "{}",
+        bucket_of(seconds),
+        seconds,
+    )
