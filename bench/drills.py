@@ -316,12 +316,14 @@ async def run_drill(name: str, fault: Fault, missions: int) -> Row:
 
 
 def table(rows: list[Row]) -> str:
-    head = ("scenario", "missions", "fault", "lost", "failed", "duplicated", "gaps", "broken")
-    head += ("redone", "recover s")
+    head = [
+        *("scenario", "missions", "fault", "lost", "failed", "duplicated", "gaps", "broken"),
+        *("redone", "recover s"),
+    ]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for r in rows:
-        cells = (r.scenario, r.missions, r.fault, r.lost, r.failed, r.duplicated, r.gaps)
-        cells += (r.broken, r.redone, f"{r.recover_s:.1f}")
+        cells = [r.scenario, r.missions, r.fault, r.lost, r.failed, r.duplicated, r.gaps]
+        cells += [r.broken, r.redone, f"{r.recover_s:.1f}"]
         lines.append(" | ".join(str(c) for c in cells))
     return "\n".join(f"| {line} |" for line in lines)
 
