@@ -95,7 +95,11 @@ async def report_hops(
             continue  # answered 202 `accepted`: not projected within the wait
         for hop, start, end in zip(HOPS, times, times[1:], strict=False):
             spans[hop].append((end - start) * 1000)
-    print(f"  where a POST's time goes ({len(spans[HOPS[0]])} requests, ms):")
+    answered = len(spans[HOPS[0]])
+    if answered < 2:
+        print(f"  where a POST's time goes: {answered} request(s) projected within the wait")
+        return
+    print(f"  where a POST's time goes ({answered} requests, ms):")
     for hop, values in spans.items():
         cuts = statistics.quantiles(values, n=100)
         print(f"    {hop:<18} p50 {cuts[49]:6.1f}   p99 {cuts[98]:6.1f}")
