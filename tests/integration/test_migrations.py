@@ -85,3 +85,32 @@ async def test_the_event_archive_refuses_updates_and_deletes(isolated: Isolated)
             await connection.execute("DELETE FROM ledger_events")
     finally:
         await connection.close()
+
+
+async def test_upgrading_compacts_metric_tables_that_per_sample_counting_bloated(
+    isolated: Isolated,
+) -> None:
+    """A database counted sample by sample (before 0014) holds its few counter rows in
+    many pages of dead versions, which scrapes read through; the upgrade rewrites them
+    to their live rows, counts unchanged."""
+    before = [m for m in discover() if m.version < 14]
+    assert discover()[len(before)].filename == "0014_compact_metric_aggregates.sql"
+    connection = await asyncpg.connect(isolated.database_url)
+    try:
+        await apply_migrations(connection, before)
+        await connection.execute(
+            "INSERT INTO metric_counters VALUES ('velocity_provider_calls', '{}', 0)"
+        )
+        await connection.executemany(
+            "UPDATE metric_counters SET value = value + 1 WHERE family = $1",
+            [("velocity_provider_calls",)] * 20_000,
+        )
+        bloated = await connection.fetchval("SELECT pg_relation_size('metric_counters')")
+        await apply_migrations(connection)
+        compacted = await connection.fetchval("SELECT pg_relation_size('metric_counters')")
+        value = await connection.fetchval("SELECT value FROM metric_counters")
+    finally:
+        await connection.close()
+    assert bloated > 20 * 8192, "the per-sample counting left many pages"
+    assert compacted <= 8192
+    assert value == 20_000
