@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
+from infra.topics import METRICS
 from ledger.metrics import Metric, MetricName, MetricWire
 
 
@@ -17,6 +19,9 @@ class MetricEmitter:
         self.producer = producer
         self.topic = topic
         self.wire = wire
+        self._partitions = itertools.cycle(range(METRICS.partitions))
+        """Records go to the partitions in turn (a metric has no key to hash): aiokafka's
+        own choice for an unkeyed record rebuilt the partition sets for every send."""
 
     async def emit(
         self,
@@ -36,7 +41,9 @@ class MetricEmitter:
             trace_id=trace_id,
             recorded_at=datetime.now(UTC),
         )
-        await self.producer.send(self.topic, self.wire.encode(metric))
+        await self.producer.send(
+            self.topic, self.wire.encode(metric), partition=next(self._partitions)
+        )
 
     async def provider_call(
         self, provider: str, operation: str, outcome: str, latency_ms: float

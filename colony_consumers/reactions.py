@@ -59,6 +59,7 @@ from ledger.events import (
     WritebackFailed,
     WritebackRejected,
 )
+from ledger.name_ids import name_id
 
 ID_NAMESPACE = uuid.UUID("9d3f0a51-7c2e-4b8a-a1d4-5e6f7a8b9c0d")
 MAX_ATTEMPTS = 3
@@ -74,7 +75,7 @@ by two tasks' successes racing to start a third) is applied once, never rejected
 
 def reaction_id(event_id: str, step: str) -> str:
     """The command id of `step` taken in reaction to `event_id`: stable across re-runs."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"{event_id}/{step}"))
+    return name_id(ID_NAMESPACE, f"{event_id}/{step}")
 
 
 def step_id(mission_id: str, event_id: str, step: str) -> str:

@@ -218,7 +218,11 @@ class Worker:
             record = self.wire.encode_command(command)
             deliveries.append(
                 await self.producer.send(
-                    self.topics.commands, record.value, record.key, headers=record.headers
+                    self.topics.commands,
+                    record.value,
+                    record.key,
+                    record.partition,
+                    headers=record.headers,
                 )
             )
         await asyncio.gather(*deliveries)

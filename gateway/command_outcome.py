@@ -16,13 +16,14 @@ from gateway.outcomes import Outcome
 from gateway.problems import ProblemError
 from gateway.runtime import GatewayRuntime
 from ledger.commands import Command
+from ledger.name_ids import name_id
 
 ID_NAMESPACE = uuid.UUID("0b7c2f8e-51a4-4d8e-9a61-2f3d5c7e9b14")
 
 
 def derived_id(*parts: str) -> str:
     """A stable id from `parts`: the same request always maps to the same id."""
-    return str(uuid.uuid5(ID_NAMESPACE, "/".join(parts)))
+    return name_id(ID_NAMESPACE, "/".join(parts))
 
 
 async def send_and_wait(

@@ -121,7 +121,9 @@ class CommandBus:
     async def send(self, command: Command) -> None:
         """Return once the broker has the command; a 503 problem if it cannot take it."""
         record = self.wire.encode_command(command)
-        await self._append(self.topics.commands, record.value, record.key, record.headers)
+        await self._append(
+            self.topics.commands, record.value, record.key, record.headers, record.partition
+        )
 
     async def send_metric(self, metric: Metric) -> None:
         """A measurement of the root's own (an MCP call) on `colony.metrics`."""
@@ -133,11 +135,13 @@ class CommandBus:
         value: bytes,
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
     ) -> None:
         try:
             producer = await self._started()
             await asyncio.wait_for(
-                producer.send_and_wait(topic, value, key, headers=headers), self.timeout_s
+                producer.send_and_wait(topic, value, key, partition, headers=headers),
+                self.timeout_s,
             )
         except (TimeoutError, KafkaError, OSError) as error:
             await self._discard()

@@ -16,6 +16,7 @@ from typing import Any
 from ledger.canonical_json import record_json
 from ledger.commands import Command
 from ledger.events import EventBody, EventMeta, RecordedEvent
+from ledger.name_ids import name_id
 from ledger.state import MissionState
 
 EVENT_ID_NAMESPACE = uuid.UUID("6f1d9c3e-8a57-4c1b-9e0a-3d5b7f2c4a10")
@@ -24,20 +25,8 @@ EVENT_ID_NAMESPACE = uuid.UUID("6f1d9c3e-8a57-4c1b-9e0a-3d5b7f2c4a10")
 def event_id_for(mission_id: str, sequence: int, command_id: str) -> str:
     """Deterministic event id: a command re-decided in the same state yields the same ids,
     and no two events of the ledger share one (the position is part of it, so a command id
-    refused once as unproven and later applied for real gets new ids).
-
-    A UUID (version 5 layout) from sha1 of namespace + "mission/sequence/command", built
-    by hand because uuid.uuid5 is a measurable share of the decider's hot path.
-    """
-    name = f"{mission_id}/{sequence}/{command_id}".encode()
-    digest = bytearray(hashlib.sha1(_NAMESPACE + name).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-_NAMESPACE = EVENT_ID_NAMESPACE.bytes
+    refused once as unproven and later applied for real gets new ids)."""
+    return name_id(EVENT_ID_NAMESPACE, f"{mission_id}/{sequence}/{command_id}")
 
 
 def canonical_bytes(meta: EventMeta, body: EventBody) -> bytes:
