@@ -13,9 +13,11 @@ import uuid
 
 
 def name_id(namespace: uuid.UUID, name: str) -> str:
-    """`str(uuid.uuid5(namespace, name))`, without the UUID object."""
-    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """`str(uuid.uuid5(namespace, name))`, written from the SHA-1 hex digest: its version
+    digit set to 5 and its variant digit's top bits to 10, as the UUID object would."""
+    h = hashlib.sha1(namespace.bytes + name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+"""The variant digit (RFC 9562's 10xx) for each hex digit the digest has there."""
