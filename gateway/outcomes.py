@@ -1,11 +1,13 @@
 """What the ledger made of the commands the root's requests wait on, found together.
 
 A request that waits for its command (gateway/command_outcome.py) costs no polling of its
-own: `Outcomes` LISTENs for the projector's commit notification (projections/archive.py)
-and then looks up every waiting command in one query (an archived event caused by it:
-applied, or a CommandRejected). A tick does the same in case a notification is missed
-(the listening connection lost with the database, say): every TICK_S while listening,
-every UNHEARD_TICK_S not.
+own: `Outcomes` LISTENs for the projector's commit notification (projections/archive.py),
+whose payload names the batch's commands and what the ledger made of each, and answers
+the waiting ones from it. A notification without that note (too long, or from an older
+projector) has every waiting command looked up in one query instead (an archived event
+caused by it: applied, or a CommandRejected). A tick queries too in case a notification
+is missed (the listening connection lost with the database, say): every TICK_S while
+listening, every UNHEARD_TICK_S not.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import contextlib
 from dataclasses import dataclass
 
 import asyncpg
+import orjson
 from loguru import logger
 
 from gateway.dependencies import Database
@@ -86,10 +89,23 @@ class Outcomes:
             found = await outcomes_of(self.database, list(self.waiting))
         except (DependencyDownError, ProblemError):
             return  # the requests time out and look once more themselves
+        self.settle(found)
+
+    def settle(self, found: dict[str, str | None]) -> None:
+        """Answer the waiters of each command in `found` (its rejection, or None)."""
         for command_id, rejection in found.items():
             for future in self.waiting.pop(command_id, []):
                 if not future.done():
                     future.set_result(rejection)
+
+    def heard(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
+        """A commit notification (asyncpg's listener): the waiters it names settled from
+        its note, or, without one, a wake-up for the query."""
+        note = read_note(payload)
+        if note is None:
+            self.wake.set()
+        else:
+            self.settle({command: note[command] for command in note.keys() & self.waiting})
 
     async def listen(self) -> None:
         """Keep one connection LISTENing to the projector's commits; reconnect after the
@@ -114,7 +130,23 @@ class Outcomes:
         """Until `connection` is lost."""
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _: lost.set())
-        await connection.add_listener(PROJECTED_CHANNEL, lambda *_: self.wake.set())
+        await connection.add_listener(PROJECTED_CHANNEL, self.heard)
         self.listening = True
         self.wake.set()  # what was projected while nobody listened
         await lost.wait()
+
+
+def read_note(payload: object) -> dict[str, str | None] | None:
+    """The outcomes a notification's payload holds (`projections.archive.outcomes_note`),
+    or None when it holds none: empty, or not such a note."""
+    if not isinstance(payload, str) or not payload:
+        return None
+    try:
+        note = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(note, dict) or not all(
+        isinstance(value, str | None) for value in note.values()
+    ):
+        return None
+    return note

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from infra.database import Connection
-from ledger.events import RecordedEvent
+from ledger.events import CommandRejected, RecordedEvent
 from ledger.history import History
 from ledger.text import cleaned_document
 from projections.projection import CopyInto, ProjectedEvent, Projection, Unusable, Write
@@ -65,6 +65,8 @@ PROJECTED_CHANNEL = "velocity_projected"
 """Notified (LISTEN/NOTIFY) when a batch of events is archived, so the root wakes the
 requests waiting for their commands' outcome at the commit instead of polling for it."""
 NOTIFY = "SELECT pg_notify($1, $2)"
+NOTE_LIMIT = 7_900
+"""PostgreSQL refuses a notification payload of 8,000 bytes or more."""
 SET_ASIDE = """
 INSERT INTO ledger_set_aside (topic_partition, topic_offset, record_key, record, mission_id,
                               reason, detail)
@@ -85,6 +87,23 @@ def storable_json(document: object) -> tuple[str, bool]:
         pass
     clean, changed = cleaned_document(document)
     return json.dumps(clean), changed == 0
+
+
+def outcomes_note(items: list[ProjectedEvent]) -> str:
+    """What the batch says of the commands that caused its events, as the notification's
+    payload: JSON mapping each command id to its rejection ("reason: detail") or null
+    (applied), what `projections.queries.outcomes_of` would read from the archive after
+    the commit (a rejection first). The root answers its waiting requests from it without
+    that query; an empty note (too long for a notification) sends it to the query."""
+    outcomes: dict[str, str | None] = {}
+    for item in items:
+        body, caused_by = item.event.body, item.event.meta.causation_id
+        if isinstance(body, CommandRejected):
+            outcomes[caused_by] = f"{body.reason}: {body.detail}"
+        else:
+            outcomes.setdefault(caused_by, None)
+    note = orjson.dumps(outcomes).decode()
+    return note if len(note.encode()) <= NOTE_LIMIT else ""
 
 
 class EventArchive(Projection[RecordedEvent]):
@@ -124,8 +143,9 @@ class EventArchive(Projection[RecordedEvent]):
 
     def batch_writes(self, items: list[ProjectedEvent]) -> list[Write]:
         """Announce the batch: PostgreSQL delivers the notification when (and only if) the
-        batch's transaction commits, views and archive together."""
-        return [(NOTIFY, (PROJECTED_CHANNEL, str(items[0].partition)))] if items else []
+        batch's transaction commits, views and archive together (a record applied alone
+        in the careful pass is announced in its own savepoint: only if it was archived)."""
+        return [(NOTIFY, (PROJECTED_CHANNEL, outcomes_note(items)))] if items else []
 
     async def admit(
         self, connection: Connection, items: list[ProjectedEvent], batch: dict[str, Any]
