@@ -7,6 +7,7 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -60,6 +61,9 @@ async def stack_with_fake(
     stack = await start_stack(
         infrastructure,
         tmp_path_factory.mktemp("fake"),
+        slice_=None,  # these three named: mypy then knows `env` fills only **env
+        restore=False,
+        ready=True,
         COLONY_REACTORS="true",
         **env,
         **dict.fromkeys(pointed_at_fake, fake.url),
@@ -102,6 +106,7 @@ async def crm_account(stack: RunningStack) -> dict[str, Any]:
             " (SELECT count(*) FROM crm_writebacks) AS applied"
             " FROM crm_accounts WHERE account_id = 'acct-northwind'"
         )
+        assert row is not None
         return dict(row)
     finally:
         await connection.close()
@@ -283,7 +288,7 @@ async def test_missions_beyond_the_concurrency_limit_wait_visibly_then_all_compl
                 ]
             )
             finished = [
-                await until(lambda m=m: status_is(client, m, "completed", "failed"), 60)
+                await until(partial(status_is, client, m, "completed", "failed"), 60)
                 for m in missions
             ]
     assert queued, "a mission beyond the limit shows stage queued"

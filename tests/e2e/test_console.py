@@ -109,6 +109,7 @@ async def crm_state(stack: RunningStack, writeback_id: str) -> dict[str, Any]:
             " qualification_score, next_step FROM crm_accounts WHERE account_id = 'acct-northwind'",
             writeback_id,
         )
+        assert row is not None
         return dict(row)
     finally:
         await connection.close()
@@ -131,7 +132,9 @@ async def test_an_operator_approves_from_the_queue_and_sees_one_write_and_a_veri
     await expect(page).to_have_url(re.compile(f"/console/missions/{mission_id}$"))
     evidence = page.get_by_test_id("evidence-link").first
     await expect(evidence).to_be_visible()
-    stored = await page.request.get(colony_stack.root_url + await evidence.get_attribute("href"))
+    href = await evidence.get_attribute("href")
+    assert href is not None
+    stored = await page.request.get(colony_stack.root_url + href)
     assert stored.ok and len(await stored.body()) > 0, "the evidence's stored content opens"
     await page.go_back()
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -134,7 +135,7 @@ def wait_for(probe, timeout_s: float = 60):  # type: ignore[no-untyped-def]
     raise AssertionError("condition not met in time")
 
 
-def mission(root: str, mission_id: str, key: str = SERVICE_KEY) -> dict:
+def mission(root: str, mission_id: str, key: str = SERVICE_KEY) -> dict[str, Any]:
     return dict(
         httpx.get(
             f"{root}/missions/{mission_id}", headers={"Authorization": f"Bearer {key}"}

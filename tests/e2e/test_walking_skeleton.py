@@ -4,6 +4,7 @@ projector -> PostgreSQL -> HTTP, with real Avro, real topics and real PostgreSQL
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -13,7 +14,9 @@ from tests.e2e.conftest import AUDITOR_KEY, RunningStack
 pytestmark = pytest.mark.e2e
 
 
-def wait_for_mission(client: httpx.Client, mission_id: str, timeout_s: float = 2.0) -> dict:
+def wait_for_mission(
+    client: httpx.Client, mission_id: str, timeout_s: float = 2.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
         response = client.get(f"/missions/{mission_id}")

@@ -78,7 +78,7 @@ async def ledger_services(
     letters) running as tasks until the block ends; yields the decider and the events
     projector. `decider_settings` override the decider's (e.g. DECIDER_FAULT)."""
     group = uuid.uuid4().hex[:8]
-    common = {
+    common: dict[str, Any] = {
         "KAFKA_TOPIC_PREFIX": slice_.topic_prefix,
         "KAFKA_SESSION_TIMEOUT_MS": 6000,
     }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 
 import asyncpg
 import pytest
@@ -29,6 +31,7 @@ from tests.integration.conftest import (
 
 pytestmark = pytest.mark.integration
 OPERATOR = "operator:local-operator"
+T = TypeVar("T")
 
 
 async def test_undecodable_and_invalid_commands_are_dead_lettered_and_processing_goes_on(
@@ -67,7 +70,7 @@ async def test_undecodable_and_invalid_commands_are_dead_lettered_and_processing
     assert by_reason["invalid_command"]["source_topic"] == topic
 
 
-async def _when(coro, condition):  # type: ignore[no-untyped-def]
+async def _when(coro: Awaitable[T], condition: Callable[[T], bool]) -> T | None:
     value = await coro
     return value if condition(value) else None
 

@@ -100,7 +100,8 @@ async def complete_log(slice_: Isolated) -> list[RecordedEvent]:
         events = await log_events(slice_)
         return events if len(events) >= MISSIONS * STEPS_PER_MISSION else None
 
-    return await eventually(done, timeout_s=90, pause_s=0.5)
+    events: list[RecordedEvent] = await eventually(done, timeout_s=90, pause_s=0.5)
+    return events
 
 
 async def test_sigkilled_decider_restarts_without_duplicates_gaps_or_losses(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -148,7 +149,7 @@ async def test_the_projector_rides_out_a_database_restart_without_exiting_or_par
                 start_postgres, tmp_path, log, durable=False, port=port
             )
             for mission_id in missions:
-                await eventually(lambda m=mission_id: archived(slice_.database_url, m), 40)
+                await eventually(partial(archived, slice_.database_url, mission_id), 40)
             retries = projector.applier.retries
             connection = await asyncpg.connect(slice_.database_url)
             try:

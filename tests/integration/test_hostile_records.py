@@ -248,13 +248,14 @@ def _crc32_partition(key: str) -> int:
 
 
 def _produce_with_librdkafka(slice_: Isolated, topic: str, item: Command) -> int:
-    landed: list[int] = []
+    landed: list[int | None] = []
     producer = Producer({"bootstrap.servers": slice_.bootstrap_servers, "acks": "all"})
     wire = LedgerWire().encode_command(item)
     producer.produce(
         topic, wire.value, key=wire.key, on_delivery=lambda err, msg: landed.append(msg.partition())
     )
     assert producer.flush(30) == 0
+    assert landed[0] is not None
     return landed[0]
 
 

@@ -17,10 +17,11 @@ from infra.broker import start_broker
 from infra.topics import TopicNames
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
-from ledger.metrics import Metric, MetricWire
+from ledger.metrics import Metric, MetricName, MetricWire
 from projections.batch import BatchApplier
+from projections.feeds import metrics_feed
 from projections.metric_aggregates import SECONDS_BUCKETS
-from projections.projector import Projector, metrics_feed
+from projections.projector import Projector
 from projections.settings import ProjectorSettings
 from tests.conftest import Isolated
 from tests.integration.conftest import (
@@ -80,9 +81,9 @@ async def test_provider_calls_become_health_rollups_once(isolated: Isolated) -> 
     assert letters[0]["reason"] == "undecodable"
     async with root_api(isolated) as client:
         text = (await client.get("/metrics")).text
-    calls = 'velocity_provider_calls_total{operation="complete"'
-    assert f'{calls},outcome="ok",provider="openai"}} 3.0' in text, "a re-sent one counts once"
-    assert f'{calls},outcome="timeout",provider="openai"}} 1.0' in text
+    counter = 'velocity_provider_calls_total{operation="complete"'
+    assert f'{counter},outcome="ok",provider="openai"}} 3.0' in text, "a re-sent one counts once"
+    assert f'{counter},outcome="timeout",provider="openai"}} 1.0' in text
     latency = "velocity_provider_call_duration_seconds"
     where = 'operation="complete",provider="openai"'
     assert f"{latency}_count{{{where}}} 4.0" in text
@@ -138,10 +139,10 @@ async def _count(database_url: str, at_least: int) -> bool:
         await connection.close()
 
 
-def sample(name: str, value: float, labels: dict[str, str], metric_id: str = "") -> Metric:
+def sample(name: MetricName, value: float, labels: dict[str, str], metric_id: str = "") -> Metric:
     return Metric(
         metric_id=metric_id or str(uuid.uuid4()),
-        name=name,  # type: ignore[arg-type]
+        name=name,
         value=value,
         labels=labels,
         recorded_at=datetime.now(UTC),

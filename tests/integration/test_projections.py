@@ -33,8 +33,9 @@ from ledger.state import MissionState
 from ledger.step import step
 from ledger.wire import LedgerWire
 from projections.batch import BatchApplier
+from projections.feeds import ledger_feed
 from projections.migrate import apply_migrations
-from projections.projector import Projector, ledger_feed
+from projections.projector import Projector
 from projections.rebuild import choose, rebuild
 from projections.settings import ProjectorSettings
 from tests.conftest import Infrastructure, Isolated, create_database
@@ -235,7 +236,8 @@ async def test_tokens_and_time_in_the_view_are_the_ledgers_however_events_are_ba
         for m in (str(uuid.uuid4()) for _ in range(1_000))
         if partition_for(m.encode(), EVENTS.partitions) == partition
     )
-    expected, records = {}, []
+    expected: dict[str, tuple[int, int]] = {}
+    records: list[list[ConsumerRecord]] = []
     for mission_id in (first, second):
         state, events = MissionState(mission_id=mission_id), []
         for item in budget_script(mission_id):

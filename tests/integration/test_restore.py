@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from functools import partial
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -35,7 +36,7 @@ async def test_empty_broker_is_refused_then_restored_and_sequences_continue(
     async with ledger_services(isolated), command_sender(isolated) as sender:
         await sender.send(*first_commands)
         for mission_id in missions:
-            await eventually(lambda m=mission_id: archived(isolated.database_url, m))
+            await eventually(partial(archived, isolated.database_url, mission_id))
 
     fresh_broker = await asyncio.to_thread(
         start_broker

@@ -83,6 +83,7 @@ async def test_a_request_the_decider_and_the_projector_share_the_callers_trace(
     recorded_spans = in_trace(exporter, trace_id)
     spans = {span.name: span for span in recorded_spans}
     server = spans["POST /missions"]
+    assert server.parent is not None
     assert hex_span(server.parent.span_id) == caller_span, "the caller's trace continued"
     decided = spans["decide RequestMission"]
     sends = {s.context.span_id for s in recorded_spans if s.name.endswith("commands send")}

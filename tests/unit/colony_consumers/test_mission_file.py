@@ -45,7 +45,7 @@ IDS = ["gather_account-0", "research-0", "research-1", "research-2", "research-1
 
 @given(st.permutations(IDS))
 def test_sources_take_task_then_document_order_whatever_the_arrival(arrival: list[str]) -> None:
-    ordered = sorted((source(i) for i in arrival), key=source_order)
+    ordered = sorted((stored(i) for i in arrival), key=source_order)
     assert [s.artifact_id for s in ordered] == IDS
 
 
@@ -62,5 +62,5 @@ def test_sources_of_batches_and_of_single_records_are_merged_in_order() -> None:
 
 
 def test_an_artifact_id_without_a_number_still_has_a_stable_place() -> None:
-    odd = sorted([source("notes"), source("research-1"), source("alpha")], key=source_order)
+    odd = sorted([stored("notes"), stored("research-1"), stored("alpha")], key=source_order)
     assert [s.artifact_id for s in odd] == ["alpha", "notes", "research-1"]

@@ -29,7 +29,8 @@ def consumer_record(offset: int, key: bytes, value: bytes, event_type: str) -> C
 
 def interleaved(histories: list[list[RecordedEvent]], seed: int) -> list[ConsumerRecord]:
     """The missions' events in one partition, each mission's in order, mixed at random."""
-    rng, queues, out = random.Random(seed), [list(h) for h in histories if h], []
+    rng, queues = random.Random(seed), [list(h) for h in histories if h]
+    out: list[ConsumerRecord] = []
     while queues:
         queue = rng.choice(queues)
         event = queue.pop(0)

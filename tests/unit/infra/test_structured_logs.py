@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from loguru import logger
@@ -49,7 +50,7 @@ STAGING = {
 
 @pytest.mark.parametrize("settings", [STAGING, {"LOG_FORMAT": "json"}], ids=["staging", "json"])
 def test_staging_production_or_log_format_json_write_one_object_per_line(
-    capsys: pytest.CaptureFixture[str], settings: dict[str, str]
+    capsys: pytest.CaptureFixture[str], settings: dict[str, Any]
 ) -> None:
     configure_logging(CommonSettings(**settings), "colony")
     emit()

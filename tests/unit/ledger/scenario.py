@@ -17,6 +17,7 @@ from ledger.commands import (
     RecordReview,
     StartPlanning,
     StartTask,
+    Verdict,
 )
 from ledger.events import EventBody, RecordedEvent
 from ledger.state import MissionState
@@ -69,13 +70,13 @@ class Mission:
         self.do(RecordPlan(tasks=plan, rationale="because"))
         return self
 
-    def in_review(self, verdict: str = "pass") -> Mission:
+    def in_review(self, verdict: Verdict = "pass") -> Mission:
         self.running()
         for task_id in list(self.state.tasks):
             self.do(StartTask(task_id=task_id, worker="w1"))
             self.do(CompleteTask(task_id=task_id, summary="ok", tokens_used=10, duration_ms=5))
         self.do(BeginReview(reviewer="reviewer"))
-        self.do(RecordReview(packet_hash=PACKET, verdict=verdict, output="answer"))  # type: ignore[arg-type]
+        self.do(RecordReview(packet_hash=PACKET, verdict=verdict, output="answer"))
         return self
 
     def awaiting_approval(self, writeback_id: str = "w1") -> Mission:

@@ -31,13 +31,23 @@ from ledger.commands import (
     TimeOutMission,
     TimeOutTask,
 )
-from ledger.events import GENESIS_HASH, CommandRejected
+from ledger.events import (
+    GENESIS_HASH,
+    ArtifactsRecorded,
+    CommandRejected,
+    EventBody,
+    MissionFailed,
+    MissionTimedOut,
+    TaskStarted,
+    ToolRequestDenied,
+    WritebackApproved,
+)
 from ledger.state import OPEN_STATUSES, TERMINAL_STATUSES, MissionStatus, fold
 from tests.factories import command, request_body
 from tests.unit.ledger.scenario import OPERATOR, Mission
 
 
-def rejection(bodies: list) -> str:
+def rejection(bodies: list[EventBody]) -> str:
     assert len(bodies) == 1 and isinstance(bodies[0], CommandRejected), bodies
     return bodies[0].reason
 
@@ -83,12 +93,14 @@ def test_a_crm_mission_runs_through_approval_to_completion() -> None:
     assert mission.state.status == "awaiting_approval"
     approved = mission.do(ApproveWriteback(writeback_id="w1", reason="looks right"), OPERATOR)
     assert mission.types(approved) == ["WritebackApproved"]
+    assert isinstance(approved[0], WritebackApproved)
     assert approved[0].decided_by == OPERATOR
     executed = mission.do(RecordWritebackResult(writeback_id="w1", succeeded=True, detail="ok"))
     assert mission.types(executed) == ["WritebackExecuted"]
     completed = mission.do(CompleteMission(output="brief"))
     assert mission.types(completed) == ["MissionCompleted"]
-    assert mission.state.status == "completed"
+    final = mission.state  # a new name: mypy holds mission.state.status at "awaiting_approval"
+    assert final.status == "completed"
     assert fold(mission.id, mission.log) == mission.state
 
 
@@ -206,6 +218,7 @@ def test_a_failed_task_can_be_retried_as_a_new_attempt() -> None:
     mission.do(FailTask(task_id="t0", error="provider 503", retryable=True))
     assert mission.types(mission.do(RetryTask(task_id="t0"))) == ["TaskRetried"]
     started = mission.do(StartTask(task_id="t0", worker="w"))
+    assert isinstance(started[0], TaskStarted)
     assert started[0].attempt == 2
 
 
@@ -214,6 +227,7 @@ def test_a_stuck_task_and_mission_time_out_naming_their_stage() -> None:
     mission.do(StartTask(task_id="t0", worker="w"))
     assert mission.types(mission.do(TimeOutTask(task_id="t0", timeout_ms=100))) == ["TaskTimedOut"]
     timed_out = mission.do(TimeOutMission(timeout_ms=1_000))
+    assert isinstance(timed_out[0], MissionTimedOut)
     assert timed_out[0].stage == "tasks"
     assert timed_out[0].stuck_since == mission.log[2].meta.occurred_at  # when it began running
     assert mission.state.status == "timed_out"
@@ -224,6 +238,7 @@ def test_exceeding_the_token_budget_fails_the_mission() -> None:
     mission.do(StartTask(task_id="t0", worker="w"))
     bodies = mission.do(CompleteTask(task_id="t0", summary="s", tokens_used=150, duration_ms=1))
     assert mission.types(bodies) == ["TaskSucceeded", "BudgetExceeded", "MissionFailed"]
+    assert isinstance(bodies[2], MissionFailed)
     assert bodies[2].reason == "budget_exceeded: tokens"
     assert mission.state.status == "failed"
 
@@ -246,6 +261,7 @@ def test_tool_decisions_are_recorded_with_their_rule() -> None:
         )
     )
     assert mission.types(denied) == ["ToolRequestDenied"]
+    assert isinstance(denied[0], ToolRequestDenied)
     assert denied[0].rule_id == "prod.no_autonomous_research"
 
 
@@ -259,6 +275,7 @@ def test_a_batch_of_artifacts_is_one_event_and_older_single_records_still_count(
     mission = Mission().running()
     batch = mission.do(RecordArtifacts(artifacts=[stored("t0-0", "a"), stored("t0-1", "b")]))
     assert mission.types(batch) == ["ArtifactsRecorded"]
+    assert isinstance(batch[0], ArtifactsRecorded)
     assert [a.artifact_id for a in batch[0].artifacts] == ["t0-0", "t0-1"]
     single = mission.do(RecordArtifact(**stored("t1-0", "c").model_dump()))
     assert mission.types(single) == ["ArtifactRecorded"]

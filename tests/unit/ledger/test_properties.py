@@ -100,12 +100,13 @@ ending: st.SearchStrategy[CommandBody] = st.one_of(
 bodies = st.one_of(working, working, working, deciding, deciding, ending)
 FORGED = "forged"  # an operator's actor without the root's signature
 actors = st.sampled_from([OPERATOR, OPERATOR, "colony:worker", "service:intake", FORGED])
+Step = tuple[CommandBody, str, int]  # a command, its actor, the seed of its command id
 steps = st.lists(st.tuples(bodies, actors, st.integers(0, 40)), max_size=60)
 # Most random sequences die early; these prefixes reach the deep states often.
 happy_prefix = st.sampled_from(["none", "in_review", "awaiting_approval"])
 
 
-def drive(sequence: list[tuple[CommandBody, str, int]], prefix: str) -> Mission:
+def drive(sequence: list[Step], prefix: str) -> Mission:
     mission = Mission(token_budget=10_000)
     if prefix == "in_review":
         mission.in_review()
@@ -127,14 +128,14 @@ def unproven(event: RecordedEvent) -> bool:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequence=steps, prefix=happy_prefix)
-def test_state_is_always_the_fold_of_the_events(sequence: list, prefix: str) -> None:
+def test_state_is_always_the_fold_of_the_events(sequence: list[Step], prefix: str) -> None:
     mission = drive(sequence, prefix)
     assert fold(mission.id, mission.log) == mission.state
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequence=steps, prefix=happy_prefix)
-def test_sequences_are_gap_free_and_the_chain_unbroken(sequence: list, prefix: str) -> None:
+def test_sequences_are_gap_free_and_the_chain_unbroken(sequence: list[Step], prefix: str) -> None:
     mission = drive(sequence, prefix)
     assert [e.meta.sequence for e in mission.log] == list(range(1, len(mission.log) + 1))
     previous = GENESIS_HASH
@@ -147,7 +148,7 @@ def test_sequences_are_gap_free_and_the_chain_unbroken(sequence: list, prefix: s
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequence=steps, prefix=happy_prefix)
 def test_no_writeback_executes_without_an_earlier_operator_approval(
-    sequence: list, prefix: str
+    sequence: list[Step], prefix: str
 ) -> None:
     mission = drive(sequence, prefix)
     forged = {f"{mission.id}/{seed}" for _, actor, seed in sequence if actor == FORGED}
@@ -168,7 +169,7 @@ def test_no_writeback_executes_without_an_earlier_operator_approval(
 @settings(max_examples=200, deadline=None)
 @given(sequence=steps, prefix=happy_prefix)
 def test_each_new_command_id_leaves_a_trace_and_a_repeated_one_none(
-    sequence: list, prefix: str
+    sequence: list[Step], prefix: str
 ) -> None:
     mission = drive(sequence, prefix)
     causes = [e.meta.causation_id for e in mission.log]
@@ -188,7 +189,7 @@ approval_steps = st.lists(st.tuples(deciding, actors, st.integers(0, 40)), max_s
 
 @settings(max_examples=300, deadline=None)
 @given(sequence=approval_steps)
-def test_approval_races_never_execute_an_unapproved_writeback(sequence: list) -> None:
+def test_approval_races_never_execute_an_unapproved_writeback(sequence: list[Step]) -> None:
     mission = drive(sequence, "awaiting_approval")
     approved: set[str] = set()
     executed: list[str] = []

@@ -111,6 +111,7 @@ def test_any_avro_library_decodes_a_record_with_only_the_avsc_files() -> None:
     assert data[:2] == b"\xc3\x01"
     assert data[2:HEADER_SIZE] == schema_fingerprint(schema)
     value = schemaless_reader(io.BytesIO(data[HEADER_SIZE:]), schema, None)
+    assert isinstance(value, dict)
     assert value["decided_by"] == "decided_by-value"
 
 

@@ -37,8 +37,8 @@ def test_a_view_is_spared_only_events_it_writes_nothing_for(
 
 
 def test_the_views_that_filter_still_see_the_events_they_exist_for() -> None:
-    kinds = {p.name: p.kinds for p in FILTERING}
+    kinds = {p.name: p.kinds for p in FILTERING if p.kinds is not None}
     assert "WritebackApproved" in kinds["approvals"]
     assert "TaskSucceeded" in kinds["tasks"]
     assert {"ArtifactRecorded", "ArtifactsRecorded"} <= kinds["evidence"]
-    assert not any("BudgetUsed" in k for k in kinds.values() if k is not None)
+    assert not any("BudgetUsed" in k for k in kinds.values())

@@ -45,7 +45,9 @@ def test_never_more_runs_than_writing_them_one_mission_after_another(
 
 def test_missions_with_the_same_pattern_share_one_run_per_statement() -> None:
     pattern = ["INSERT", "BUDGET", "BUDGET", "MOVE", "ADVANCE"]
-    per_key = [[(s, (key, i)) for i, s in enumerate(pattern)] for key in range(100)]
+    per_key: list[list[Write]] = [
+        [(s, (key, i)) for i, s in enumerate(pattern)] for key in range(100)
+    ]
     merged = in_runs(per_key)
     assert [statement for statement, _ in groupby(merged, key=lambda w: w[0])] == [
         "INSERT",
