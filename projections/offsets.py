@@ -11,10 +11,14 @@ FOR UPDATE
 """
 
 SAVE = """
-INSERT INTO projector_offsets (projector, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
+INSERT INTO projector_offsets (projector, topic, partition, next_offset)
+SELECT projector, $1, partition, next_offset
+FROM unnest($2::text[], $3::int[], $4::bigint[]) AS saved(projector, partition, next_offset)
 ON CONFLICT (projector, topic, partition)
 DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()
 """
+"""Every offset of a batch in one statement: a live batch stores one per projection and
+partition it touched (~27), each its own execution when sent as many."""
 
 StoredOffsets = dict[tuple[str, int], int]
 
@@ -28,9 +32,10 @@ async def lock_offsets(
 
 
 async def save_offsets(connection: Connection, topic: str, offsets: StoredOffsets) -> None:
-    await connection.executemany(
-        SAVE, [(name, topic, partition, offset) for (name, partition), offset in offsets.items()]
-    )
+    if offsets:
+        names = [name for name, _ in offsets]
+        partitions = [partition for _, partition in offsets]
+        await connection.execute(SAVE, topic, names, partitions, list(offsets.values()))
 
 
 async def resume_positions(
