@@ -26,7 +26,9 @@ from gateway.release_models import (
     GateRunList,
     GateRunPublic,
     RolloutChange,
+    RolloutHistoryItem,
     RolloutPublic,
+    RolloutStep,
     RunId,
     SignedReport,
 )
@@ -215,8 +217,8 @@ async def get_rollout(request: Request, caller: Viewer) -> RolloutPublic:
         ledger_step=ledger_step,
         upper_bound=settings.VELOCITY_ROLLOUT_STEP,
         effective_step=min(ledger_step, settings.VELOCITY_ROLLOUT_STEP),
-        steps=steps,
-        history=history,
+        steps=[RolloutStep.model_validate(step) for step in steps],
+        history=[RolloutHistoryItem.model_validate(change) for change in history],
     )
 
 

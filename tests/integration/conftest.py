@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from gateway.app import create_app
@@ -221,7 +222,7 @@ class RootServer(FakeServer):
         self.url = f"http://127.0.0.1:{self.port}"
         self.settings = RootSettings(
             KAFKA_BOOTSTRAP_SERVERS=slice_.bootstrap_servers,
-            DATABASE_URL=slice_.database_url,
+            DATABASE_URL=SecretStr(slice_.database_url),
             KAFKA_TOPIC_PREFIX=slice_.topic_prefix,
         )
 
@@ -244,7 +245,7 @@ async def root_api(slice_: Isolated, **settings: Any) -> AsyncIterator[httpx.Asy
     """The root app in-process on `slice_`, reached over ASGI."""
     config = RootSettings(
         KAFKA_BOOTSTRAP_SERVERS=slice_.bootstrap_servers,
-        DATABASE_URL=slice_.database_url,
+        DATABASE_URL=SecretStr(slice_.database_url),
         KAFKA_TOPIC_PREFIX=slice_.topic_prefix,
         **settings,
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from colony_consumers.service import create_app
 from colony_consumers.settings import ColonySettings
 
 
 def client() -> TestClient:
-    settings = ColonySettings(COLONY_SERVICE_API_KEY="root-to-colony")
+    settings = ColonySettings(COLONY_SERVICE_API_KEY=SecretStr("root-to-colony"))
     app = create_app(settings, {}, lambda: {"partitions": [0, 1], "missions_open": 2})
     return TestClient(app)
 
