@@ -19,9 +19,9 @@ class MetricEmitter:
         self.producer = producer
         self.topic = topic
         self.wire = wire
+        # Records go to the partitions in turn (a metric has no key to hash): aiokafka's
+        # own choice for an unkeyed record rebuilt the partition sets for every send.
         self._partitions = itertools.cycle(range(METRICS.partitions))
-        """Records go to the partitions in turn (a metric has no key to hash): aiokafka's
-        own choice for an unkeyed record rebuilt the partition sets for every send."""
 
     async def emit(
         self,
