@@ -78,18 +78,25 @@ def first_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
 
 def surely_storable(document: Any) -> bool:
     """Whether `document` (plain data as a decoder returns it, or models and their fields)
-    surely holds no unstorable text. orjson writes the whole document in C, refuses a lone
-    surrogate and escapes NUL as \\u0000, so one pass answers for every string in it. A
-    refusal or a hit only says maybe (a backslash before "u0000" in the text, a type
-    orjson cannot write, a key that is not a string): `first_unstorable` then says for
-    sure. Walking the strings in Python was ~8 % of the colony's CPU under load (every
-    command it builds is checked), and `repr` with a search, the decider's check of each
-    command it decodes, cost it four times this."""
+    surely holds no unstorable text (`storable_json_bytes`). Walking the strings in Python
+    was ~8 % of the colony's CPU under load (every command it builds is checked), and
+    `repr` with a search, the decider's check of each command it decodes, cost it four
+    times this."""
+    return storable_json_bytes(document) is not None
+
+
+def storable_json_bytes(document: Any) -> bytes | None:
+    """`document` as JSON when it surely holds no unstorable text, else None (maybe).
+
+    orjson writes the whole document in C, refuses a lone surrogate and escapes NUL as
+    \\u0000, so one pass answers for every string in it. A refusal or a hit only says
+    maybe (a backslash before "u0000" in the text, a type orjson cannot write, a key that
+    is not a string, an integer past 64 bits): `first_unstorable` then says for sure."""
     try:
         written = orjson.dumps(document, default=_plain)
     except orjson.JSONEncodeError:
-        return False
-    return b"\\u0000" not in written
+        return None
+    return None if b"\\u0000" in written else written
 
 
 def _plain(value: Any) -> Any:

@@ -23,7 +23,7 @@ import orjson
 from infra.database import Connection
 from ledger.events import CommandRejected, RecordedEvent
 from ledger.history import History
-from ledger.text import cleaned_document
+from ledger.text import cleaned_document, storable_json_bytes
 from projections.projection import CopyInto, ProjectedEvent, Projection, Unusable, Write
 
 INSERT = CopyInto(
@@ -76,15 +76,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING
 
 def storable_json(document: object) -> tuple[str, bool]:
     """JSON jsonb accepts, and whether it is exact (unstorable characters become U+FFFD).
-
-    orjson (a tenth of json's time) writes NUL as \\u0000 and refuses a lone surrogate,
-    so the common case costs one substring search, not a walk of the document."""
-    try:
-        text = orjson.dumps(document).decode()
-        if "\\u0000" not in text:
-            return text, True
-    except TypeError:  # a lone surrogate (or an integer past 64 bits: json writes it below)
-        pass
+    The common case is one orjson pass (`storable_json_bytes`); a maybe (a lone
+    surrogate, NUL, an integer past 64 bits, which json writes) cleans the document."""
+    written = storable_json_bytes(document)
+    if written is not None:
+        return written.decode(), True
     clean, changed = cleaned_document(document)
     return json.dumps(clean), changed == 0
 
