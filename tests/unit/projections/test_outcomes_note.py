@@ -51,3 +51,19 @@ def test_only_a_note_is_read_as_one() -> None:
         "c1": None,
         "c2": "unknown_mission: no",
     }
+
+
+def test_a_rejection_of_a_command_wins_over_its_other_events_in_either_order() -> None:
+    """As the archive's query reads it (`outcomes_of`: a rejection first)."""
+    events = mission_history(str(uuid.uuid4()), uses=1, ending=CancelMission(reason="stop"))
+    applied, rejected = events[0], events[-1]
+    assert isinstance(rejected.body, CommandRejected)
+    same = applied.model_copy(
+        update={"meta": applied.meta.model_copy(update={"causation_id": "c1"})}
+    )
+    refused = rejected.model_copy(
+        update={"meta": rejected.meta.model_copy(update={"causation_id": "c1"})}
+    )
+    expected = f"{rejected.body.reason}: {rejected.body.detail}"
+    for order in ([same, refused], [refused, same]):
+        assert read_note(outcomes_note(projected(order))) == {"c1": expected}
