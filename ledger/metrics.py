@@ -36,7 +36,8 @@ class Metric(BaseModel):
 
     metric_id: str = Field(min_length=1)
     name: MetricName
-    value: float
+    value: float = Field(allow_inf_nan=False)
+    """Finite: a NaN or infinity added to a histogram's sum would stay in it for good."""
     labels: dict[str, str]
     mission_id: str | None = None
     trace_id: str | None = None

@@ -266,3 +266,35 @@ async def test_a_sample_the_database_refuses_is_parked_and_the_rest_of_its_batch
     ]
     assert calls == 2
     assert latency is not None and latency["count"] == 2 and latency["sum"] == pytest.approx(0.03)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+async def test_a_sample_of_no_finite_value_is_dead_lettered_and_leaves_the_sums_finite(
+    isolated: Isolated, value: float
+) -> None:
+    """A NaN or infinite value (a plain Kafka client can write one; Avro's double carries
+    it) once added to a histogram's sum would leave that sum NaN or infinite on /metrics
+    for good: such a record is set aside as an invalid metric, the rest counted."""
+    await prepared(isolated)
+    ok = {"provider": "openai", "operation": "complete", "outcome": "ok"}
+    unbounded = Metric.model_construct(
+        metric_id=str(uuid.uuid4()),
+        name="provider_call",
+        value=value,
+        labels=ok,
+        recorded_at=datetime.now(UTC),
+    )
+    batch = [sample("provider_call", 10.0, ok), unbounded, sample("provider_call", 20.0, ok)]
+    pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
+    try:
+        async with metrics_applier(isolated, pool) as applier:
+            await applier.apply_fetch(await as_fetch(isolated, batch))
+        latency = await pool.fetchrow("SELECT count, sum FROM metric_histograms")
+        stored = await pool.fetchval("SELECT count(*) FROM metric_samples")
+    finally:
+        await pool.close()
+    assert latency is not None and latency["count"] == 2 and latency["sum"] == pytest.approx(0.03)
+    assert stored == 2
+    letters = await dead_letters(isolated)
+    assert [letter["reason"] for letter in letters] == ["invalid_metric"]
+    assert "value" in letters[0]["detail"] and "finite" in letters[0]["detail"]
