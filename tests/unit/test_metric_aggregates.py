@@ -10,7 +10,7 @@ from projections.metric_aggregates import (
     FAMILIES,
     SECONDS_BUCKETS,
     bucket_of,
-    sample_columns,
+    sample_rows,
 )
 from projections.projection import Projected
 
@@ -31,12 +31,12 @@ def test_a_provider_call_feeds_its_counter_and_its_histogram_in_seconds() -> Non
         recorded_at=datetime.now(UTC),
     )
     item = Projected(0, 0, None, b"", metric, "m1", "provider_call")
-    row = [column[0] for column in sample_columns([item])[:13]]
-    assert row[7] == "velocity_provider_calls"
-    assert json.loads(row[8]) == {"provider": "openai", "operation": "complete", "outcome": "ok"}
-    assert row[9] == "velocity_provider_call_duration_seconds"
-    assert json.loads(row[10]) == {"provider": "openai", "operation": "complete"}
-    assert row[11] == SECONDS_BUCKETS.index(2.5) and row[12] == 1.5
+    [row] = json.loads(sample_rows([item]))
+    assert row["counter"] == "velocity_provider_calls"
+    assert row["counter_labels"] == {"provider": "openai", "operation": "complete", "outcome": "ok"}
+    assert row["histogram"] == "velocity_provider_call_duration_seconds"
+    assert row["histogram_labels"] == {"provider": "openai", "operation": "complete"}
+    assert row["bucket"] == SECONDS_BUCKETS.index(2.5) and row["seconds"] == 1.5
 
 
 def test_a_sample_sent_twice_in_one_batch_is_one_row_of_the_statement() -> None:
@@ -50,10 +50,11 @@ def test_a_sample_sent_twice_in_one_batch_is_one_row_of_the_statement() -> None:
         )
         return Projected(0, 0, None, b"", metric, metric_id, metric.name)
 
-    columns = sample_columns([item("a"), item("b"), item("a")])
-    assert columns[0] == ["a", "b"]
-    assert columns[9] == [None, None], "a policy decision feeds no histogram"
-    assert columns[-1] == len(SECONDS_BUCKETS), "the last bucket index (+Inf)"
+    rows = json.loads(sample_rows([item("a"), item("b"), item("a")]))
+    assert [row["metric_id"] for row in rows] == ["a", "b"]
+    assert [row["histogram"] for row in rows] == [None, None], (
+        "a policy decision feeds no histogram"
+    )
 
 
 def test_every_family_follows_prometheus_naming() -> None:
