@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -36,6 +36,8 @@ from tests.conftest import Infrastructure, Isolated, create_database
 from tests.factories import command
 from tests.fake_services import FakeCollector
 from tests.integration.conftest import command_sender
+
+T = TypeVar("T")
 
 SERVICE_KEY = "local-service-key"
 COLONY_KEY = "local-colony-root-key"
@@ -165,8 +167,9 @@ async def colony_stack(
 OPERATOR = "operator:local-operator"
 
 
-async def until(probe: Callable[[], Any], timeout_s: float = 30) -> Any:
-    """Poll `probe()` until it returns something truthy; fail after `timeout_s`."""
+async def until(probe: Callable[[], T | None], timeout_s: float = 30) -> T:
+    """Poll `probe()` until it returns something truthy, and return that (typed as the
+    probe's result without None); fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = probe()

@@ -205,7 +205,9 @@ async def test_operator_fails_then_replays_a_mission(stack: RunningStack) -> Non
         new_id = replayed.json()["mission_id"]
         fresh = await until(
             lambda: (
-                operator.get(f"/missions/{new_id}").status_code == 200 and mission(operator, new_id)
+                mission(operator, new_id)
+                if operator.get(f"/missions/{new_id}").status_code == 200
+                else None
             )
         )
         assert fresh["replay_of"] == mission_id

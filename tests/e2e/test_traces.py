@@ -59,8 +59,9 @@ async def test_a_mission_is_one_trace_across_every_process(
     assert {event["trace_id"] for event in events} == {trace_id}, "every event in the trace"
     spans = await until(
         lambda: (
-            complete(trace_collector.trace(trace_id), caller_span)
-            and trace_collector.trace(trace_id)
+            trace_collector.trace(trace_id)
+            if complete(trace_collector.trace(trace_id), caller_span)
+            else None
         )
     )
     names = {span.name for span in spans}

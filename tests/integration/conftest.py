@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -36,6 +36,8 @@ from projections.projector import Projector, projectors
 from projections.settings import ProjectorSettings
 from tests.conftest import Isolated
 from tests.fake_services import FakeServer
+
+T = TypeVar("T")
 
 
 async def prepared(slice_: Isolated, *, restore: bool = False) -> None:
@@ -105,8 +107,11 @@ async def ledger_services(
         await pool.close()
 
 
-async def eventually(probe: Callable[[], Any], timeout_s: float = 20, pause_s: float = 0.1) -> Any:
-    """Await `probe()` until it returns something truthy; fail after `timeout_s`."""
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], timeout_s: float = 20, pause_s: float = 0.1
+) -> T:
+    """Await `probe()` until it returns something truthy, and return that (typed as the
+    probe's result without None); fail after `timeout_s`."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         result = await probe()
