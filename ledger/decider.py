@@ -46,7 +46,7 @@ from ledger.history import why_not_next
 from ledger.log_reader import read_to_end
 from ledger.mission_cache import MissionCache
 from ledger.settings import DeciderSettings
-from ledger.snapshots import Mark, SnapshotStore
+from ledger.snapshots import Mark, PartitionSave, SnapshotStore
 from ledger.state import MissionState, evolve
 from ledger.step import step
 from ledger.wire import UNKNOWN_SCHEMA, InvalidRecordError, LedgerWire, misrouted
@@ -198,6 +198,7 @@ class Decider:
         budget = self.settings.DECIDER_SNAPSHOT_BATCH + sum(
             missions.newly_dirty() for missions in flushed.values()
         )
+        saves: list[tuple[MissionCache, PartitionSave]] = []
         for partition, missions in flushed.items():
             last = self.last_event.get(partition)
             mark = Mark(self.writer.ends[partition], *(last or (None, None)))
@@ -207,15 +208,19 @@ class Decider:
             complete = len(changed) == len(missions.dirty)
             if not changed and not complete:
                 continue  # this flush's budget is spent: the next one goes on
-            try:
-                await self.snapshots.save(partition, changed, mark if complete else None)
-            except DATABASE_OUTAGES as error:
-                logger.warning("decider snapshot of partition {} waits: {}", partition, error)
-                return
+            saves.append((missions, PartitionSave(partition, changed, mark if complete else None)))
             budget -= len(changed)
-            missions.saved(changed)
-            if complete:
-                self._marked[partition] = mark
+        if not saves:
+            return
+        try:
+            await self.snapshots.save([save for _, save in saves])
+        except DATABASE_OUTAGES as error:
+            logger.warning("decider snapshots wait: {}", error)
+            return
+        for missions, save in saves:
+            missions.saved(save.states)
+            if save.mark is not None:
+                self._marked[save.partition] = save.mark
 
     def release(self, partitions: set[int]) -> None:
         for partition in partitions:
