@@ -148,7 +148,7 @@ ON CONFLICT (family, labels) DO UPDATE SET
 only those stored now counted, grouped by family and labels (one increment a row, not one
 a sample). `$1` is the batch as one JSON array of samples (`sample_rows`): written by orjson
 in C, where thirteen array parameters cost asyncpg ~20 Python-level type checks a sample
-(half the projector's time on metrics). `bucket` is the index of the sample's bucket, `$2`
+(a third of the projector's time on metrics). `bucket` is the index of the sample's bucket, `$2`
 the last index (+Inf): a histogram row's increment counts the batch's samples in each
 bucket."""
 
