@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from infra.config import CommonSettings, load_settings
+from infra.config import CommonSettings, S, load_settings
 from infra.stack_file import infrastructure_for
 from infra.structured_logs import configure_logging
 
@@ -44,7 +44,13 @@ def _stack_run(args: argparse.Namespace) -> int:
 
 
 def _operator_settings() -> tuple[CommonSettings, str, str]:
-    settings = load_settings(CommonSettings)
+    return _settings_of(CommonSettings)
+
+
+def _settings_of(kind: type[S]) -> tuple[S, str, str]:
+    """The command's settings (`kind`: a process's own, where the command does its work),
+    its logging, and where the broker and PostgreSQL are."""
+    settings = load_settings(kind)
     configure_logging(settings.model_copy(update={"LOG_LEVEL": "WARNING"}), "cli")
     bootstrap, database_url = infrastructure_for(settings)
     return settings, bootstrap, database_url
@@ -104,7 +110,9 @@ def _retry(args: argparse.Namespace) -> int:
     except UnknownProjectionError as error:
         print(f"velocity: {error}", file=sys.stderr)
         return 2
-    settings, _, database_url = _operator_settings()
+    from projections.settings import ProjectorSettings
+
+    settings, _, database_url = _settings_of(ProjectorSettings)
     return asyncio.run(retry_parked(settings, database_url, args.name, args.mission))
 
 
@@ -116,7 +124,9 @@ def _evict(args: argparse.Namespace) -> int:
     except UnknownProjectionError as error:
         print(f"velocity: {error}", file=sys.stderr)
         return 2
-    settings, _, database_url = _operator_settings()
+    from projections.settings import ProjectorSettings
+
+    settings, _, database_url = _settings_of(ProjectorSettings)
     return asyncio.run(
         evict(settings, database_url, args.name, args.mission, args.operator, args.reason)
     )

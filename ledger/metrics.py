@@ -10,9 +10,9 @@ hash-chained ledger.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ledger.codec import AvroCodec
 from ledger.wire import ModelWire
@@ -27,6 +27,9 @@ MetricName = Literal[
     "mission_duration",
     "mcp_call",
 ]
+LabelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+LabelValue = Annotated[str, StringConstraints(max_length=256)]
+MAX_LABELS = 16
 
 
 class Metric(BaseModel):
@@ -38,7 +41,10 @@ class Metric(BaseModel):
     name: MetricName
     value: float = Field(allow_inf_nan=False)
     """Finite: a NaN or infinity added to a histogram's sum would stay in it for good."""
-    labels: dict[str, str]
+    labels: dict[LabelName, LabelValue] = Field(max_length=MAX_LABELS)
+    """Bounded, as Prometheus exposes them: a label as long as a record allows would make
+    every scrape that long (how many label combinations a family keeps is bounded where
+    they are counted, projections/metric_aggregates.py)."""
     mission_id: str | None = None
     trace_id: str | None = None
     recorded_at: datetime

@@ -16,7 +16,7 @@ from projections.approvals import ApprovalsProjection
 from projections.archive import EventArchive
 from projections.dead_letter_view import DeadLettersProjection
 from projections.evidence import EvidenceProjection
-from projections.metric_aggregates import MetricAggregatesProjection
+from projections.metric_aggregates import MAX_SERIES, MetricAggregatesProjection
 from projections.missions import MissionsProjection
 from projections.projection import Projected, Projection, R, Unusable
 from projections.releases import ReleasesProjection
@@ -108,12 +108,13 @@ def ledger_feed(
     )
 
 
-def metrics_feed() -> Feed[Metric]:
+def metrics_feed(max_series: int = MAX_SERIES) -> Feed[Metric]:
+    """`max_series`: METRICS_MAX_SERIES, the label combinations each family keeps."""
     return Feed(
         METRICS,
         MetricWire().decode,
         lambda metric: Label(metric.metric_id, metric.name),
-        [MetricAggregatesProjection()],
+        [MetricAggregatesProjection(max_series)],
         "-metrics",
         rereadable=True,
     )

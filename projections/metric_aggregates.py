@@ -109,7 +109,16 @@ FAMILIES: dict[MetricName, tuple[Family, ...]] = {
     ),
 }
 
-COUNT_ONCE = """
+MAX_SERIES = 200
+"""Label combinations a family keeps by default (METRICS_MAX_SERIES). The colony's own
+families hold a few dozen; at 200 in each, the root's /metrics stays ~20k lines."""
+OVERFLOW = "__overflow__"
+"""The value of every label of a family's overflow series: where samples count once the
+family holds its most label combinations (OpenTelemetry's SDKs do the same with an
+`otel.metric.overflow` attribute; here the family's own labels say it, so a query grouping
+by any of them shows it)."""
+
+COUNT_ONCE = f"""
 WITH input AS (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS sample(
         metric_id text, name text, value float8, labels jsonb, mission_id text, trace_id text,
@@ -120,16 +129,42 @@ WITH input AS (
     SELECT metric_id, name, value, labels, mission_id, trace_id, recorded_at FROM input
     ON CONFLICT (metric_id) DO NOTHING
     RETURNING metric_id
+), stored AS (
+    SELECT input.* FROM input JOIN fresh USING (metric_id)
+), series AS (
+    SELECT counter AS family, counter_labels AS labels FROM stored WHERE counter IS NOT NULL
+    UNION
+    SELECT histogram, histogram_labels FROM stored WHERE histogram IS NOT NULL
+), known AS (
+    SELECT family, labels FROM metric_counters
+    UNION ALL
+    SELECT family, labels FROM metric_histograms
+), ranked AS (
+    SELECT series.family, series.labels, known.family IS NOT NULL AS kept,
+           row_number() OVER (PARTITION BY series.family, known.family IS NULL
+                              ORDER BY series.labels) AS newcomer
+    FROM series LEFT JOIN known
+         ON known.family = series.family AND known.labels = series.labels
+), placed AS (
+    SELECT family, labels,
+           CASE WHEN kept THEN labels
+                WHEN newcomer + (SELECT count(*) FROM known WHERE known.family = ranked.family)
+                     <= $3::int THEN labels
+                ELSE coalesce((SELECT jsonb_object_agg(name, '{OVERFLOW}')
+                               FROM jsonb_object_keys(labels) AS name), '{{}}')
+           END AS counted_as
+    FROM ranked
 ), counted AS (
     INSERT INTO metric_counters (family, labels, value)
-    SELECT counter, counter_labels, count(*) FROM input JOIN fresh USING (metric_id)
-    WHERE counter IS NOT NULL GROUP BY 1, 2
+    SELECT counter, counted_as, count(*)
+    FROM stored JOIN placed ON placed.family = counter AND placed.labels = counter_labels
+    GROUP BY 1, 2
     ON CONFLICT (family, labels) DO UPDATE SET value = metric_counters.value + EXCLUDED.value
 ), observed AS (
-    SELECT histogram AS family, histogram_labels AS labels, array_agg(bucket) AS buckets,
+    SELECT histogram AS family, counted_as AS labels, array_agg(bucket) AS buckets,
            count(*) AS count, sum(seconds) AS sum
-    FROM input JOIN fresh USING (metric_id)
-    WHERE histogram IS NOT NULL GROUP BY 1, 2
+    FROM stored JOIN placed ON placed.family = histogram AND placed.labels = histogram_labels
+    GROUP BY 1, 2
 )
 INSERT INTO metric_histograms (family, labels, bucket_counts, count, sum)
 SELECT family, labels,
@@ -148,9 +183,13 @@ ON CONFLICT (family, labels) DO UPDATE SET
 only those stored now counted, grouped by family and labels (one increment a row, not one
 a sample). `$1` is the batch as one JSON array of samples (`sample_rows`): written by orjson
 in C, where thirteen array parameters cost asyncpg ~20 Python-level type checks a sample
-(a third of the projector's time on metrics). `bucket` is the index of the sample's bucket, `$2`
-the last index (+Inf): a histogram row's increment counts the batch's samples in each
-bucket."""
+(a third of the projector's time on metrics). `bucket` is the index of the sample's bucket,
+`$2` the last index (+Inf): a histogram row's increment counts the batch's samples in each
+bucket. `$3` is how many label combinations a family keeps (METRICS_MAX_SERIES): a sample
+of a new combination beyond it counts in the family's `OVERFLOW` series instead, so a
+producer writing endless label values (any holder of produce rights on colony.metrics can)
+grows neither the tables nor every scrape. Two projectors counting different partitions at
+once may each admit the last places: the bound is a batch's new combinations loose."""
 
 
 def bucket_of(seconds: float) -> int:
@@ -170,11 +209,16 @@ class MetricAggregatesProjection(Projection[Metric]):
     name = "metric_samples"
     tables: tuple[str, ...] = ("metric_samples", "metric_counters", "metric_histograms")
 
+    def __init__(self, max_series: int = MAX_SERIES) -> None:
+        self.max_series = max_series
+
     def writes(self, item: Projected[Metric]) -> list[Write]:
         return []
 
     def batch_writes(self, items: list[Projected[Metric]]) -> list[Write]:
-        return [(COUNT_ONCE, (sample_rows(items), len(SECONDS_BUCKETS)))] if items else []
+        if not items:
+            return []
+        return [(COUNT_ONCE, (sample_rows(items), len(SECONDS_BUCKETS), self.max_series))]
 
 
 def sample_rows(items: list[Projected[Metric]]) -> str:

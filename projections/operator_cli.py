@@ -12,11 +12,12 @@ from typing import Any
 
 import asyncpg
 
-from infra.config import CommonSettings
 from infra.topics import TopicNames
 from projections.feeds import Feed, dead_letter_feed, ledger_feed, metrics_feed
+from projections.metric_aggregates import MAX_SERIES
 from projections.parking import RetryOutcome, evict_head, retry, summary
 from projections.projection import Projected, Projection, Unusable
+from projections.settings import ProjectorSettings
 
 SET_ASIDE = """
 SELECT topic_partition, topic_offset, mission_id, reason, detail, set_aside_at
@@ -28,13 +29,14 @@ class UnknownProjectionError(ValueError):
     """A projection name no feed has; the message lists the names."""
 
 
-def feeds() -> list[Feed[Any]]:
-    return [ledger_feed(), metrics_feed(), dead_letter_feed()]
+def feeds(max_series: int = MAX_SERIES) -> list[Feed[Any]]:
+    return [ledger_feed(), metrics_feed(max_series), dead_letter_feed()]
 
 
-def find(name: str) -> tuple[Feed[Any], Projection[Any]]:
-    """The feed and projection called `name`."""
-    for feed in feeds():
+def find(name: str, max_series: int = MAX_SERIES) -> tuple[Feed[Any], Projection[Any]]:
+    """The feed and projection called `name` (`max_series`: METRICS_MAX_SERIES, for a
+    retry that counts metric samples as the projector does)."""
+    for feed in feeds(max_series):
         for projection in feed.projections:
             if projection.name == name:
                 return feed, projection
@@ -89,7 +91,7 @@ def _decoder(feed: Feed[Any]) -> Any:
 
 
 async def retry_parked(
-    settings: CommonSettings, database_url: str, projection: str | None, mission: str | None
+    settings: ProjectorSettings, database_url: str, projection: str | None, mission: str | None
 ) -> int:
     """Re-apply parked events in order; exit 1 if any still fail."""
     names = TopicNames(settings.KAFKA_TOPIC_PREFIX)
@@ -97,7 +99,7 @@ async def retry_parked(
     outcomes: list[RetryOutcome] = []
     try:
         for group in await summary(connection, projection, mission):
-            feed, view = find(group["projection"])
+            feed, view = find(group["projection"], settings.METRICS_MAX_SERIES)
             if group["topic"] != names.of(feed.topic):
                 continue
             outcomes.append(
@@ -117,7 +119,7 @@ async def retry_parked(
 
 
 async def evict(
-    settings: CommonSettings,
+    settings: ProjectorSettings,
     database_url: str,
     projection: str,
     mission: str,

@@ -28,7 +28,7 @@ from gateway.dependencies import Database
 from gateway.runtime import GatewayRuntime
 from infra.database import sql_list
 from ledger.state import OPEN_STATUSES
-from projections.metric_aggregates import FAMILIES, SECONDS_BUCKETS
+from projections.metric_aggregates import FAMILIES, OVERFLOW, SECONDS_BUCKETS
 
 router = APIRouter(tags=["health"])
 REGISTRY = CollectorRegistry()
@@ -102,7 +102,7 @@ class StoredFamilies(Collector):
         self.letters: list[tuple[str, str, int]] = []
 
     def collect(self) -> list[Metric]:
-        families: list[Metric] = [self._dead_letters()]
+        families: list[Metric] = [self._dead_letters(), self._overflowed()]
         for family in (f for group in FAMILIES.values() for f in group):
             keys = [exported for exported, _ in family.labels]
             if family.kind == "counter":
@@ -117,6 +117,23 @@ class StoredFamilies(Collector):
                 families.append(histogram)
         return families
 
+    def _overflowed(self) -> CounterMetricFamily:
+        """Samples each family counted in its overflow series: label combinations beyond
+        METRICS_MAX_SERIES (the alert VelocityMetricOverflow watches it)."""
+        family = CounterMetricFamily(
+            "velocity_metric_overflowed_samples",
+            "Samples counted in a family's __overflow__ series: its label combinations are"
+            " at METRICS_MAX_SERIES",
+            labels=["family"],
+        )
+        for row in self.counters:
+            if _is_overflow(row):
+                family.add_metric([row["family"]], row["value"])
+        for row in self.histograms:
+            if _is_overflow(row):
+                family.add_metric([row["family"]], sum(row["bucket_counts"]))
+        return family
+
     def _dead_letters(self) -> CounterMetricFamily:
         family = CounterMetricFamily(
             "velocity_dead_letters",
@@ -126,6 +143,11 @@ class StoredFamilies(Collector):
         for topic, reason, letters in self.letters:
             family.add_metric([topic, reason], letters)
         return family
+
+
+def _is_overflow(row: Any) -> bool:
+    values = json.loads(row["labels"]).values()
+    return bool(values) and all(value == OVERFLOW for value in values)
 
 
 def _values(row: Any, keys: list[str]) -> list[str]:

@@ -20,7 +20,7 @@ from ledger.dead_letters import DeadLetters
 from ledger.metrics import Metric, MetricName, MetricWire
 from projections.batch import BatchApplier
 from projections.feeds import metrics_feed
-from projections.metric_aggregates import SECONDS_BUCKETS
+from projections.metric_aggregates import MAX_SERIES, OVERFLOW, SECONDS_BUCKETS
 from projections.projector import Projector
 from projections.settings import ProjectorSettings
 from tests.conftest import Isolated
@@ -201,13 +201,14 @@ async def test_a_batch_counts_each_new_sample_once_whatever_repeats_within_and_a
 
 @asynccontextmanager
 async def metrics_applier(
-    slice_: Isolated, pool: asyncpg.Pool
+    slice_: Isolated, pool: asyncpg.Pool, max_series: int = MAX_SERIES
 ) -> AsyncIterator[BatchApplier[Metric]]:
     producer = AIOKafkaProducer(bootstrap_servers=slice_.bootstrap_servers)
     await producer.start()
     letters = TopicNames(slice_.topic_prefix).dead_letters
+    feed = metrics_feed(max_series)
     try:
-        yield BatchApplier(pool, metrics_feed(), DeadLetters(producer, letters, AvroCodec(), "t"))
+        yield BatchApplier(pool, feed, DeadLetters(producer, letters, AvroCodec(), "t"))
     finally:
         await producer.stop()
 
@@ -298,3 +299,51 @@ async def test_a_sample_of_no_finite_value_is_dead_lettered_and_leaves_the_sums_
     letters = await dead_letters(isolated)
     assert [letter["reason"] for letter in letters] == ["invalid_metric"]
     assert "value" in letters[0]["detail"] and "finite" in letters[0]["detail"]
+
+
+async def test_label_combinations_beyond_the_limit_count_in_the_familys_overflow_series(
+    isolated: Isolated,
+) -> None:
+    """A producer inventing label values (a forged provider name a sample) would grow the
+    counter and histogram tables, and every scrape of /metrics, without end: a family keeps
+    METRICS_MAX_SERIES combinations (here 3), first come first kept, and counts the samples
+    of any other in its overflow series, so totals stay right. Kept combinations go on
+    counting; within one batch only as many newcomers are kept as places are left."""
+    await prepared(isolated)
+
+    def call(provider: str) -> Metric:
+        labels = {"provider": provider, "operation": "complete", "outcome": "ok"}
+        return sample("provider_call", 100.0, labels)
+
+    batches = [
+        [call("p0"), call("p1")],
+        [call("p0"), call("p2"), call("p3"), call("p4"), call("p2")],
+        [call("p5"), sample("policy_decision", 1.0, {"rule_id": "r1", "decision": "allowed"})],
+    ]
+    pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
+    try:
+        async with metrics_applier(isolated, pool, max_series=3) as applier:
+            for batch in batches:
+                await applier.apply_fetch(await as_fetch(isolated, batch))
+        counters = await pool.fetch("SELECT family, labels::text, value FROM metric_counters")
+        histograms = await pool.fetch("SELECT family, labels::text, count FROM metric_histograms")
+    finally:
+        await pool.close()
+    calls = {r["labels"]: r["value"] for r in counters if r["family"] == "velocity_provider_calls"}
+    overflow = f'{{"outcome": "{OVERFLOW}", "provider": "{OVERFLOW}", "operation": "{OVERFLOW}"}}'
+    kept = '{{"outcome": "ok", "provider": "{}", "operation": "complete"}}'
+    assert calls == {kept.format("p0"): 2, kept.format("p1"): 1, kept.format("p2"): 2, overflow: 3}
+    latency = {r["labels"]: r["count"] for r in histograms}
+    assert len(latency) == 4 and sum(latency.values()) == 8
+    assert latency[f'{{"provider": "{OVERFLOW}", "operation": "{OVERFLOW}"}}'] == 3
+    policy = [r for r in counters if r["family"] == "velocity_policy_decisions"]
+    assert [r["value"] for r in policy] == [1], "each family has places of its own"
+    async with root_api(isolated) as client:
+        text = (await client.get("/metrics")).text
+    where = f'operation="{OVERFLOW}",outcome="{OVERFLOW}",provider="{OVERFLOW}"'
+    assert f"velocity_provider_calls_total{{{where}}} 3.0" in text
+    assert 'provider="p4"' not in text and 'provider="p5"' not in text
+    overflowed = "velocity_metric_overflowed_samples_total"
+    assert f'{overflowed}{{family="velocity_provider_calls"}} 3.0' in text
+    assert f'{overflowed}{{family="velocity_provider_call_duration_seconds"}} 3.0' in text
+    assert 'family="velocity_policy_decisions"' not in text
