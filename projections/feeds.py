@@ -16,7 +16,7 @@ from projections.approvals import ApprovalsProjection
 from projections.archive import EventArchive
 from projections.dead_letter_view import DeadLettersProjection
 from projections.evidence import EvidenceProjection
-from projections.metric_aggregates import MAX_SERIES, MetricAggregatesProjection
+from projections.metric_aggregates import MetricAggregatesProjection, SeriesLimits
 from projections.missions import MissionsProjection
 from projections.projection import Projected, Projection, R, Unusable
 from projections.releases import ReleasesProjection
@@ -108,13 +108,13 @@ def ledger_feed(
     )
 
 
-def metrics_feed(max_series: int = MAX_SERIES) -> Feed[Metric]:
-    """`max_series`: METRICS_MAX_SERIES, the label combinations each family keeps."""
+def metrics_feed(limits: SeriesLimits) -> Feed[Metric]:
+    """`limits`: the label combinations each family keeps (the projector's settings)."""
     return Feed(
         METRICS,
         MetricWire().decode,
         lambda metric: Label(metric.metric_id, metric.name),
-        [MetricAggregatesProjection(max_series)],
+        [MetricAggregatesProjection(limits)],
         "-metrics",
         rereadable=True,
     )

@@ -15,7 +15,7 @@ double-count; here the counters move in the same transaction as the offsets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any, Literal
 
 import orjson
@@ -109,9 +109,20 @@ FAMILIES: dict[MetricName, tuple[Family, ...]] = {
     ),
 }
 
-MAX_SERIES = 200
-"""Label combinations a family keeps by default (METRICS_MAX_SERIES). The colony's own
-families hold a few dozen; at 200 in each, the root's /metrics stays ~20k lines."""
+
+@dataclass(frozen=True)
+class SeriesLimits:
+    """Label combinations a counter family and a histogram family keep
+    (METRICS_MAX_COUNTER_SERIES, METRICS_MAX_HISTOGRAM_SERIES). Two limits, because a
+    histogram series is 23 lines of every /metrics scrape and a counter series one;
+    prometheus_client writes ~7 µs a line. The defaults are several times what the colony
+    and the root send (a few dozen counter combinations, under twenty a histogram), and at
+    worst 3 x 200 + 4 x 25 x 23 ~ 2,900 lines: ~20 ms a scrape on this machine."""
+
+    counters: int = 200
+    histograms: int = 25
+
+
 OVERFLOW = "__overflow__"
 """The value of every label of a family's overflow series: where samples count once the
 family holds its most label combinations (OpenTelemetry's SDKs do the same with an
@@ -132,15 +143,16 @@ WITH input AS (
 ), stored AS (
     SELECT input.* FROM input JOIN fresh USING (metric_id)
 ), series AS (
-    SELECT counter AS family, counter_labels AS labels FROM stored WHERE counter IS NOT NULL
+    SELECT counter AS family, counter_labels AS labels, $3::int AS places
+    FROM stored WHERE counter IS NOT NULL
     UNION
-    SELECT histogram, histogram_labels FROM stored WHERE histogram IS NOT NULL
+    SELECT histogram, histogram_labels, $4::int FROM stored WHERE histogram IS NOT NULL
 ), known AS (
     SELECT family, labels FROM metric_counters
     UNION ALL
     SELECT family, labels FROM metric_histograms
 ), ranked AS (
-    SELECT series.family, series.labels, known.family IS NOT NULL AS kept,
+    SELECT series.family, series.labels, series.places, known.family IS NOT NULL AS kept,
            row_number() OVER (PARTITION BY series.family, known.family IS NULL
                               ORDER BY series.labels) AS newcomer
     FROM series LEFT JOIN known
@@ -149,7 +161,7 @@ WITH input AS (
     SELECT family, labels,
            CASE WHEN kept THEN labels
                 WHEN newcomer + (SELECT count(*) FROM known WHERE known.family = ranked.family)
-                     <= $3::int THEN labels
+                     <= places THEN labels
                 ELSE coalesce((SELECT jsonb_object_agg(name, '{OVERFLOW}')
                                FROM jsonb_object_keys(labels) AS name), '{{}}')
            END AS counted_as
@@ -185,11 +197,12 @@ a sample). `$1` is the batch as one JSON array of samples (`sample_rows`): writt
 in C, where thirteen array parameters cost asyncpg ~20 Python-level type checks a sample
 (a third of the projector's time on metrics). `bucket` is the index of the sample's bucket,
 `$2` the last index (+Inf): a histogram row's increment counts the batch's samples in each
-bucket. `$3` is how many label combinations a family keeps (METRICS_MAX_SERIES): a sample
-of a new combination beyond it counts in the family's `OVERFLOW` series instead, so a
-producer writing endless label values (any holder of produce rights on colony.metrics can)
-grows neither the tables nor every scrape. Two projectors counting different partitions at
-once may each admit the last places: the bound is a batch's new combinations loose."""
+bucket. `$3` and `$4` are how many label combinations a counter and a histogram family
+keep (`SeriesLimits`): a sample of a new combination beyond them counts in the family's
+`OVERFLOW` series instead, so a producer writing endless label values (any holder of
+produce rights on colony.metrics can) grows neither the tables nor every scrape. Two
+projectors counting different partitions at once may each take a family's last places:
+the bound is loose by a batch's newcomers."""
 
 
 def bucket_of(seconds: float) -> int:
@@ -209,8 +222,8 @@ class MetricAggregatesProjection(Projection[Metric]):
     name = "metric_samples"
     tables: tuple[str, ...] = ("metric_samples", "metric_counters", "metric_histograms")
 
-    def __init__(self, max_series: int = MAX_SERIES) -> None:
-        self.max_series = max_series
+    def __init__(self, limits: SeriesLimits) -> None:
+        self.limits = limits
 
     def writes(self, item: Projected[Metric]) -> list[Write]:
         return []
@@ -218,7 +231,8 @@ class MetricAggregatesProjection(Projection[Metric]):
     def batch_writes(self, items: list[Projected[Metric]]) -> list[Write]:
         if not items:
             return []
-        return [(COUNT_ONCE, (sample_rows(items), len(SECONDS_BUCKETS), self.max_series))]
+        arguments = (sample_rows(items), len(SECONDS_BUCKETS), *astuple(self.limits))
+        return [(COUNT_ONCE, arguments)]
 
 
 def sample_rows(items: list[Projected[Metric]]) -> str:

@@ -14,7 +14,7 @@ import asyncpg
 
 from infra.topics import TopicNames
 from projections.feeds import Feed, dead_letter_feed, ledger_feed, metrics_feed
-from projections.metric_aggregates import MAX_SERIES
+from projections.metric_aggregates import SeriesLimits
 from projections.parking import RetryOutcome, evict_head, retry, summary
 from projections.projection import Projected, Projection, Unusable
 from projections.settings import ProjectorSettings
@@ -29,18 +29,18 @@ class UnknownProjectionError(ValueError):
     """A projection name no feed has; the message lists the names."""
 
 
-def feeds(max_series: int = MAX_SERIES) -> list[Feed[Any]]:
-    return [ledger_feed(), metrics_feed(max_series), dead_letter_feed()]
+def feeds(limits: SeriesLimits) -> list[Feed[Any]]:
+    return [ledger_feed(), metrics_feed(limits), dead_letter_feed()]
 
 
-def find(name: str, max_series: int = MAX_SERIES) -> tuple[Feed[Any], Projection[Any]]:
-    """The feed and projection called `name` (`max_series`: METRICS_MAX_SERIES, for a
-    retry that counts metric samples as the projector does)."""
-    for feed in feeds(max_series):
+def find(name: str, limits: SeriesLimits | None = None) -> tuple[Feed[Any], Projection[Any]]:
+    """The feed and projection called `name`. `limits`: the projector's, for a retry that
+    counts metric samples as it does (the defaults where only the name matters)."""
+    for feed in feeds(limits or SeriesLimits()):
         for projection in feed.projections:
             if projection.name == name:
                 return feed, projection
-    names = ", ".join(p.name for feed in feeds() for p in feed.projections)
+    names = ", ".join(p.name for feed in feeds(SeriesLimits()) for p in feed.projections)
     raise UnknownProjectionError(f"no projection {name!r}; choose from: {names}")
 
 
@@ -99,7 +99,7 @@ async def retry_parked(
     outcomes: list[RetryOutcome] = []
     try:
         for group in await summary(connection, projection, mission):
-            feed, view = find(group["projection"], settings.METRICS_MAX_SERIES)
+            feed, view = find(group["projection"], settings.series_limits)
             if group["topic"] != names.of(feed.topic):
                 continue
             outcomes.append(

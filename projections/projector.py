@@ -226,7 +226,7 @@ def projectors(
     """One projector per feed: the ledger's events first, then metrics and dead letters."""
     return [
         Projector(settings, bootstrap, pool, feed, stop)
-        for feed in (ledger_feed(), metrics_feed(settings.METRICS_MAX_SERIES), dead_letter_feed())
+        for feed in (ledger_feed(), metrics_feed(settings.series_limits), dead_letter_feed())
     ]
 
 

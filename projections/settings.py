@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from infra.config import CommonSettings
-from projections.metric_aggregates import MAX_SERIES
+from projections.metric_aggregates import SeriesLimits
 
 
 class ProjectorSettings(CommonSettings):
@@ -14,7 +14,13 @@ class ProjectorSettings(CommonSettings):
     PROJECTOR_GROUP_ID: str = "velocity-projector"
     KAFKA_SESSION_TIMEOUT_MS: int = Field(default=10_000, ge=1_000)
     PROJECTOR_MAX_BATCH: int = Field(default=1_000, gt=0)
-    METRICS_MAX_SERIES: int = Field(default=MAX_SERIES, ge=1, le=100_000)
-    """Label combinations each stored metric family keeps; samples of further ones count
+    METRICS_MAX_COUNTER_SERIES: int = Field(default=SeriesLimits.counters, ge=1, le=100_000)
+    """Label combinations each stored counter family keeps; samples of further ones count
     in the family's overflow series (projections/metric_aggregates.py). `velocity
     projections retry` reads it too, to count a parked sample as the projector would."""
+    METRICS_MAX_HISTOGRAM_SERIES: int = Field(default=SeriesLimits.histograms, ge=1, le=10_000)
+    """The same for each histogram family (a series is 23 lines of every scrape)."""
+
+    @property
+    def series_limits(self) -> SeriesLimits:
+        return SeriesLimits(self.METRICS_MAX_COUNTER_SERIES, self.METRICS_MAX_HISTOGRAM_SERIES)

@@ -119,11 +119,12 @@ class StoredFamilies(Collector):
 
     def _overflowed(self) -> CounterMetricFamily:
         """Samples each family counted in its overflow series: label combinations beyond
-        METRICS_MAX_SERIES (the alert VelocityMetricOverflow watches it)."""
+        METRICS_MAX_COUNTER_SERIES or METRICS_MAX_HISTOGRAM_SERIES (the alert
+        VelocityMetricOverflow watches it)."""
         family = CounterMetricFamily(
             "velocity_metric_overflowed_samples",
-            "Samples counted in a family's __overflow__ series: its label combinations are"
-            " at METRICS_MAX_SERIES",
+            "Samples counted in a family's __overflow__ series: it holds as many label"
+            " combinations as its limit allows",
             labels=["family"],
         )
         for row in self.counters:

@@ -20,7 +20,7 @@ from ledger.dead_letters import DeadLetters
 from ledger.metrics import Metric, MetricName, MetricWire
 from projections.batch import BatchApplier
 from projections.feeds import metrics_feed
-from projections.metric_aggregates import MAX_SERIES, OVERFLOW, SECONDS_BUCKETS
+from projections.metric_aggregates import OVERFLOW, SECONDS_BUCKETS, SeriesLimits
 from projections.projector import Projector
 from projections.settings import ProjectorSettings
 from tests.conftest import Isolated
@@ -63,7 +63,8 @@ async def test_provider_calls_become_health_rollups_once(isolated: Isolated) -> 
     settings = ProjectorSettings(
         KAFKA_TOPIC_PREFIX=isolated.topic_prefix, PROJECTOR_GROUP_ID=f"m-{uuid.uuid4().hex[:6]}"
     )
-    projector = Projector(settings, isolated.bootstrap_servers, pool, metrics_feed())
+    feed = metrics_feed(settings.series_limits)
+    projector = Projector(settings, isolated.bootstrap_servers, pool, feed)
     stop = asyncio.Event()
     running = asyncio.create_task(projector.run(stop))
     try:
@@ -201,12 +202,12 @@ async def test_a_batch_counts_each_new_sample_once_whatever_repeats_within_and_a
 
 @asynccontextmanager
 async def metrics_applier(
-    slice_: Isolated, pool: asyncpg.Pool, max_series: int = MAX_SERIES
+    slice_: Isolated, pool: asyncpg.Pool, limits: SeriesLimits | None = None
 ) -> AsyncIterator[BatchApplier[Metric]]:
     producer = AIOKafkaProducer(bootstrap_servers=slice_.bootstrap_servers)
     await producer.start()
     letters = TopicNames(slice_.topic_prefix).dead_letters
-    feed = metrics_feed(max_series)
+    feed = metrics_feed(limits or SeriesLimits())
     try:
         yield BatchApplier(pool, feed, DeadLetters(producer, letters, AvroCodec(), "t"))
     finally:
@@ -305,10 +306,11 @@ async def test_label_combinations_beyond_the_limit_count_in_the_familys_overflow
     isolated: Isolated,
 ) -> None:
     """A producer inventing label values (a forged provider name a sample) would grow the
-    counter and histogram tables, and every scrape of /metrics, without end: a family keeps
-    METRICS_MAX_SERIES combinations (here 3), first come first kept, and counts the samples
-    of any other in its overflow series, so totals stay right. Kept combinations go on
-    counting; within one batch only as many newcomers are kept as places are left."""
+    counter and histogram tables, and every scrape of /metrics, without end: a counter
+    family keeps METRICS_MAX_COUNTER_SERIES combinations (here 3), a histogram family
+    METRICS_MAX_HISTOGRAM_SERIES (here 2), first come first kept, and each counts the
+    samples of any other in its overflow series, so totals stay right. Kept combinations go
+    on counting; within one batch only as many newcomers are kept as places are left."""
     await prepared(isolated)
 
     def call(provider: str) -> Metric:
@@ -322,7 +324,9 @@ async def test_label_combinations_beyond_the_limit_count_in_the_familys_overflow
     ]
     pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
     try:
-        async with metrics_applier(isolated, pool, max_series=3) as applier:
+        async with metrics_applier(
+            isolated, pool, SeriesLimits(counters=3, histograms=2)
+        ) as applier:
             for batch in batches:
                 await applier.apply_fetch(await as_fetch(isolated, batch))
         counters = await pool.fetch("SELECT family, labels::text, value FROM metric_counters")
@@ -334,8 +338,8 @@ async def test_label_combinations_beyond_the_limit_count_in_the_familys_overflow
     kept = '{{"outcome": "ok", "provider": "{}", "operation": "complete"}}'
     assert calls == {kept.format("p0"): 2, kept.format("p1"): 1, kept.format("p2"): 2, overflow: 3}
     latency = {r["labels"]: r["count"] for r in histograms}
-    assert len(latency) == 4 and sum(latency.values()) == 8
-    assert latency[f'{{"provider": "{OVERFLOW}", "operation": "{OVERFLOW}"}}'] == 3
+    assert len(latency) == 3 and sum(latency.values()) == 8
+    assert latency[f'{{"provider": "{OVERFLOW}", "operation": "{OVERFLOW}"}}'] == 5
     policy = [r for r in counters if r["family"] == "velocity_policy_decisions"]
     assert [r["value"] for r in policy] == [1], "each family has places of its own"
     async with root_api(isolated) as client:
@@ -345,5 +349,5 @@ async def test_label_combinations_beyond_the_limit_count_in_the_familys_overflow
     assert 'provider="p4"' not in text and 'provider="p5"' not in text
     overflowed = "velocity_metric_overflowed_samples_total"
     assert f'{overflowed}{{family="velocity_provider_calls"}} 3.0' in text
-    assert f'{overflowed}{{family="velocity_provider_call_duration_seconds"}} 3.0' in text
+    assert f'{overflowed}{{family="velocity_provider_call_duration_seconds"}} 5.0' in text
     assert 'family="velocity_policy_decisions"' not in text
