@@ -24,6 +24,12 @@ from infra.stack_file import infrastructure_for
 from infra.structured_logs import configure_logging
 
 
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 0 or more")
+    return int(value)
+
+
 def _timestamp(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
@@ -136,7 +142,7 @@ def _letters(args: argparse.Namespace) -> int:
     from ledger.redrive import list_letters
 
     _, _, database_url = _operator_settings()
-    return asyncio.run(list_letters(database_url, args.all, args.reason, args.json))
+    return asyncio.run(list_letters(database_url, args.all, args.reason, args.json, args.limit))
 
 
 def _redrive(args: argparse.Namespace) -> int:
@@ -263,7 +269,11 @@ COMMANDS: dict[str, Command] = {
     "deadletters": Command("records set aside: list them, send commands again"),
     "deadletters list": Command(
         "list dead letters not yet re-driven",
-        ("velocity deadletters list", "velocity deadletters list --reason wrong_partition --json"),
+        (
+            "velocity deadletters list",
+            "velocity deadletters list --reason wrong_partition --json",
+            "velocity deadletters list --all --limit 0",
+        ),
     ),
     "deadletters redrive": Command(
         "send a dead-lettered command again",
@@ -424,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--all", action="store_true", help="re-driven ones too")
     listing.add_argument("--reason", help="only this reason, e.g. wrong_partition")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.add_argument(
+        "--limit", type=_count, default=100, help="the oldest this many (default 100; 0: all)"
+    )
     listing.set_defaults(handler=_letters)
     again = _command(letters, "deadletters redrive")
     again.add_argument("id", help="the letter id `velocity deadletters list` shows")

@@ -28,11 +28,28 @@ SELECT letter_id, source_topic, source_partition, source_offset, reason, detail,
 FROM dead_letters
 WHERE ($1 OR redriven_at IS NULL) AND ($2::text IS NULL OR reason = $2)
 ORDER BY failed_at
+LIMIT $3
 """
+MATCHING = """
+SELECT coalesce(sum(CASE WHEN $1 THEN letters ELSE waiting END), 0) FROM dead_letter_counts
+WHERE $2::text IS NULL OR reason = $2
+"""
+"""How many letters LIST would show without its limit, from the counts (not the letters)."""
 MARK = """
-UPDATE dead_letters SET redriven_at = now(), redriven_by = $2, redrive_reason = $3
-WHERE letter_id = $1
+WITH letter AS (
+    SELECT letter_id, redriven_at IS NULL AS waited FROM dead_letters
+    WHERE letter_id = $1 FOR UPDATE
+), marked AS (
+    UPDATE dead_letters SET redriven_at = now(), redriven_by = $2, redrive_reason = $3
+    FROM letter WHERE dead_letters.letter_id = letter.letter_id
+    RETURNING source_topic, reason, letter.waited
+)
+UPDATE dead_letter_counts SET waiting = waiting - 1
+FROM marked
+WHERE marked.waited AND dead_letter_counts.source_topic = marked.source_topic
+  AND dead_letter_counts.reason = marked.reason
 """
+"""Marks a letter re-driven; the first time, it no longer counts as waiting."""
 
 
 def _say(message: str) -> None:
@@ -45,14 +62,24 @@ def _refuse(message: str) -> int:
 
 
 async def list_letters(
-    database_url: str, include_redriven: bool, reason: str | None, as_json: bool
+    database_url: str, include_redriven: bool, reason: str | None, as_json: bool, limit: int
 ) -> int:
-    """Print dead letters (those not yet re-driven, unless `include_redriven`)."""
+    """Print the oldest `limit` dead letters (all for 0), those not yet re-driven unless
+    `include_redriven`; when there are more, say how many (a producer with the wrong
+    partitioner leaves a letter a command: an unbounded list would be thousands of lines)."""
     connection = await asyncpg.connect(database_url)
     try:
-        rows = [dict(row) for row in await connection.fetch(LIST, include_redriven, reason)]
+        found = await connection.fetch(LIST, include_redriven, reason, limit or None)
+        rows = [dict(row) for row in found]
+        matching = await connection.fetchval(MATCHING, include_redriven, reason)
     finally:
         await connection.close()
+    if limit and matching > len(rows):
+        print(  # noqa: T201
+            f"velocity: the oldest {len(rows):,} of {matching:,} letters shown (--limit 0: all;"
+            " --reason narrows)",
+            file=sys.stderr,
+        )
     if as_json:
         _say(json.dumps(rows, default=str, indent=2, sort_keys=True))
         return 0

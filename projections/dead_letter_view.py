@@ -12,10 +12,19 @@ from ledger.text import cleaned
 from projections.projection import Projected, Projection, Write
 
 INSERT = """
-INSERT INTO dead_letters (letter_id, source_topic, source_partition, source_offset, record_key,
-                          original, reason, detail, consumer, failed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (letter_id) DO NOTHING
+WITH stored AS (
+    INSERT INTO dead_letters (letter_id, source_topic, source_partition, source_offset,
+                              record_key, original, reason, detail, consumer, failed_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (letter_id) DO NOTHING
+    RETURNING source_topic, reason
+)
+INSERT INTO dead_letter_counts (source_topic, reason, letters, waiting)
+SELECT source_topic, reason, 1, 1 FROM stored
+ON CONFLICT (source_topic, reason) DO UPDATE
+SET letters = dead_letter_counts.letters + 1, waiting = dead_letter_counts.waiting + 1
 """
+"""A letter stored once, and counted once with it (`dead_letter_counts`): the root's
+/metrics and /readyz read the counts, a few rows, not the letters."""
 
 
 def letter_id(letter: DeadLetter) -> str:
@@ -33,7 +42,7 @@ class DeadLettersProjection(Projection[DeadLetter]):
     """Projection `dead_letters` into the `dead_letters` table."""
 
     name = "dead_letters"
-    tables: tuple[str, ...] = ("dead_letters",)
+    tables: tuple[str, ...] = ("dead_letters", "dead_letter_counts")
     rebuildable = False
 
     def writes(self, item: Projected[DeadLetter]) -> list[Write]:

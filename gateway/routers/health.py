@@ -24,7 +24,7 @@ from projections.parking import summary
 router = APIRouter(tags=["health"])
 SET_ASIDE = "SELECT count(*) FROM ledger_set_aside"
 WAITING_LETTERS = """
-SELECT reason, count(*) AS letters FROM dead_letters WHERE redriven_at IS NULL
+SELECT reason, sum(waiting)::bigint AS letters FROM dead_letter_counts WHERE waiting > 0
 GROUP BY reason ORDER BY reason
 """
 

@@ -221,7 +221,7 @@ async def _set_aside(db: Database) -> None:
 
 async def _stored(db: Database) -> None:
     letters, STORED.counters, STORED.histograms = await asyncio.gather(
-        db.fetch("SELECT source_topic, reason, count(*) AS n FROM dead_letters GROUP BY 1, 2"),
+        db.fetch("SELECT source_topic, reason, letters AS n FROM dead_letter_counts"),
         db.fetch("SELECT family, labels, value FROM metric_counters"),
         db.fetch("SELECT family, labels, bucket_counts, sum FROM metric_histograms"),
     )

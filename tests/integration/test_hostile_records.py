@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import subprocess
 import sys
 import uuid
@@ -27,13 +28,15 @@ from infra.topics import EVENTS, TopicNames, partition_for
 from ledger.chain import record
 from ledger.codec import AvroCodec
 from ledger.commands import ApproveWriteback, Command, StartPlanning
-from ledger.dead_letters import DeadLetters
+from ledger.dead_letters import DeadLetter, DeadLetters
 from ledger.events import MissionRequested, PlanningStarted, RecordedEvent
 from ledger.log_reader import fetches_to_end
 from ledger.state import MissionState, evolve
 from ledger.wire import LedgerWire
 from projections.batch import BatchApplier
+from projections.dead_letter_view import DeadLettersProjection
 from projections.feeds import ledger_feed
+from projections.projection import Projected
 from schemas_avro import SCHEMA_DIR
 from tests.conftest import Isolated
 from tests.factories import OPERATOR, command, crm_script, request_body
@@ -230,6 +233,9 @@ async def test_a_command_from_librdkafkas_default_partitioner_is_set_aside_and_r
         await sender.send(command(later, StartPlanning(planner="p")))  # a marker after it
         await eventually(lambda: with_at_least(archived(isolated.database_url, later), 2))
         trail = await archived(isolated.database_url, mission_id)
+        async with root_api(isolated, COLONY_ENABLED=False) as client:
+            ready = (await client.get("/readyz")).json()
+            metrics = (await client.get("/metrics")).text
     assert [r["event_type"] for r in trail] == ["MissionRequested", "PlanningStarted"]
     assert {r["topic_partition"] for r in trail} == {home}
     marked = await rows(
@@ -238,6 +244,56 @@ async def test_a_command_from_librdkafkas_default_partitioner_is_set_aside_and_r
         letters[0]["letter_id"],
     )
     assert marked[0]["redriven_by"]
+    counts = await rows(
+        isolated, "SELECT letters, waiting FROM dead_letter_counts WHERE reason = 'wrong_partition'"
+    )
+    assert [(c["letters"], c["waiting"]) for c in counts] == [(1, 0)], "re-driven twice: once"
+    assert ready["checks"]["dead_letters"] == {"ok": True, "degraded": False}
+    letters_total = (
+        f'velocity_dead_letters_total{{reason="wrong_partition",topic="{topics.commands}"}}'
+    )
+    assert f"{letters_total} 1.0" in metrics
+
+
+async def test_dead_letters_count_once_and_a_long_list_shows_the_oldest_and_says_how_many(
+    isolated: Isolated,
+) -> None:
+    """/metrics and /readyz read the letters' counts, not the letters (a million letters
+    cost each of them ~180 ms): a letter stored again (the dead-letter topic re-read after
+    the embedded broker restarted) must not count again. `velocity deadletters list`
+    shows the oldest hundred by default and says how many there are."""
+    await prepared(isolated)
+    letters = [
+        DeadLetter(
+            source_topic="t.mission.commands",
+            source_partition=0,
+            source_offset=offset,
+            key=b"k",
+            original=b"x",
+            reason="undecodable",
+            detail="not Avro",
+            consumer="decider",
+            failed_at=datetime.now(UTC),
+        )
+        for offset in range(3)
+    ]
+    connection = await asyncpg.connect(isolated.database_url)
+    try:
+        for letter in [*letters, letters[0]]:
+            item = Projected(0, 0, None, b"", letter, "k", "DeadLetter")
+            for statement, args in DeadLettersProjection().writes(item):
+                assert isinstance(statement, str), "a letter is one statement, no COPY"
+                await connection.execute(statement, *args)
+        counts = await connection.fetch("SELECT * FROM dead_letter_counts")
+    finally:
+        await connection.close()
+    assert [tuple(row) for row in counts] == [("t.mission.commands", "undecodable", 3, 3)]
+    listed = velocity(isolated, "deadletters", "list", "--limit", "2")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split("@")[1][:2] for line in listed.stdout.splitlines()] == ["0 ", "1 "]
+    assert "the oldest 2 of 3 letters shown" in listed.stderr
+    everything = velocity(isolated, "deadletters", "list", "--limit", "0", "--json")
+    assert len(json.loads(everything.stdout)) == 3 and not everything.stderr
 
 
 def _crc32_partition(key: str) -> int:
