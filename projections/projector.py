@@ -30,6 +30,7 @@ from ledger.codec import schema_codec
 from ledger.dead_letters import DeadLetters
 from projections.batch import BatchApplier, Seeks, transient
 from projections.feeds import Feed, dead_letter_feed, ledger_feed, metrics_feed
+from projections.metric_retention import prune_forever
 from projections.offsets import resume_positions, save_offsets
 from projections.pipeline import ApplyPipeline
 from projections.projection import R
@@ -253,10 +254,12 @@ async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:
             },
         )
     )
+    pruning = asyncio.create_task(prune_forever(pool, settings.METRICS_SAMPLE_RETENTION_DAYS))
     try:
         await asyncio.gather(projector.run(stop), *(side.run(stop) for side in side_feeds))
     finally:
         heartbeat.cancel()
+        pruning.cancel()
         await pool.close()
 
 

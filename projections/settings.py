@@ -21,6 +21,11 @@ class ProjectorSettings(CommonSettings):
     METRICS_MAX_HISTOGRAM_SERIES: int = Field(default=SeriesLimits.histograms, ge=1, le=10_000)
     """The same for each histogram family (a series is 23 lines of every scrape)."""
 
+    METRICS_SAMPLE_RETENTION_DAYS: int = Field(default=8, ge=8, le=3_650)
+    """Days each metric sample's row is kept (projections/metric_retention.py); the counts
+    it added stay. At least as long as colony.metrics keeps its records (a week) and a
+    day: a sample read again from the topic must still be known, or it would count twice."""
+
     @property
     def series_limits(self) -> SeriesLimits:
         return SeriesLimits(self.METRICS_MAX_COUNTER_SERIES, self.METRICS_MAX_HISTOGRAM_SERIES)

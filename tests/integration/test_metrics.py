@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -18,9 +18,11 @@ from infra.topics import TopicNames
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetters
 from ledger.metrics import Metric, MetricName, MetricWire
+from projections import metric_retention
 from projections.batch import BatchApplier
 from projections.feeds import metrics_feed
 from projections.metric_aggregates import OVERFLOW, SECONDS_BUCKETS, SeriesLimits
+from projections.metric_retention import prune_samples
 from projections.projector import Projector
 from projections.settings import ProjectorSettings
 from tests.conftest import Isolated
@@ -378,3 +380,35 @@ async def test_provider_health_reads_the_latest_ten_thousand_calls_and_the_busie
     assert (rows[0]["provider"], rows[0]["calls"]) == ("local", 9800)
     assert "old" not in {row["provider"] for row in rows}, "older than the newest 10,000"
     assert sum(row["calls"] for row in rows) == 9800 + 49
+
+
+async def test_samples_past_their_retention_are_deleted_and_what_they_counted_stays(
+    isolated: Isolated, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sample's row is kept METRICS_SAMPLE_RETENTION_DAYS (ten rows a mission would grow
+    the database forever); pruning deletes older ones in slices (here of one row, so the
+    slicing is exercised) and leaves the counters and histograms they fed as they were."""
+    await prepared(isolated)
+    monkeypatch.setattr(metric_retention, "SLICE", 1)
+    ok = {"provider": "openai", "operation": "complete", "outcome": "ok"}
+    long_ago = datetime.now(UTC) - timedelta(days=9)
+    old = [
+        sample("provider_call", 10.0, ok).model_copy(update={"recorded_at": long_ago})
+        for _ in range(3)
+    ]
+    recent = sample("provider_call", 20.0, ok)
+    pool = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
+    try:
+        async with metrics_applier(isolated, pool) as applier:
+            await applier.apply_fetch(await as_fetch(isolated, [*old, recent]))
+        deleted = await prune_samples(pool, days=8)
+        kept = [
+            row["metric_id"] for row in await pool.fetch("SELECT metric_id FROM metric_samples")
+        ]
+        calls = await pool.fetchval("SELECT sum(value) FROM metric_counters")
+        latency = await pool.fetchval("SELECT count FROM metric_histograms")
+        again = await prune_samples(pool, days=8)
+    finally:
+        await pool.close()
+    assert deleted == 3 and kept == [recent.metric_id] and again == 0
+    assert calls == 4 and latency == 4
