@@ -338,3 +338,15 @@ def test_metrics_expose_missions_and_the_approval_backlog(stack: RunningStack) -
     assert "velocity_approval_queue_oldest_age_seconds" in text
     assert 'velocity_http_requests_total{method="POST",route="/missions",status="202"}' in text
     assert "velocity_projection_lag_events" in text
+
+
+def test_request_counters_name_only_the_methods_the_api_serves(stack: RunningStack) -> None:
+    """Any method the HTTP parser takes would otherwise be a label: unauthenticated
+    requests could add series to every scrape (WebDAV's ~30 methods times every route)."""
+    for method in ("PROPFIND", "MKCOL", "LOCK"):
+        assert httpx.request(method, f"{stack.root_url}/healthz").status_code == 405
+    text = httpx.get(f"{stack.root_url}/metrics").text
+    assert not any(f'method="{m}"' in text for m in ("PROPFIND", "MKCOL", "LOCK"))
+    other = 'velocity_http_requests_total{method="other",route="/healthz",status="405"}'
+    counted = [line for line in text.splitlines() if line.startswith(other)]
+    assert counted and float(counted[0].split()[-1]) >= 3
