@@ -109,30 +109,28 @@ def _parked(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> int:
     from projections.operator_cli import UnknownProjectionError, find, retry_parked
-
-    try:
-        if args.name:
-            find(args.name)
-    except UnknownProjectionError as error:
-        print(f"velocity: {error}", file=sys.stderr)
-        return 2
     from projections.settings import ProjectorSettings
 
     settings, _, database_url = _settings_of(ProjectorSettings)
+    try:
+        if args.name:
+            find(args.name, settings)
+    except UnknownProjectionError as error:
+        print(f"velocity: {error}", file=sys.stderr)
+        return 2
     return asyncio.run(retry_parked(settings, database_url, args.name, args.mission))
 
 
 def _evict(args: argparse.Namespace) -> int:
     from projections.operator_cli import UnknownProjectionError, evict, find
-
-    try:
-        find(args.name)
-    except UnknownProjectionError as error:
-        print(f"velocity: {error}", file=sys.stderr)
-        return 2
     from projections.settings import ProjectorSettings
 
     settings, _, database_url = _settings_of(ProjectorSettings)
+    try:
+        find(args.name, settings)
+    except UnknownProjectionError as error:
+        print(f"velocity: {error}", file=sys.stderr)
+        return 2
     return asyncio.run(
         evict(settings, database_url, args.name, args.mission, args.operator, args.reason)
     )

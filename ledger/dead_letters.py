@@ -15,7 +15,7 @@ from loguru import logger
 from pydantic import BaseModel, ConfigDict
 
 from ledger.codec import AvroCodec
-from ledger.wire import ModelWire
+from ledger.wire import DeadLetterReason, ModelWire
 
 DEAD_LETTER_SCHEMA = "velocity.DeadLetter"
 
@@ -30,7 +30,7 @@ class DeadLetter(BaseModel):
     source_offset: int
     key: bytes | None
     original: bytes
-    reason: str
+    reason: DeadLetterReason
     detail: str
     consumer: str
     failed_at: datetime
@@ -54,7 +54,7 @@ class DeadLetters:
         self._wire = DeadLetterWire(codec)
         self._consumer = consumer
 
-    async def publish(self, record: ConsumerRecord, reason: str, detail: str) -> None:
+    async def publish(self, record: ConsumerRecord, reason: DeadLetterReason, detail: str) -> None:
         """Send the letter and wait for the broker's acknowledgement."""
         letter = DeadLetter(
             source_topic=record.topic,

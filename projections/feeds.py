@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic
+from typing import Any, Generic
 
-from infra.topics import DEAD_LETTERS, EVENTS, METRICS, TopicSpec
+from infra.topics import ALL_TOPICS, DEAD_LETTERS, EVENTS, METRICS, TopicNames, TopicSpec
 from ledger.codec import AvroCodec
 from ledger.dead_letters import DeadLetter, DeadLetterWire
 from ledger.events import RecordedEvent
@@ -20,6 +20,7 @@ from projections.metric_aggregates import MetricAggregatesProjection, SeriesLimi
 from projections.missions import MissionsProjection
 from projections.projection import Projected, Projection, R, Unusable
 from projections.releases import ReleasesProjection
+from projections.settings import ProjectorSettings
 from projections.tasks import TasksProjection
 
 
@@ -120,10 +121,23 @@ def metrics_feed(limits: SeriesLimits) -> Feed[Metric]:
     )
 
 
-def dead_letter_feed() -> Feed[DeadLetter]:
+def dead_letter_feed(topics: TopicNames) -> Feed[DeadLetter]:
+    """Letters about this ledger's topics (`topics`): one about any other topic is itself
+    set aside (`invalid_dead_letter`), so the letters' counts by topic and reason stay a
+    few rows whoever writes the dead-letter topic (the colony may: it sets events aside)."""
+    wire = DeadLetterWire()
+    known = frozenset(topics.of(spec) for spec in ALL_TOPICS)
+
+    def decode(raw: bytes) -> DeadLetter:
+        letter = wire.decode(raw)
+        if letter.source_topic not in known:
+            topic = letter.source_topic[:80]
+            raise InvalidRecordError("invalid_dead_letter", f"source_topic: {topic!r} is unknown")
+        return letter
+
     return Feed(
         DEAD_LETTERS,
-        DeadLetterWire().decode,
+        decode,
         lambda letter: Label(
             f"{letter.source_topic}/{letter.source_partition}/{letter.source_offset}", "DeadLetter"
         ),
@@ -132,3 +146,9 @@ def dead_letter_feed() -> Feed[DeadLetter]:
         rereadable=True,
         fetch_wait_ms=1_000,
     )
+
+
+def all_feeds(settings: ProjectorSettings) -> list[Feed[Any]]:
+    """What a projector reads, as its settings configure it: the ledger's events first."""
+    topics = TopicNames(settings.KAFKA_TOPIC_PREFIX)
+    return [ledger_feed(), metrics_feed(settings.series_limits), dead_letter_feed(topics)]

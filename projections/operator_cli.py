@@ -13,8 +13,7 @@ from typing import Any
 import asyncpg
 
 from infra.topics import TopicNames
-from projections.feeds import Feed, dead_letter_feed, ledger_feed, metrics_feed
-from projections.metric_aggregates import SeriesLimits
+from projections.feeds import Feed, all_feeds
 from projections.parking import RetryOutcome, evict_head, retry, summary
 from projections.projection import Projected, Projection, Unusable
 from projections.settings import ProjectorSettings
@@ -29,18 +28,15 @@ class UnknownProjectionError(ValueError):
     """A projection name no feed has; the message lists the names."""
 
 
-def feeds(limits: SeriesLimits) -> list[Feed[Any]]:
-    return [ledger_feed(), metrics_feed(limits), dead_letter_feed()]
-
-
-def find(name: str, limits: SeriesLimits | None = None) -> tuple[Feed[Any], Projection[Any]]:
-    """The feed and projection called `name`. `limits`: the projector's, for a retry that
-    counts metric samples as it does (the defaults where only the name matters)."""
-    for feed in feeds(limits or SeriesLimits()):
+def find(name: str, settings: ProjectorSettings) -> tuple[Feed[Any], Projection[Any]]:
+    """The feed and projection called `name`, configured as the projector configures them
+    (a retry applies parked records as it would)."""
+    feeds = all_feeds(settings)
+    for feed in feeds:
         for projection in feed.projections:
             if projection.name == name:
                 return feed, projection
-    names = ", ".join(p.name for feed in feeds(SeriesLimits()) for p in feed.projections)
+    names = ", ".join(p.name for feed in feeds for p in feed.projections)
     raise UnknownProjectionError(f"no projection {name!r}; choose from: {names}")
 
 
@@ -99,7 +95,7 @@ async def retry_parked(
     outcomes: list[RetryOutcome] = []
     try:
         for group in await summary(connection, projection, mission):
-            feed, view = find(group["projection"], settings.series_limits)
+            feed, view = find(group["projection"], settings)
             if group["topic"] != names.of(feed.topic):
                 continue
             outcomes.append(
@@ -127,7 +123,7 @@ async def evict(
     reason: str,
 ) -> int:
     """Drop a mission's first parked event from one view (audited), then retry the rest."""
-    feed, _ = find(projection)
+    feed, _ = find(projection, settings)
     topic = TopicNames(settings.KAFKA_TOPIC_PREFIX).of(feed.topic)
     connection = await asyncpg.connect(database_url)
     try:

@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from infra.database import Connection
 from ledger.events import EVENT_TYPES, RecordedEvent
+from ledger.wire import DeadLetterReason
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Unusable:
     record_key: bytes | None
     raw: bytes
     mission_id: str | None
-    reason: str
+    reason: DeadLetterReason
     detail: str
 
 

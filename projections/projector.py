@@ -29,7 +29,7 @@ from infra.tracing import configure_tracing
 from ledger.codec import schema_codec
 from ledger.dead_letters import DeadLetters
 from projections.batch import BatchApplier, Seeks, transient
-from projections.feeds import Feed, dead_letter_feed, ledger_feed, metrics_feed
+from projections.feeds import Feed, all_feeds
 from projections.metric_retention import prune_forever
 from projections.offsets import resume_positions, save_offsets
 from projections.pipeline import ApplyPipeline
@@ -225,10 +225,7 @@ def projectors(
     settings: ProjectorSettings, bootstrap: str, pool: asyncpg.Pool, stop: asyncio.Event
 ) -> list[Projector[Any]]:
     """One projector per feed: the ledger's events first, then metrics and dead letters."""
-    return [
-        Projector(settings, bootstrap, pool, feed, stop)
-        for feed in (ledger_feed(), metrics_feed(settings.series_limits), dead_letter_feed())
-    ]
+    return [Projector(settings, bootstrap, pool, feed, stop) for feed in all_feeds(settings)]
 
 
 async def serve(settings: ProjectorSettings, stop: asyncio.Event) -> None:

@@ -296,6 +296,52 @@ async def test_dead_letters_count_once_and_a_long_list_shows_the_oldest_and_says
     assert len(json.loads(everything.stdout)) == 3 and not everything.stderr
 
 
+async def test_a_forged_letter_about_another_topic_or_reason_is_itself_set_aside(
+    isolated: Isolated,
+) -> None:
+    """The colony writes the dead-letter topic (it sets events aside) and must be assumed
+    capable of anything its credentials allow: letters naming topics this ledger does not
+    have, or reasons it never gives, would each add a row to the letters' counts and a
+    series to every /metrics scrape. Such a letter becomes a letter about itself
+    (`invalid_dead_letter`, naming the field); the counts keep to known topics."""
+    await prepared(isolated)
+    topics = TopicNames(isolated.topic_prefix)
+    forged = {
+        "source_topic": topics.commands,
+        "source_partition": 0,
+        "source_offset": 1,
+        "key": None,
+        "original": b"x",
+        "reason": "undecodable",
+        "detail": "forged",
+        "consumer": "colony",
+        "failed_at": datetime.now(UTC),
+    }
+    records = [
+        outsider_avro("velocity.DeadLetter", forged | {"source_topic": f"invented-{i}"})
+        for i in range(3)
+    ]
+    records.append(outsider_avro("velocity.DeadLetter", forged | {"reason": "made_up"}))
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for value in records:
+            await producer.send_and_wait(topics.dead_letters, value, partition=0)
+    finally:
+        await producer.stop()
+    about_letters = "SELECT * FROM dead_letters WHERE source_topic = $1"
+    async with ledger_services(isolated, with_decider=False):
+        await eventually(
+            lambda: with_at_least(rows(isolated, about_letters, topics.dead_letters), 4)
+        )
+        counts = await rows(isolated, "SELECT * FROM dead_letter_counts")
+        details = await rows(isolated, "SELECT detail FROM dead_letters ORDER BY source_offset")
+    assert [(c["source_topic"], c["reason"], c["letters"]) for c in counts] == [
+        (topics.dead_letters, "invalid_dead_letter", 4)
+    ]
+    assert [d["detail"][:12] for d in details] == ["source_topic"] * 3 + ["reason: Inpu"]
+
+
 def _crc32_partition(key: str) -> int:
     """Where librdkafka's default (consistent_random) partitioner puts a keyed record."""
     import zlib
