@@ -32,7 +32,7 @@ from loguru import logger
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from colony_consumers.admission import WORKING, is_waiting, next_waiting, working_count
+from colony_consumers.admission import AdmissionBook
 from colony_consumers.fold_marks import FoldMarks
 from colony_consumers.in_flight import InFlight
 from colony_consumers.measurements import measurements
@@ -120,6 +120,7 @@ class Colony:
         self.ended: LRUCache[str, bool] = LRUCache(maxsize=ENDED_KEPT)
         self.home: dict[str, int] = {}
         self.starting: set[str] = set()
+        self.slots = AdmissionBook()
         self.rollout_step = 1
         """This environment's rollout step in the ledger (watch_rollout keeps it current)."""
         self.in_flight = InFlight()
@@ -228,7 +229,6 @@ class Colony:
     ) -> None:
         before = self.files.get(event.meta.mission_id)
         since, stage = (before.state.status_since, before.state.stage) if before else (None, "")
-        was_working = before is not None and before.state.status in WORKING
         was_over = before is not None and before.state.terminal
         file = self.fold(event)
         if file is None:
@@ -243,8 +243,7 @@ class Colony:
             file, event.body, self.context(file), self.settings.MAX_WORKERS_PER_MISSION
         )
         await self.observe(file, event, since, stage, parent)
-        if was_working and file.state.status not in WORKING:
-            await self.start_waiting()
+        await self.start_waiting()  # any event may free a slot: a mission ending, or queued
         if reaction is not None:
             self.in_flight.started(partition, offset)
             work = self.until_done(file, event.meta, reaction, parent)
@@ -268,6 +267,7 @@ class Colony:
             self.files.pop(file.mission_id, None)
             self.home.pop(file.mission_id, None)
             self.starting.discard(file.mission_id)
+            self.slots.forget(file.mission_id)
             self.ended[file.mission_id] = True
 
     def spawn(self, partition: int, work: Awaitable[None]) -> None:
@@ -366,6 +366,7 @@ class Colony:
                 del self.files[file.mission_id]
             return None
         file.record(event)
+        self.slots.update(file)
         return file
 
     def context(self, file: MissionFile) -> PolicyContext | None:
@@ -392,25 +393,28 @@ class Colony:
     def admit(self, file: MissionFile) -> Reaction | None:
         """Queue a new mission when every slot is taken; None lets `react` start it."""
         limit = self.settings.MAX_CONCURRENT_MISSIONS
-        others = [f for f in self.files.values() if f.mission_id != file.mission_id]
-        if working_count(others, self.starting) < limit:
+        if self.slots.taken(self.starting, besides=file.mission_id) < limit:
             return None
-        position = sum(1 for f in others if is_waiting(f)) + 1
+        position = len(self.slots.waiting) - (file.mission_id in self.slots.waiting) + 1
         return Send([("queue", QueueMission(position=position, limit=limit))])
 
     def admission(self) -> dict[str, int]:
         """Slots in use, missions waiting for one, and the limit (for the root's console)."""
         return {
-            "running": working_count(self.files.values(), self.starting),
-            "queued": sum(1 for f in self.files.values() if is_waiting(f)),
+            "running": self.slots.taken(self.starting),
+            "queued": len(self.slots.waiting),
             "max": self.settings.MAX_CONCURRENT_MISSIONS,
         }
 
     async def start_waiting(self) -> None:
-        """Start waiting missions while slots are free (oldest first)."""
+        """Start waiting missions while slots are free (oldest first). Cheap when none is
+        free or none waits (the book, colony_consumers/admission.py), so it follows every
+        event: looking only when a working mission stopped missed the slot a mission frees
+        by being queued, which a mission requested just before counts until then."""
         limit = self.settings.MAX_CONCURRENT_MISSIONS
-        free = limit - working_count(self.files.values(), self.starting)
-        for waiting in next_waiting(self.files.values(), self.starting, free):
+        free = limit - self.slots.taken(self.starting)
+        for mission_id in self.slots.oldest(free, self.starting):
+            waiting = self.files[mission_id]
             assert waiting.last is not None
             context = self.context(waiting)
             assert context is not None, "a waiting mission's request is known"
@@ -501,6 +505,7 @@ class Colony:
         for mission_id in missions:
             self.files.pop(mission_id, None)
             self.home.pop(mission_id, None)
+            self.slots.forget(mission_id)
         self.starting -= missions
         self.in_flight.forget(partitions)
         self.marks.forget(partitions)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -15,12 +16,18 @@ from aiokafka import AIOKafkaProducer
 
 from colony_consumers.colony import Colony
 from colony_consumers.metric_emitter import MetricEmitter
+from colony_consumers.mission_file import MissionFile
+from colony_consumers.reactions import Send
 from colony_consumers.settings import ColonySettings
 from infra.topics import EVENTS, TopicNames, partition_for
+from ledger.commands import CancelMission, QueueMission, StartPlanning
+from ledger.events import RecordedEvent
 from ledger.metrics import MetricWire
+from ledger.state import MissionState
+from ledger.step import step
 from ledger.wire import LedgerWire
 from tests.conftest import Isolated
-from tests.factories import mission_history
+from tests.factories import AUTHORITY, OPERATOR, command, mission_history, request_body
 from tests.integration.conftest import eventually, prepared
 
 GROUP = "velocity-colony-burst"
@@ -93,7 +100,7 @@ class HoldingWorker:
 
 @asynccontextmanager
 async def running_colony(
-    isolated: Isolated, worker: InstantWorker | HoldingWorker
+    isolated: Isolated, worker: InstantWorker | HoldingWorker | RecordingWorker
 ) -> AsyncIterator[tuple[Colony, asyncpg.Pool]]:
     """A colony allowing 100 unfinished reactions, with `worker`, until the block ends."""
     settings = ColonySettings(
@@ -181,3 +188,64 @@ async def test_a_partition_ready_while_held_does_not_fetch_past_the_limit(
         worker.release.set()
         await eventually(lambda: stored_at_the_end(colony, pool, ends), timeout_s=60)
     assert worker.performed >= MISSIONS + LATE_BURST, "every request after the stop reacted to"
+
+
+class RecordingWorker:
+    """Performs every reaction at once and notes, for each, its mission and the commands
+    it sends (by their step names: `plan/start`, `queue`, …)."""
+
+    def __init__(self) -> None:
+        self.performed: list[tuple[str, list[str]]] = []
+
+    async def perform(self, file: MissionFile, meta: Any, reaction: Any, context: Any) -> None:
+        steps = [name for name, _ in reaction.commands] if isinstance(reaction, Send) else []
+        self.performed.append((file.mission_id, steps))
+
+    def started(self, mission_id: str) -> bool:
+        return any(m == mission_id and "plan/start" in steps for m, steps in self.performed)
+
+
+async def write_events(isolated: Isolated, events: list[RecordedEvent], partition: int) -> None:
+    """`events` appended in this order to one partition of the events topic."""
+    wire, names = LedgerWire(), TopicNames(isolated.topic_prefix)
+    producer = AIOKafkaProducer(bootstrap_servers=isolated.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for event in events:
+            record = wire.encode_event(event)
+            await producer.send_and_wait(
+                names.events, record.value, record.key, partition, headers=record.headers
+            )
+    finally:
+        await producer.stop()
+
+
+async def test_a_mission_queued_after_the_slot_freed_is_started(isolated: Isolated) -> None:
+    """One slot. A works; B is requested meanwhile (so it is told to queue, and takes a
+    slot until its queueing is in the log); A ends before B's queueing comes back, so
+    when A's slot frees nobody waits yet. B must still start once it is queued: the
+    colony used to look for waiting missions only when a working one stopped, and a
+    burst of requests could leave every queued mission waiting until its time budget
+    failed it (1,938 of 2,000 Oracle missions in one run, `MAX_CONCURRENT_MISSIONS=20`)."""
+    await prepared(isolated)
+    states = {"a": MissionState(mission_id="a"), "b": MissionState(mission_id="b")}
+    ordered: list[RecordedEvent] = []
+    for mission, body, actor in [
+        ("a", request_body(), "service:test"),
+        ("a", StartPlanning(planner="p"), "colony:test"),
+        ("b", request_body(), "service:test"),
+        ("a", CancelMission(reason="done"), OPERATOR),
+        ("b", QueueMission(position=1, limit=1), "colony:test"),
+    ]:
+        item = command(mission, body, actor=actor)
+        states[mission], events = step(states[mission], item, datetime.now(UTC), AUTHORITY)
+        ordered += events
+    await write_events(isolated, ordered, partition=0)
+    worker = RecordingWorker()
+
+    async def b_started() -> bool | None:
+        return True if worker.started("b") else None
+
+    async with running_colony(isolated, worker):
+        await eventually(b_started, timeout_s=20)
+    assert ("b", ["queue"]) in worker.performed, "B was told to queue while A worked"
