@@ -116,8 +116,9 @@ class SeriesLimits:
     (METRICS_MAX_COUNTER_SERIES, METRICS_MAX_HISTOGRAM_SERIES). Two limits, because a
     histogram series is 23 lines of every /metrics scrape and a counter series one;
     prometheus_client writes ~7 µs a line. The defaults are several times what the colony
-    and the root send (a few dozen counter combinations, under twenty a histogram), and at
-    worst 3 x 200 + 4 x 25 x 23 ~ 2,900 lines: ~20 ms a scrape on this machine."""
+    and the root send (a few dozen counter combinations, under twenty a histogram); with
+    all seven families flooded, a scrape of the root was 3,324 lines, p50 27 ms and p99
+    45 ms (`make run`, docs/architecture.md "Nineteenth session")."""
 
     counters: int = 200
     histograms: int = 25
