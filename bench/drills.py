@@ -9,7 +9,8 @@ twice, gaps and tasks run again, and `velocity ledger verify` for broken chains.
 
 Run with `make drills` (or `python -m bench.drills [--quick]`). The short version of each
 drill runs in `make test` (tests/e2e/test_outages.py, tests/integration/test_fail_stop.py,
-tests/integration/test_hostile_records.py, tests/e2e/test_stack_lifecycle.py).
+tests/integration/test_hostile_records.py, tests/e2e/test_stack_lifecycle.py,
+tests/integration/test_colony_burst.py).
 """
 
 from __future__ import annotations
