@@ -1,11 +1,12 @@
-"""bench/console: p50/p95 of every console page with 10,000 missions in the database.
+"""bench/console: p50/p95 of every console page with 10,000 missions in the database,
+2,000 of them waiting for an operator's approval.
 
 The missions go through the real path (commands on the broker, the decider, the
 projector), one of them with a 200-event trail; the colony's reactors are off so nothing
 moves while pages are timed. Each page is fetched ROUNDS times by a signed-in operator
 over HTTP; the raw path beside it is the page's own queries through asyncpg alone (no
 HTTP, no HTML), where a page has one main query.
-Run with `make bench-console` or `python -m bench.console [missions]`.
+Run with `make bench-console` or `python -m bench.console [missions [awaiting]]`.
 """
 
 from __future__ import annotations
@@ -30,26 +31,46 @@ from bench.common import (
 )
 from gateway.console.pages import PAGE_SIZE, STATUSES, MissionFilters
 from infra.topics import TopicNames
+from ledger.commands import Command, ProposeWriteback
 from ledger.wire import LedgerWire
 from projections import queries
+from tests.factories import crm_script, request_body
 
 ROUNDS = 60
 OPERATOR_KEY = "local-operator-key"
 
 
-async def seed(infra: BenchInfra, prefix: str, database_url: str, missions: int) -> str:
-    """`missions` missions of five events and one of 200; returns the long one's id."""
+def awaiting_approval(mission_id: str) -> list[Command]:
+    """A CRM mission up to its proposed writeback, with budgets that never run out."""
+    request = request_body(time_budget_ms=10**12, token_budget=10**12)
+    script = crm_script(mission_id, request)
+    proposed = next(i for i, c in enumerate(script) if isinstance(c.body, ProposeWriteback))
+    return script[: proposed + 1]
+
+
+async def seed(
+    infra: BenchInfra, prefix: str, database_url: str, missions: int, awaiting: int
+) -> str:
+    """`missions` missions: `awaiting` of them wait for an approval, one has 200 events,
+    the others five; returns the long one's id."""
     wire = LedgerWire()
     producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap_servers, acks="all", linger_ms=5)
     await producer.start()
     long_trail = str(uuid.uuid4())
     now = datetime.now(UTC)
     try:
-        plan = [(str(uuid.uuid4()), 5) for _ in range(missions - 1)] + [(long_trail, 200)]
+        plan = [(str(uuid.uuid4()), 5 if n >= awaiting else 0) for n in range(missions - 1)] + [
+            (long_trail, 200)
+        ]
         for start in range(0, len(plan), 500):
             sends = []
             for mission_id, events in plan[start : start + 500]:
-                for command in mission_commands(mission_id, events, now):
+                commands = (
+                    mission_commands(mission_id, events, now)
+                    if events
+                    else awaiting_approval(mission_id)
+                )
+                for command in commands:
                     record = wire.encode_command(command)
                     sends.append(
                         await producer.send(
@@ -66,7 +87,7 @@ async def seed(infra: BenchInfra, prefix: str, database_url: str, missions: int)
     connection = await asyncpg.connect(database_url)
     try:
         for _ in range(2_400):
-            if await projected(connection, missions, long_trail):
+            if await projected(connection, missions, awaiting, long_trail):
                 return long_trail
             await asyncio.sleep(0.5)
     finally:
@@ -74,12 +95,15 @@ async def seed(infra: BenchInfra, prefix: str, database_url: str, missions: int)
     raise TimeoutError("the projector did not catch up in 20 minutes")
 
 
-async def projected(connection: asyncpg.Connection, missions: int, long_trail: str) -> bool:
+async def projected(
+    connection: asyncpg.Connection, missions: int, awaiting: int, long_trail: str
+) -> bool:
     count = await connection.fetchval("SELECT count(*) FROM missions")
+    pending = await connection.fetchval("SELECT count(*) FROM approvals WHERE status = 'pending'")
     last = await connection.fetchval(
         "SELECT last_sequence FROM missions WHERE mission_id = $1", long_trail
     )
-    return bool(count >= missions and (last or 0) >= 200)
+    return bool(count >= missions and pending >= awaiting and (last or 0) >= 200)
 
 
 async def timed(fetch: Callable[[], Awaitable[object]]) -> tuple[float, float]:
@@ -89,7 +113,9 @@ async def timed(fetch: Callable[[], Awaitable[object]]) -> tuple[float, float]:
 
 
 async def signed_in(root: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=root, timeout=30)
+    """A console session; its key goes along too, for the API rows (`/approvals`)."""
+    bearer = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+    client = httpx.AsyncClient(base_url=root, timeout=30, headers=bearer)
     form = await client.get("/console/login")
     token = re.search(r'name="login_token" value="([^"]+)"', form.text)
     assert token, "the sign-in form carries its token"
@@ -128,6 +154,16 @@ def raw_list(pool: asyncpg.Pool, **filters: object) -> Callable[[], Awaitable[ob
     return fetch
 
 
+def raw_queue(pool: asyncpg.Pool, limit: int) -> Callable[[], Awaitable[object]]:
+    """The approval queue's own reads (a page, the backlog, the latest decisions)."""
+
+    async def fetch() -> object:
+        page = await queries.pending_approvals(pool, None, limit)
+        return page, await queries.approval_backlog(pool), await queries.decided_approvals(pool, 50)
+
+    return fetch
+
+
 async def measure(root: str, database_url: str, long_trail: str, missions: int) -> None:
     client = await signed_in(root)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -149,7 +185,8 @@ async def measure(root: str, database_url: str, long_trail: str, missions: int) 
         ("mission, 5 events", f"/console/missions/{some}", raw(pool, trail, some)),
         ("mission, 200 events", f"/console/missions/{long_trail}", raw(pool, trail, long_trail)),
         ("trail export, 200 events", f"/console/missions/{long_trail}/trail.json", None),
-        ("approvals", "/console/approvals", None),
+        ("approvals, oldest 50", "/console/approvals", raw_queue(pool, 50)),
+        ("approvals, API page of 100", "/approvals", raw_queue(pool, 100)),
         ("health", "/console/health", None),
         ("dashboards", "/console/dashboards", None),
     ]
@@ -169,12 +206,17 @@ async def measure(root: str, database_url: str, long_trail: str, missions: int) 
 
 def main() -> None:
     missions = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    awaiting = int(sys.argv[2]) if len(sys.argv) > 2 else 2_000
     with (
         embedded_infrastructure() as infra,
         running_stack(infra, COLONY_REACTORS="false") as (root, database_url, prefix, _),
     ):
-        print(f"seeding {missions} missions through the decider and projector …", flush=True)
-        long_trail = asyncio.run(seed(infra, prefix, database_url, missions))
+        print(
+            f"seeding {missions} missions ({awaiting} awaiting approval) through the decider"
+            " and projector …",
+            flush=True,
+        )
+        long_trail = asyncio.run(seed(infra, prefix, database_url, missions, awaiting))
         asyncio.run(measure(root, database_url, long_trail, missions))
 
 

@@ -22,7 +22,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -50,6 +50,7 @@ from gateway.routers import approvals, missions
 from gateway.runtime import GatewayRuntime
 from ledger.commands import ID_PATTERN, ApproveWriteback, RecordMcpCall, RejectWriteback
 from ledger.metrics import Metric
+from projections import queries
 
 T = TypeVar("T")
 PATH = "/mcp"
@@ -216,15 +217,22 @@ def build_mcp_server() -> FastMCP[Any]:
 
     @server.tool()
     async def approval_queue(
-        ctx: Context[Any, Any, Any], decided_limit: Annotated[int, Field(ge=0, le=500)] = 50
+        ctx: Context[Any, Any, Any],
+        pending_limit: Annotated[int, Field(ge=1, le=queries.APPROVAL_PAGE_MAX)] = 100,
+        cursor: Annotated[str | None, Field(pattern=queries.CURSOR_PATTERN)] = None,
+        decided_limit: Annotated[int, Field(ge=0, le=500)] = 50,
+        mission_id: Annotated[str | None, Field(pattern=ID_PATTERN)] = None,
     ) -> ApprovalQueue:
-        """Pending writeback approvals oldest first; recent decisions with who and why."""
+        """Pending writeback approvals oldest first, a page at a time (pass `next_cursor`
+        as `cursor` for more), how many wait in all; recent decisions with who and why.
+        `mission_id` narrows them to one mission's."""
+        page = approvals.QueuePage(pending_limit, cursor, decided_limit, mission_id)
 
         async def work(call: McpCall) -> ApprovalQueue:
             call.require(*READERS)
-            return await approvals.queue(call.runtime, decided_limit)
+            return await approvals.queue(call.runtime, page)
 
-        return await run_tool(ctx, "approval_queue", {"decided_limit": decided_limit}, work)
+        return await run_tool(ctx, "approval_queue", asdict(page), work)
 
     @server.tool()
     async def approve_writeback(

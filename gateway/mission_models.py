@@ -326,8 +326,17 @@ class ApprovalPublic(BaseModel):
 
 
 class ApprovalQueue(BaseModel):
-    pending: list[ApprovalPublic]
-    decided: list[ApprovalPublic]
+    """A page of the pending approvals, how many wait in all, and the latest decisions."""
+
+    pending: list[ApprovalPublic] = Field(description="Oldest first, at most `pending_limit`")
+    pending_total: int = Field(description="All pending approvals, on every page")
+    oldest_pending_age_seconds: float = Field(
+        description="How long the oldest pending approval has waited (0 if none)"
+    )
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page of pending approvals; null at the end"
+    )
+    decided: list[ApprovalPublic] = Field(description="Newest first, at most `decided_limit`")
 
 
 class ArtifactCreate(BaseModel):

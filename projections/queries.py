@@ -65,25 +65,32 @@ async def mission_trace(db: Reader, mission_id: str) -> MissionTrace | None:
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 CURSOR_PATTERN = r"^[0-9]{1,16}_[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$"
-"""A keyset position, `<created_at in µs since 1970>_<mission_id>`: any such string is a
-valid place to continue from, so the pattern describes every cursor the API accepts."""
+"""A keyset position, `<time in µs since 1970>_<id>` (a mission's `created_at` and id, an
+approval's `requested_at` and id): any such string is a valid place to continue from, so
+the pattern describes every cursor the API accepts."""
+
+Position = tuple[datetime, str]
+"""Where a keyset page ends: the last row's time and id (what a cursor encodes)."""
 
 
-def encode_cursor(created_at: datetime, mission_id: str) -> str:
-    return f"{(created_at - EPOCH) // MICROSECOND}_{mission_id}"
+def encode_cursor(at: datetime, row_id: str) -> str:
+    return f"{(at - EPOCH) // MICROSECOND}_{row_id}"
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """(created_at, mission_id) of a cursor matching CURSOR_PATTERN."""
-    micros, _, mission_id = cursor.partition("_")
-    return EPOCH + int(micros) * MICROSECOND, mission_id
+def decode_cursor(cursor: str) -> Position:
+    """(time, id) of a cursor matching CURSOR_PATTERN."""
+    micros, _, row_id = cursor.partition("_")
+    return EPOCH + int(micros) * MICROSECOND, row_id
 
 
-def keyset_page(rows: list[Any], limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    """The first `limit` of `limit + 1` rows fetched, and the cursor after them if more."""
+def keyset_page(
+    rows: list[Any], limit: int, keys: tuple[str, str] = ("created_at", "mission_id")
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The first `limit` of `limit + 1` rows fetched, and the cursor after them if more;
+    `keys` name the row's time and id columns the page is ordered by."""
     items = [dict(row) for row in rows[:limit]]
     more = len(rows) > limit
-    next_cursor = encode_cursor(items[-1]["created_at"], items[-1]["mission_id"]) if more else None
+    next_cursor = encode_cursor(items[-1][keys[0]], items[-1][keys[1]]) if more else None
     return items, next_cursor
 
 
@@ -94,7 +101,7 @@ async def missions_page(
     status: str | None,
     created_after: datetime | None,
     created_before: datetime | None,
-    cursor: tuple[datetime, str] | None,
+    cursor: Position | None,
     limit: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first; the cursor is the last row's (created_at, mission_id)."""
@@ -130,14 +137,32 @@ async def events_page(
     return [dict(row) for row in rows]
 
 
-async def evidence(db: Reader, mission_id: str) -> dict[str, list[dict[str, Any]]]:
-    """The latest reviewer packet (with its stored document), artifacts, tasks, decisions."""
-    packets = await db.fetch(
-        "SELECT p.packet_hash, p.verdict, p.output, p.checks, p.recorded_at, b.content"
-        " FROM reviewer_packets p LEFT JOIN artifact_blobs b ON b.content_hash = p.packet_hash"
-        " WHERE p.mission_id = $1 ORDER BY p.sequence DESC LIMIT 1",
-        mission_id,
+async def latest_packets(db: Reader, mission_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each mission's latest reviewer packet with its stored document (`content`), in one
+    query; missions without one left out."""
+    rows = await db.fetch(
+        "SELECT p.mission_id, p.packet_hash, p.verdict, p.output, p.checks, p.recorded_at,"
+        " b.content FROM unnest($1::text[]) AS m(mission_id) CROSS JOIN LATERAL"
+        " (SELECT * FROM reviewer_packets r WHERE r.mission_id = m.mission_id"
+        "  ORDER BY r.sequence DESC LIMIT 1) AS p"
+        " LEFT JOIN artifact_blobs b ON b.content_hash = p.packet_hash",
+        mission_ids,
     )
+    return {row["mission_id"]: dict(row) for row in rows}
+
+
+async def objectives(db: Reader, mission_ids: list[str]) -> dict[str, str]:
+    """Each known mission's objective, in one query."""
+    rows = await db.fetch(
+        "SELECT mission_id, objective FROM missions WHERE mission_id = ANY($1::text[])",
+        mission_ids,
+    )
+    return {row["mission_id"]: row["objective"] for row in rows}
+
+
+async def evidence(db: Reader, mission_id: str) -> dict[str, Any]:
+    """The latest reviewer packet (with its stored document), artifacts, tasks, decisions."""
+    packet = (await latest_packets(db, [mission_id])).get(mission_id)
     artifacts = await db.fetch(
         "SELECT artifact_id, kind, content_hash, source, size_bytes, recorded_at FROM artifacts"
         " WHERE mission_id = $1 ORDER BY recorded_at, artifact_id",
@@ -154,7 +179,7 @@ async def evidence(db: Reader, mission_id: str) -> dict[str, list[dict[str, Any]
         mission_id,
     )
     return {
-        "packets": [dict(r) for r in packets],
+        "packet": packet,
         "artifacts": [dict(r) for r in artifacts],
         "tasks": [dict(r) for r in tasks],
         "decisions": [dict(r) for r in decisions],
@@ -168,17 +193,53 @@ reason, finished_at, detail
 """
 
 
-async def approval_queue(db: Reader, decided_limit: int) -> tuple[list[Any], list[Any]]:
-    """Pending approvals oldest first; the latest decided ones, newest first."""
-    pending = await db.fetch(
-        f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE status = 'pending' ORDER BY requested_at"
+APPROVAL_PAGE_MAX = 500
+"""The most pending approvals one page holds (the API's `pending_limit` bound)."""
+
+
+async def approval_backlog(db: Reader, mission_id: str | None = None) -> tuple[int, float]:
+    """How many approvals are pending (of one mission, if given), and the oldest one's age
+    in seconds (0 if none)."""
+    row = await db.fetchrow(
+        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(requested_at)), 0) AS age"
+        " FROM approvals WHERE status = 'pending' AND ($1::text IS NULL OR mission_id = $1)",
+        mission_id,
     )
-    decided = await db.fetch(
+    return int(row["n"]), float(row["age"])
+
+
+async def pending_approvals(
+    db: Reader, cursor: Position | None, limit: int, mission_id: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of pending approvals (of one mission, if given), oldest first: the order an
+    operator works them in. The cursor is the last one's (requested_at, id); the pending
+    rows have their own index in that order (migration 0017), so a page costs its rows
+    wherever it starts."""
+    rows = await db.fetch(
+        f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE status = 'pending'"
+        " AND ($1::timestamptz IS NULL OR (requested_at, writeback_id) > ($1, $2))"
+        " AND ($4::text IS NULL OR mission_id = $4)"
+        " ORDER BY requested_at, writeback_id LIMIT $3",
+        cursor[0] if cursor else None,
+        cursor[1] if cursor else None,
+        limit + 1,
+        mission_id,
+    )
+    return keyset_page(rows, limit, ("requested_at", "approval_id"))
+
+
+async def decided_approvals(
+    db: Reader, limit: int, mission_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The latest decided approvals (of one mission, if given), newest first."""
+    rows = await db.fetch(
         f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE status <> 'pending'"
+        " AND ($2::text IS NULL OR mission_id = $2)"
         " ORDER BY decided_at DESC NULLS LAST LIMIT $1",
-        decided_limit,
+        limit,
+        mission_id,
     )
-    return [dict(r) for r in pending], [dict(r) for r in decided]
+    return [dict(row) for row in rows]
 
 
 async def approval(db: Reader, approval_id: str) -> dict[str, Any] | None:
@@ -213,7 +274,7 @@ AND ($7::text IS NULL OR mission_id = $7 OR objective ILIKE '%' || $7 || '%')
 async def filtered_missions(
     db: Reader,
     where: tuple[Any, ...],
-    cursor: tuple[datetime, str] | None,
+    cursor: Position | None,
     limit: int,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Missions matching `where` (the seven MISSION_FILTER parameters), newest first."""

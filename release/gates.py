@@ -215,8 +215,8 @@ class GateRun:
         waiting = await self.root.until(mission_id, "awaiting_approval", *TERMINAL)
         if waiting["status"] != "awaiting_approval":
             raise GateFailure(f"mission {mission_id} {waiting['status']} before any approval")
-        queue = (await self.root.operator.get("/approvals")).json()["pending"]
-        approval = next((a for a in queue if a["mission_id"] == mission_id), None)
+        queue = await self.root.operator.get("/approvals", params={"mission_id": mission_id})
+        approval = next(iter(queue.json()["pending"]), None)
         if approval is None:
             raise GateFailure(f"mission {mission_id} waits but its approval is not queued")
         metrics = (await self.root.service.get("/metrics")).text

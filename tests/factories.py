@@ -82,12 +82,12 @@ def request_body(**overrides: Any) -> RequestMission:
     return RequestMission(**(fields | overrides))
 
 
-def crm_script(mission_id: str) -> list[Command]:
+def crm_script(mission_id: str, request: RequestMission | None = None) -> list[Command]:
     """Every command of a CRM mission from request to completion, approval included."""
     plan = [PlannedTask(task_id="research", kind="research", description="accounts")]
     writeback = f"wb-{mission_id}"
     bodies = [
-        (request_body(), "service:local-service"),
+        (request or request_body(), "service:local-service"),
         (StartPlanning(planner="planner"), "colony:planner"),
         (RecordPlan(tasks=plan, rationale="crm"), "colony:planner"),
         (StartTask(task_id="research", worker="w1"), "colony:worker"),

@@ -302,8 +302,10 @@ async def evidence_content(
 
 
 @router.get("/approvals")
-async def approvals_list(request: Request, session: Session) -> Response:
-    context = await pages.approvals_page(runtime_of(request))
+async def approvals_list(
+    request: Request, session: Session, after: Annotated[pages.Cursor | None, Query()] = None
+) -> Response:
+    context = await pages.approvals_page(runtime_of(request), after)
     return page(request, "approvals.html", context, session)
 
 

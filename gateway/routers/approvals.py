@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -18,7 +19,7 @@ from gateway.mission_models import ApprovalId, ApprovalPublic, ApprovalQueue, Re
 from gateway.problems import WRITE_STATUSES, ProblemError, problems
 from gateway.runtime import GatewayRuntime
 from infra.tracing import mission_span
-from ledger.commands import ApproveWriteback, CommandBody, RejectWriteback
+from ledger.commands import ID_PATTERN, ApproveWriteback, CommandBody, RejectWriteback
 from projections import queries
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
@@ -41,18 +42,62 @@ def public(row: dict[str, Any]) -> ApprovalPublic:
     )
 
 
-@router.get("", response_model=ApprovalQueue, responses=problems(401, 403, 422, 503))
+PendingLimit = Annotated[
+    int, Query(ge=1, le=queries.APPROVAL_PAGE_MAX, description="Pending approvals a page")
+]
+DecidedLimit = Annotated[int, Query(ge=0, le=500, description="Latest decisions shown")]
+QueueCursor = Annotated[
+    str | None, Query(pattern=queries.CURSOR_PATTERN, description="`next_cursor` of a page")
+]
+MissionFilter = Annotated[
+    str | None, Query(pattern=ID_PATTERN, description="Only this mission's approvals")
+]
+
+
+@router.get(
+    "", response_model=ApprovalQueue, responses=problems(401, 403, 422, 503, s422="Bad filter")
+)
 async def approval_queue(
-    request: Request, caller: Viewer, decided_limit: Annotated[int, Query(ge=0, le=500)] = 50
+    request: Request,
+    caller: Viewer,
+    pending_limit: PendingLimit = 100,
+    cursor: QueueCursor = None,
+    decided_limit: DecidedLimit = 50,
+    mission_id: MissionFilter = None,
 ) -> ApprovalQueue:
-    """Pending approvals oldest first, with their age; recent decisions with who and why."""
-    return await queue(request.app.state.runtime, decided_limit)
+    """Pending approvals oldest first, with their age, a page at a time (follow
+    `next_cursor`); how many wait in all; recent decisions with who and why. `mission_id`
+    narrows all three to one mission's."""
+    page = QueuePage(pending_limit, cursor, decided_limit, mission_id)
+    return await queue(request.app.state.runtime, page)
 
 
-async def queue(runtime: GatewayRuntime, decided_limit: int) -> ApprovalQueue:
+@dataclass(frozen=True)
+class QueuePage:
+    """Which part of the approval queue to read (HTTP and MCP take the same arguments)."""
+
+    pending_limit: int = 100
+    cursor: str | None = None
+    decided_limit: int = 50
+    mission_id: str | None = None
+
+
+async def queue(runtime: GatewayRuntime, page: QueuePage) -> ApprovalQueue:
     """The approval queue (HTTP and MCP)."""
-    pending, decided = await queries.approval_queue(runtime.database, decided_limit)
-    return ApprovalQueue(pending=[public(r) for r in pending], decided=[public(r) for r in decided])
+    db = runtime.database
+    position = queries.decode_cursor(page.cursor) if page.cursor else None
+    pending, next_cursor = await queries.pending_approvals(
+        db, position, page.pending_limit, page.mission_id
+    )
+    total, oldest_age_s = await queries.approval_backlog(db, page.mission_id)
+    decided = await queries.decided_approvals(db, page.decided_limit, page.mission_id)
+    return ApprovalQueue(
+        pending=[public(r) for r in pending],
+        pending_total=total,
+        oldest_pending_age_seconds=oldest_age_s,
+        next_cursor=next_cursor,
+        decided=[public(r) for r in decided],
+    )
 
 
 async def decide(

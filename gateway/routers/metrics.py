@@ -28,6 +28,7 @@ from gateway.dependencies import Database
 from gateway.runtime import GatewayRuntime
 from infra.database import sql_list
 from ledger.state import OPEN_STATUSES
+from projections import queries
 from projections.metric_aggregates import FAMILIES, OVERFLOW, SECONDS_BUCKETS
 
 router = APIRouter(tags=["health"])
@@ -185,13 +186,9 @@ async def _missions(db: Database) -> None:
 
 
 async def _approvals(db: Database) -> None:
-    backlog = await db.fetchrow(
-        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(requested_at)), 0) AS age"
-        " FROM approvals WHERE status = 'pending'"
-    )
-    if backlog is not None:
-        APPROVALS_PENDING.set(backlog["n"])
-        APPROVAL_OLDEST.set(float(backlog["age"]))
+    pending, oldest_age_s = await queries.approval_backlog(db)
+    APPROVALS_PENDING.set(pending)
+    APPROVAL_OLDEST.set(oldest_age_s)
 
 
 async def _projector(db: Database) -> None:

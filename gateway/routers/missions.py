@@ -295,8 +295,7 @@ async def mission_evidence(runtime: GatewayRuntime, mission_id: str) -> Evidence
     row = await existing(runtime, mission_id)
     found = await queries.evidence(runtime.database, mission_id)
     packet = None
-    if found["packets"]:
-        latest = found["packets"][0]
+    if latest := found["packet"]:
         content = latest.pop("content")
         packet = ReviewerPacketPublic(**latest, packet=json.loads(content) if content else None)
     return EvidencePublic(

@@ -192,25 +192,44 @@ class Colony:
             await sender.send(*(command(mission_id, body, actor=actor) for body in bodies))
 
     async def to_review(self, mission_id: str, packet_hash: str = "a" * 64) -> None:
-        plan = [PlannedTask(task_id="research", kind="research", description="gather")]
-        await self.send(
-            mission_id,
-            StartPlanning(planner="planner"),
-            RecordPlan(tasks=plan, rationale="crm plan"),
-            StartTask(task_id="research", worker="w1"),
-            CompleteTask(task_id="research", summary="found", tokens_used=42, duration_ms=7),
-            BeginReview(reviewer="reviewer"),
-            RecordReview(packet_hash=packet_hash, verdict="pass", output="Northwind is a fit"),
-        )
+        await self.send(mission_id, *review(packet_hash))
 
     async def propose(self, mission_id: str, writeback_id: str) -> None:
-        await self.send(
-            mission_id,
-            ProposeWriteback(
-                writeback_id=writeback_id,
-                target="crm",
-                record_ref="account:northwind",
-                changes={"qualification_score": "82"},
-                rationale="strong fit",
-            ),
-        )
+        await self.send(mission_id, proposal(writeback_id))
+
+    async def awaiting_approval(self, mission_ids: list[str]) -> dict[str, str]:
+        """Each mission reviewed and proposing one writeback, all sent at once (what many
+        awaiting missions take, without a sender each); their writeback ids by mission."""
+        writebacks = {mission_id: str(uuid.uuid4()) for mission_id in mission_ids}
+        async with command_sender(self.stack.slice) as sender:
+            await sender.send(
+                *(
+                    command(mission_id, body, actor="colony:test")
+                    for mission_id, writeback_id in writebacks.items()
+                    for body in (*review("a" * 64), proposal(writeback_id))
+                )
+            )
+        return writebacks
+
+
+def review(packet_hash: str) -> list[CommandBody]:
+    """What takes a mission from requested to in review with a passing verdict."""
+    plan = [PlannedTask(task_id="research", kind="research", description="gather")]
+    return [
+        StartPlanning(planner="planner"),
+        RecordPlan(tasks=plan, rationale="crm plan"),
+        StartTask(task_id="research", worker="w1"),
+        CompleteTask(task_id="research", summary="found", tokens_used=42, duration_ms=7),
+        BeginReview(reviewer="reviewer"),
+        RecordReview(packet_hash=packet_hash, verdict="pass", output="Northwind is a fit"),
+    ]
+
+
+def proposal(writeback_id: str) -> ProposeWriteback:
+    return ProposeWriteback(
+        writeback_id=writeback_id,
+        target="crm",
+        record_ref="account:northwind",
+        changes={"qualification_score": "82"},
+        rationale="strong fit",
+    )

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,12 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from gateway.console import pages
 from tests.e2e.conftest import (
     AUDITOR_KEY,
     OPERATOR_KEY,
     SERVICE_KEY,
+    Colony,
     RunningStack,
     until,
 )
@@ -194,6 +197,46 @@ async def test_an_action_without_the_csrf_token_is_refused(
     assert (missing.status, forged.status) == (403, 403)
     assert "CSRF" in await missing.text()
     assert await still_pending(colony_stack, approval["approval_id"])
+
+
+async def test_a_long_approval_queue_is_shown_a_page_at_a_time(
+    stack: RunningStack, page: Page
+) -> None:
+    """With more approvals waiting than a page holds, the queue says how many wait in
+    all, shows the oldest page with each brief, and "Next page" shows the rest (the stack
+    without reactors: the test stands in for the colony). Rejected afterwards, so other
+    tests on this stack see a short queue."""
+    objective = f"Paged queue {uuid.uuid4()}"
+    size = pages.APPROVALS_PAGE_SIZE
+    with stack.client() as client, stack.client(OPERATOR_KEY) as operator:
+        before = pending_total(operator)
+        missions = [
+            client.post("/missions", json=CRM | {"objective": objective}).json()["mission_id"]
+            for _ in range(size + 1)
+        ]
+        writebacks = await Colony(stack).awaiting_approval(missions)
+        total = before + size + 1
+        await until(lambda: pending_total(operator) == total)
+        try:
+            await sign_in(page, stack, OPERATOR_KEY, "/console/approvals")
+            await expect(page.get_by_test_id("pending-count")).to_contain_text(f"{total} pending")
+            first = await page.get_by_test_id("approval").evaluate_all("els => els.map(e => e.id)")
+            await page.get_by_test_id("queue-next").click()
+            await expect(page.get_by_test_id("queue-page")).to_contain_text("earlier pages")
+            second = await page.get_by_test_id("approval").evaluate_all("els => els.map(e => e.id)")
+            newest = page.get_by_test_id("approval").last
+            await expect(newest).to_contain_text(objective)
+            await expect(newest.locator("summary")).to_contain_text("verdict pass")
+        finally:
+            for writeback in writebacks.values():
+                operator.post(f"/approvals/{writeback}/reject", json={"reason": "paged"})
+    assert len(first) == size
+    assert not set(first) & set(second), "no approval on both pages"
+    assert len(second) == min(total - size, size)
+
+
+def pending_total(operator: httpx.Client) -> int:
+    return int(operator.get("/approvals").json()["pending_total"])
 
 
 async def still_pending(stack: RunningStack, approval_id: str) -> bool:

@@ -46,8 +46,9 @@ async def test_an_operator_agent_approves_a_writeback_over_mcp_and_the_trail_say
     async with mcp_session(root, SERVICE_KEY) as agent, mcp_session(root, OPERATOR_KEY) as operator:
         mission_id = answer(await agent.call_tool("create_mission", {"mission": CRM}))["mission_id"]
         waiting = await until_status(agent, mission_id, "awaiting_approval", "failed")
-        queue = answer(await operator.call_tool("approval_queue", {}))
-        approval = next(a for a in queue["pending"] if a["mission_id"] == mission_id)
+        queue = answer(await operator.call_tool("approval_queue", {"mission_id": mission_id}))
+        (approval,) = queue["pending"]
+        assert queue["pending_total"] == 1 and approval["mission_id"] == mission_id
         by_service = await agent.call_tool(
             "approve_writeback", {"approval_id": approval["approval_id"], "reason": "mine"}
         )

@@ -143,6 +143,57 @@ async def test_a_crm_mission_is_approved_once_by_an_operator(stack: RunningStack
     assert approvals[0]["actor"] == "operator:local-operator"
 
 
+def whole_queue(operator: httpx.Client, **params: Any) -> tuple[list[dict[str, Any]], int]:
+    """Every pending approval, followed page by page; and the total the first page gave."""
+    first = operator.get("/approvals", params=params).json()
+    pending, cursor = first["pending"], first["next_cursor"]
+    while cursor:
+        page = operator.get("/approvals", params=params | {"cursor": cursor}).json()
+        pending, cursor = pending + page["pending"], page["next_cursor"]
+    return pending, first["pending_total"]
+
+
+async def test_the_approval_queue_is_read_a_page_at_a_time_oldest_first(
+    stack: RunningStack,
+) -> None:
+    """Pages of `pending_limit`, followed by `next_cursor`, hold every pending approval
+    once, oldest first, as many as `pending_total` says; `mission_id` narrows the queue
+    to one mission's, decisions included. Bad paging answers 422 naming the parameter."""
+    with stack.client() as client:
+        missions = [open_mission(client, CRM) for _ in range(3)]
+    writebacks = await Colony(stack).awaiting_approval(missions)
+    with stack.client(OPERATOR_KEY) as operator:
+        mine = set(writebacks.values())
+        await until(lambda: mine <= {a["approval_id"] for a in whole_queue(operator)[0]})
+        pending, total = whole_queue(operator, pending_limit=2, decided_limit=0)
+        one = operator.get("/approvals", params={"mission_id": missions[1]}).json()
+        rejected = operator.post(
+            f"/approvals/{writebacks[missions[1]]}/reject", json={"reason": "no"}
+        )
+        decided = operator.get("/approvals", params={"mission_id": missions[1]}).json()
+        bad = [
+            operator.get("/approvals", params=params)
+            for params in ({"cursor": "not-a-cursor"}, {"pending_limit": 0}, {"mission_id": "-"})
+        ]
+    ids = [a["approval_id"] for a in pending]
+    assert len(ids) == len(set(ids)) == total, "each pending approval on exactly one page"
+    assert mine <= set(ids)
+    order = [(a["requested_at"], a["approval_id"]) for a in pending]
+    assert order == sorted(order), "oldest first, across pages"
+    assert [a["approval_id"] for a in one["pending"]] == [writebacks[missions[1]]]
+    assert one["pending_total"] == 1 and one["oldest_pending_age_seconds"] >= 0
+    assert rejected.status_code == 200, rejected.text
+    assert decided["pending"] == [] and decided["pending_total"] == 0
+    assert [(a["approval_id"], a["status"]) for a in decided["decided"]] == [
+        (writebacks[missions[1]], "rejected")
+    ]
+    assert [(r.status_code, r.json()["errors"][0]["field"]) for r in bad] == [
+        (422, "cursor"),
+        (422, "pending_limit"),
+        (422, "mission_id"),
+    ]
+
+
 async def test_the_audit_trail_pages_through_sequences_and_hashes(stack: RunningStack) -> None:
     with stack.client() as client:
         mission_id = open_mission(client, CRM)

@@ -121,7 +121,13 @@ async def test_calls_without_a_key_or_with_the_wrong_role_are_refused_and_counte
     assert keyless.status_code == 401
     assert keyless.headers["content-type"] == "application/problem+json"
     assert "forbidden: role auditor may not call create_mission" in error_text(opened_by_auditor)
-    assert queue == {"pending": [], "decided": []}
+    assert queue == {
+        "pending": [],
+        "pending_total": 0,
+        "oldest_pending_age_seconds": 0,
+        "next_cursor": None,
+        "decided": [],
+    }
     assert "forbidden: role auditor may not call approve_writeback" in error_text(approve)
     assert "forbidden: role colony may not call mission_status" in error_text(read_by_colony)
     assert (
