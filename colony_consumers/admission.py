@@ -71,11 +71,15 @@ class AdmissionBook:
         """The `count` missions waiting longest that are not already being started."""
         chosen: list[str] = []
         kept: list[tuple[datetime, str]] = []
+        seen: set[str] = set()
         while self._queue and len(chosen) < count:
             entry = heapq.heappop(self._queue)
             since, mission_id = entry
-            if self.waiting.get(mission_id) != since:
-                continue  # no longer waiting (or waiting again since another time)
+            if mission_id in seen or self.waiting.get(mission_id) != since:
+                # no longer waiting, waiting again since another time, or a second entry
+                # (its partition revoked and assigned back while it waited): dropped
+                continue
+            seen.add(mission_id)
             kept.append(entry)
             if mission_id not in starting:
                 chosen.append(mission_id)

@@ -53,6 +53,17 @@ def test_a_requested_mission_not_yet_queued_takes_a_slot() -> None:
     assert book.taken(set(), besides="new") == 0
 
 
+def test_a_waiting_mission_whose_partition_comes_back_is_offered_once() -> None:
+    """Revoked (forgotten) and assigned back while it waits, with the same state: one
+    mission, one place in the queue (it was offered twice, to be started twice)."""
+    waiting = file_after("m", QueueMission(position=1, limit=1), at=NOW)
+    book = book_of(waiting)
+    book.forget("m")
+    book.update(waiting)
+    assert book.oldest(5, set()) == ["m"]
+    assert book.oldest(5, set()) == ["m"], "and still once when asked again"
+
+
 STAGES: dict[str, tuple[CommandBody, ...]] = {
     "requested": (),
     "queued": (QueueMission(position=1, limit=1),),
