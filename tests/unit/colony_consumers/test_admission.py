@@ -73,7 +73,7 @@ STAGES: dict[str, tuple[CommandBody, ...]] = {
 }
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(
         st.tuples(
