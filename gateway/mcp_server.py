@@ -49,6 +49,7 @@ from gateway.problems import ProblemError
 from gateway.routers import approvals, missions
 from gateway.runtime import GatewayRuntime
 from ledger.commands import ID_PATTERN, ApproveWriteback, RecordMcpCall, RejectWriteback
+from ledger.history_limit import ended_cap
 from ledger.metrics import Metric
 from projections import queries
 
@@ -78,6 +79,9 @@ class McpCall:
     caller: Caller
     runtime: GatewayRuntime
     mission_id: str | None = None
+    history_full: bool = False
+    """The mission's history holds all it may (ledger/history_limit.py): the call is not
+    sent to its stream, where the decider would set it aside."""
 
     def require(self, *roles: Role) -> None:
         if self.caller.role not in roles:
@@ -88,7 +92,7 @@ class McpCall:
     async def record(self, outcome: str) -> None:
         """The call in the mission's stream (if about one) and as a metric sample."""
         digest = arguments_hash(self.arguments)
-        if self.mission_id is not None:
+        if self.mission_id is not None and not self.history_full:
             body = RecordMcpCall(tool=self.tool, arguments_hash=digest, outcome=outcome)
             command_id = f"mcp-{uuid.uuid4().hex}"
             command = self.runtime.command(self.mission_id, body, self.caller, command_id)
@@ -146,6 +150,7 @@ async def _about(call: McpCall, mission_id: str) -> dict[str, Any]:
     """The mission `mission_id` (a 404 problem if none); later records name it."""
     row = await missions.existing(call.runtime, mission_id)
     call.mission_id = mission_id
+    call.history_full = row["last_sequence"] >= ended_cap(call.runtime.settings.MISSION_MAX_EVENTS)
     return row
 
 

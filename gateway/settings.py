@@ -18,6 +18,7 @@ from ledger.authority import (
     parse_verify_keys,
     trusts_local_key,
 )
+from ledger.history_limit import DEFAULT_MAX_EVENTS
 
 LOCAL_COLONY_KEY = "local-colony-key"
 
@@ -45,6 +46,10 @@ class RootSettings(CommonSettings):
     (in production: staging's root, from `velocity keys operator` there)."""
     CONSOLE_SESSION_SECRET: SecretStr | None = None
     CONSOLE_SESSION_TTL_S: int = Field(default=28_800, ge=60, le=7 * 86_400)
+    MISSION_MAX_EVENTS: int = Field(default=DEFAULT_MAX_EVENTS, ge=100)
+    """The decider's limit (ledger/history_limit.py), read here too: MCP calls about a
+    mission whose history is full are counted as metric samples only, not sent to the
+    ledger to be set aside as dead letters one call at a time."""
 
     @field_validator("VELOCITY_API_KEYS")
     @classmethod

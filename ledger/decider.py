@@ -43,6 +43,7 @@ from ledger.event_writer import CommandRecords, EventWriter
 from ledger.events import CommandRejected, RecordedEvent
 from ledger.faults import Fault
 from ledger.history import why_not_next
+from ledger.history_limit import history_full
 from ledger.log_reader import read_to_end
 from ledger.mission_cache import MissionCache
 from ledger.settings import DeciderSettings
@@ -281,7 +282,12 @@ class Decider:
         span.update_name(f"decide {command.command_type}")
         span.set_attribute("velocity.mission_id", mission_id)
         state = await self.mission(states, known, mission_id)
-        state, events = step(state, command, datetime.now(UTC), self.authority)
+        max_events = self.settings.MISSION_MAX_EVENTS
+        full = history_full(state, command.meta.command_id, max_events)
+        if full is not None:
+            await self.dead_letters.publish(command_record, "history_full", full)
+            return []
+        state, events = step(state, command, datetime.now(UTC), self.authority, max_events)
         states.put(state)
         if events:
             self._batch_last[partition] = events[-1].meta.hash

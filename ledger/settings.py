@@ -12,6 +12,7 @@ from ledger.authority import (
     trusts_local_key,
 )
 from ledger.faults import FAULT_PATTERN
+from ledger.history_limit import DEFAULT_MAX_EVENTS
 
 
 class DeciderSettings(CommonSettings):
@@ -31,6 +32,10 @@ class DeciderSettings(CommonSettings):
     holds every mission's state unsaved; saving them all in one flush stopped deciding for
     as long as writing them took (seconds at a million events): in slices, the mark of a
     partition moves once all its states are saved."""
+    MISSION_MAX_EVENTS: int = Field(default=DEFAULT_MAX_EVENTS, ge=100)
+    """Events an open mission may reach before it is failed (`history_limit`); an ended one
+    keeps a tenth more, then commands about it are set aside (ledger/history_limit.py:
+    each event more costs every later command of the mission, quadratically)."""
     OPERATOR_VERIFY_KEYS: str = LOCAL_VERIFY_KEYS
     DECIDER_FAULT: str | None = Field(default=None, pattern=FAULT_PATTERN)
     """Fault drills only (ledger/faults.py): `kill:N`, `refuse:N`, `slow_rebuild:MS`."""

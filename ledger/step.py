@@ -13,14 +13,21 @@ from ledger.chain import record
 from ledger.commands import Command
 from ledger.decide import decide
 from ledger.events import RecordedEvent
+from ledger.history_limit import DEFAULT_MAX_EVENTS, within_history
 from ledger.state import MissionState, evolve
 
 
 def step(
-    state: MissionState, command: Command, now: datetime, authority: OperatorAuthority
+    state: MissionState,
+    command: Command,
+    now: datetime,
+    authority: OperatorAuthority,
+    max_events: int = DEFAULT_MAX_EVENTS,
 ) -> tuple[MissionState, list[RecordedEvent]]:
-    """The mission state after `command`, and the recorded events it appended."""
-    events = record(state, command, decide(state, command, authority), now)
+    """The mission state after `command`, and the recorded events it appended; a mission
+    whose history would reach `max_events` is failed instead (ledger/history_limit.py)."""
+    decision = within_history(state, decide(state, command, authority), max_events)
+    events = record(state, command, decision, now)
     for event in events:
         state = evolve(state, event)
     return state, events

@@ -30,6 +30,7 @@ DeadLetterReason = Literal[
     "unstorable_text",
     "not_history",
     "refused",
+    "history_full",
 ]
 """Why a record was set aside: a closed set, so the letters' counts by reason (on /metrics,
 in /readyz) stay a few rows whoever writes the dead-letter topic."""

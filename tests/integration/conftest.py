@@ -222,13 +222,14 @@ SERVICE_AUTH = {"Authorization": "Bearer local-service-key"}
 class RootServer(FakeServer):
     """The real root app served by uvicorn (its lifespan runs the MCP session manager)."""
 
-    def __init__(self, slice_: Isolated) -> None:
+    def __init__(self, slice_: Isolated, **settings: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.settings = RootSettings(
             KAFKA_BOOTSTRAP_SERVERS=slice_.bootstrap_servers,
             DATABASE_URL=SecretStr(slice_.database_url),
             KAFKA_TOPIC_PREFIX=slice_.topic_prefix,
+            **settings,
         )
 
     def app(self) -> Starlette:
@@ -236,8 +237,8 @@ class RootServer(FakeServer):
 
 
 @asynccontextmanager
-async def root_server(slice_: Isolated) -> AsyncIterator[str]:
-    server = RootServer(slice_)
+async def root_server(slice_: Isolated, **settings: Any) -> AsyncIterator[str]:
+    server = RootServer(slice_, **settings)
     await server.start()
     try:
         yield server.url
