@@ -31,10 +31,10 @@ from bench.common import (
 )
 from gateway.console.pages import PAGE_SIZE, STATUSES, MissionFilters
 from infra.topics import TopicNames
-from ledger.commands import Command, ProposeWriteback
+from ledger.commands import Command
 from ledger.wire import LedgerWire
 from projections import queries
-from tests.factories import crm_script, request_body
+from tests.factories import crm_awaiting_approval, request_body
 
 ROUNDS = 60
 OPERATOR_KEY = "local-operator-key"
@@ -42,10 +42,9 @@ OPERATOR_KEY = "local-operator-key"
 
 def awaiting_approval(mission_id: str) -> list[Command]:
     """A CRM mission up to its proposed writeback, with budgets that never run out."""
-    request = request_body(time_budget_ms=10**12, token_budget=10**12)
-    script = crm_script(mission_id, request)
-    proposed = next(i for i, c in enumerate(script) if isinstance(c.body, ProposeWriteback))
-    return script[: proposed + 1]
+    return crm_awaiting_approval(
+        mission_id, request_body(time_budget_ms=10**12, token_budget=10**12)
+    )
 
 
 async def seed(

@@ -1,4 +1,9 @@
-"""The approval queue: every proposed writeback, pending oldest first, and its decision."""
+"""The approval queue: every proposed writeback, pending oldest first, and its decision.
+
+A mission that ends while a writeback of it waits (failed, cancelled, timed out: it cannot
+complete with one open) withdraws it: nobody can decide it any more (the ledger refuses
+commands of an ended mission), so it leaves the queue as `withdrawn`, with why in
+`detail`, instead of waiting there for good and holding the backlog alert up."""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ from ledger.events import (
     ApprovalRequested,
     EventBody,
     EventMeta,
+    MissionCancelled,
+    MissionFailed,
+    MissionTimedOut,
     WritebackApproved,
     WritebackExecuted,
     WritebackFailed,
@@ -80,6 +88,27 @@ def _executed(body: WritebackExecuted, meta: EventMeta) -> list[Write]:
 def _failed(body: WritebackFailed, meta: EventMeta) -> list[Write]:
     args = (meta.mission_id, body.writeback_id, "failed", meta.occurred_at, body.detail)
     return [(FINISHED, args)]
+
+
+WITHDRAWN = """
+UPDATE approvals SET status = 'withdrawn', finished_at = $2, detail = $3
+WHERE mission_id = $1 AND status = 'pending'
+"""
+
+
+@approval_writes.register
+def _mission_ended(
+    body: MissionFailed | MissionCancelled | MissionTimedOut, meta: EventMeta
+) -> list[Write]:
+    return [(WITHDRAWN, (meta.mission_id, meta.occurred_at, why_ended(body)))]
+
+
+def why_ended(body: MissionFailed | MissionCancelled | MissionTimedOut) -> str:
+    """A withdrawn approval's detail: how its mission ended."""
+    if isinstance(body, MissionTimedOut):
+        return f"the mission timed out in {body.stage} after {body.timeout_ms} ms"
+    ended = "failed" if isinstance(body, MissionFailed) else "was cancelled"
+    return f"the mission {ended}: {body.reason}"
 
 
 class ApprovalsProjection(FollowsArchive):

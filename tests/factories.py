@@ -137,6 +137,14 @@ def crm_script(mission_id: str, request: RequestMission | None = None) -> list[C
     return [command(mission_id, body, actor=actor) for body, actor in bodies]
 
 
+def crm_awaiting_approval(mission_id: str, request: RequestMission | None = None) -> list[Command]:
+    """A CRM mission's commands up to its proposed writeback (`wb-<mission id>`), which
+    then waits for an operator."""
+    script = crm_script(mission_id, request)
+    proposed = next(i for i, c in enumerate(script) if isinstance(c.body, ProposeWriteback))
+    return script[: proposed + 1]
+
+
 def mission_history(
     mission_id: str, uses: int = 0, ending: CommandBody | None = None
 ) -> list[RecordedEvent]:

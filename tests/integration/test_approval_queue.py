@@ -4,15 +4,19 @@ shows beside each approval read for a whole page at once."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
 
+from ledger.commands import FailMission
 from projections import queries
 from tests.conftest import Isolated
-from tests.integration.conftest import prepared
+from tests.factories import OPERATOR, command, crm_awaiting_approval
+from tests.integration.conftest import command_sender, eventually, ledger_services, prepared
 
 pytestmark = pytest.mark.integration
 APPROVAL = """
@@ -101,3 +105,29 @@ async def test_the_latest_packet_of_each_mission_with_its_document(pool: asyncpg
     packets = await queries.latest_packets(pool, ["m-1", "m-2", "m-3"])
     assert {m: p["packet_hash"][0] for m, p in packets.items()} == {"m-1": "b", "m-2": "c"}
     assert packets["m-1"]["content"] == b"{}" and packets["m-2"]["content"] is None
+
+
+async def test_an_approval_is_withdrawn_when_its_mission_ends_while_it_waits(
+    isolated: Isolated, pool: asyncpg.Pool
+) -> None:
+    """Through the decider and the projector: the mission an operator fails while its
+    writeback waits takes the approval out of the queue (nobody could decide it any
+    more), saying why; the other mission's approval still waits."""
+    waiting, failing = str(uuid.uuid4()), str(uuid.uuid4())
+    fail = command(failing, FailMission(reason="lead went cold"), actor=OPERATOR)
+    async with ledger_services(isolated), command_sender(isolated) as sender:
+        await sender.send(*crm_awaiting_approval(waiting), *crm_awaiting_approval(failing), fail)
+        withdrawn = await eventually(lambda: ended_approval(pool, failing))
+        pending, _ = await queries.pending_approvals(pool, None, 10)
+        total, _ = await queries.approval_backlog(pool)
+    assert withdrawn["status"] == "withdrawn"
+    assert withdrawn["detail"] == "the mission failed: lead went cold"
+    assert [a["mission_id"] for a in pending] == [waiting] and total == 1
+
+
+async def ended_approval(pool: asyncpg.Pool, mission_id: str) -> dict[str, Any] | None:
+    row = await pool.fetchrow(
+        "SELECT status, detail FROM approvals WHERE mission_id = $1 AND status <> 'pending'",
+        mission_id,
+    )
+    return dict(row) if row else None

@@ -114,3 +114,50 @@ async def test_upgrading_compacts_metric_tables_that_per_sample_counting_bloated
     assert bloated > 20 * 8192, "the per-sample counting left many pages"
     assert compacted <= 8192
     assert value == 20_000
+
+
+ENDED = """
+INSERT INTO ledger_events (mission_id, sequence, event_id, event_type, occurred_at,
+    causation_id, correlation_id, trace_id, actor, prev_hash, hash, data, record,
+    topic_partition, topic_offset)
+VALUES ($1, 30, $1 || '-ended', $2, now(), 'c', $1, 't', 'a', 'p', 'h', $3::jsonb, '\\x00', 0, $4)
+"""
+WAITING = """
+INSERT INTO approvals (writeback_id, mission_id, target, record_ref, changes, rationale,
+                       status, requested_at)
+VALUES ($1 || '-wb', $1, 'crm', 'account:northwind', '{}', 'fit', 'pending', now())
+"""
+
+
+async def test_upgrading_withdraws_approvals_their_ended_missions_left_pending(
+    isolated: Isolated,
+) -> None:
+    """Approvals of missions that failed, were cancelled or timed out while they waited
+    (before 0018 nothing took them out of the queue) are withdrawn with how the mission
+    ended; those of missions still waiting stay pending."""
+    before = [m for m in discover() if m.version < 18]
+    assert discover()[len(before)].filename == "0018_withdraw_approvals_of_ended_missions.sql"
+    ended = [
+        ("failed", "MissionFailed", '{"reason": "budget_exceeded: tokens", "stage": "approval"}'),
+        ("cancelled", "MissionCancelled", '{"reason": "lead went cold", "stage": "approval"}'),
+        ("late", "MissionTimedOut", '{"stage": "approval", "timeout_ms": 900000}'),
+    ]
+    connection = await asyncpg.connect(isolated.database_url)
+    try:
+        await apply_migrations(connection, before)
+        for offset, (mission_id, event_type, data) in enumerate(ended):
+            await connection.execute(ENDED, mission_id, event_type, data, offset)
+        for mission_id in ("failed", "cancelled", "late", "waiting"):
+            await connection.execute(WAITING, mission_id)
+        await apply_migrations(connection)
+        rows = await connection.fetch(
+            "SELECT mission_id, status, detail FROM approvals ORDER BY mission_id"
+        )
+    finally:
+        await connection.close()
+    assert [(r["mission_id"], r["status"], r["detail"]) for r in rows] == [
+        ("cancelled", "withdrawn", "the mission was cancelled: lead went cold"),
+        ("failed", "withdrawn", "the mission failed: budget_exceeded: tokens"),
+        ("late", "withdrawn", "the mission timed out in approval after 900000 ms"),
+        ("waiting", "pending", None),
+    ]
