@@ -27,8 +27,12 @@ class StageSpan:
         return ((self.ended_at or now) - self.started_at).total_seconds()
 
 
-def stage_spans(mission_id: str, events: list[RecordedEvent]) -> list[StageSpan]:
-    """The stages the mission went through, in order; a terminal stage ends where it began."""
+def fold_timeline(
+    mission_id: str, events: list[RecordedEvent]
+) -> tuple[MissionState, list[StageSpan]]:
+    """The mission's state after `events` and the stages it went through, in order (a
+    terminal stage ends where it began), in one fold: folding copies the applied command
+    ids an event, the dearest part of reading a long mission's trail."""
     state = MissionState(mission_id=mission_id)
     spans: list[StageSpan] = []
     for event in events:
@@ -41,7 +45,7 @@ def stage_spans(mission_id: str, events: list[RecordedEvent]) -> list[StageSpan]
             spans[-1] = _ended(spans[-1], at)
         ended = at if state.terminal else None
         spans.append(StageSpan(state.stage, state.status, at, ended, event.meta.sequence))
-    return spans
+    return state, spans
 
 
 def _ended(span: StageSpan, at: datetime) -> StageSpan:

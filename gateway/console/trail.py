@@ -14,8 +14,8 @@ from typing import Any
 
 from ledger.audit import ArchivedRow, BrokenLink, ChainVerifier, check_archived
 from ledger.events import RecordedEvent
-from ledger.state import MissionState, evolve
-from ledger.timeline import StageSpan, stage_spans
+from ledger.state import MissionState
+from ledger.timeline import StageSpan, fold_timeline
 from ledger.wire import LedgerWire
 
 
@@ -93,16 +93,15 @@ def verified_trail(mission_id: str, rows: list[dict[str, Any]], wire: LedgerWire
     links: list[TrailLink] = []
     breaks: list[BrokenLink] = []
     events: list[RecordedEvent] = []
-    state = MissionState(mission_id=mission_id)
     for row in rows:
         event, broken = check_archived(verifier, wire, ArchivedRow(**row))
         if broken is not None:
             breaks.append(broken)
         if event is not None:
             events.append(event)
-            state = evolve(state, event)
         links.append(TrailLink(row["sequence"], event, broken.problem if broken else None))
-    return Trail(mission_id, links, stage_spans(mission_id, events), state, breaks)
+    state, spans = fold_timeline(mission_id, events)
+    return Trail(mission_id, links, spans, state, breaks)
 
 
 def span_widths(spans: list[StageSpan], now: datetime) -> list[tuple[StageSpan, float, float]]:

@@ -6,7 +6,7 @@ from datetime import timedelta
 from itertools import pairwise
 
 from gateway.console.trail import span_widths, verified_trail
-from ledger.timeline import stage_spans
+from ledger.timeline import fold_timeline
 from ledger.wire import LedgerWire
 from tests.unit.ledger.scenario import Mission
 
@@ -57,7 +57,8 @@ def test_an_undecodable_record_and_a_gap_are_breaks_not_crashes() -> None:
 
 def test_stages_are_spans_that_end_where_the_next_begins() -> None:
     mission = Mission().in_review()
-    spans = stage_spans(mission.id, mission.log)
+    state, spans = fold_timeline(mission.id, mission.log)
+    assert state.status == "in_review" and state.sequence == len(mission.log)
     assert [s.stage for s in spans] == ["intake", "planning", "tasks", "review"]
     assert all(a.ended_at == b.started_at for a, b in pairwise(spans))
     assert spans[-1].ended_at is None, "still in review"
