@@ -259,7 +259,10 @@ async def mission_view(
     context = await pages.mission_page(runtime_of(request), mission_id)
     if context is None:
         raise ProblemError(404, "mission_not_found", f"no mission {mission_id}")
-    return page(request, "mission.html", context | {"printable": printable}, session)
+    shown = pages.history_rows(context["trail"].links, printable)
+    return page(
+        request, "mission.html", context | {"printable": printable, "history": shown}, session
+    )
 
 
 @router.get("/missions/{mission_id}/trail.json")

@@ -23,6 +23,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from gateway.console import pages
+from ledger.commands import RecordBudgetUse
 from tests.e2e.conftest import (
     AUDITOR_KEY,
     OPERATOR_KEY,
@@ -237,6 +238,31 @@ async def test_a_long_approval_queue_is_shown_a_page_at_a_time(
 
 def pending_total(operator: httpx.Client) -> int:
     return int(operator.get("/approvals").json()["pending_total"])
+
+
+async def test_a_long_history_lists_its_start_and_end_and_the_printable_page_all(
+    stack: RunningStack, page: Page
+) -> None:
+    """A mission of more events than the page lists shows the first and the last ones and
+    says how many it left out, with the whole chain's verdict; the printable page lists
+    every event."""
+    head, tail = pages.HISTORY_SHOWN
+    with stack.client() as client:
+        mission_id = client.post("/missions", json=CRM).json()["mission_id"]
+    spent = RecordBudgetUse(tokens=1, time_ms=1)
+    await Colony(stack).send(mission_id, *(spent for _ in range(head + tail + 9)))
+    events = head + tail + 10
+    with stack.client() as client:
+        await until(lambda: client.get(f"/missions/{mission_id}").json()["last_sequence"] == events)
+    await sign_in(page, stack, OPERATOR_KEY, f"/console/missions/{mission_id}")
+    await expect(page.get_by_test_id("chain-verdict")).to_contain_text(f"verified: {events}")
+    await expect(page.get_by_test_id("history-left-out")).to_contain_text("10 events left out")
+    listed = await page.get_by_test_id("event").all_inner_texts()
+    await page.goto(f"{stack.root_url}/console/missions/{mission_id}/print")
+    printed = await page.get_by_test_id("event").count()
+    assert len(listed) == head + tail
+    assert listed[0].split()[0] == "1" and listed[-1].split()[0] == str(events)
+    assert printed == events
 
 
 async def still_pending(stack: RunningStack, approval_id: str) -> bool:
