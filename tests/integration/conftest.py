@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -45,6 +46,17 @@ async def prepared(slice_: Isolated, *, restore: bool = False) -> None:
     await prepare_infrastructure(
         settings, slice_.bootstrap_servers, slice_.database_url, restore=restore
     )
+
+
+@pytest.fixture
+async def pool(isolated: Isolated) -> AsyncIterator[asyncpg.Pool]:
+    """The slice prepared (topics, migrations), and a pool on its database."""
+    await prepared(isolated)
+    connections = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=4)
+    try:
+        yield connections
+    finally:
+        await connections.close()
 
 
 class CommandSender:

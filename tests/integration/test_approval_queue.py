@@ -5,7 +5,6 @@ shows beside each approval read for a whole page at once."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ from ledger.commands import FailMission
 from projections import queries
 from tests.conftest import Isolated
 from tests.factories import OPERATOR, command, crm_awaiting_approval
-from tests.integration.conftest import command_sender, eventually, ledger_services, prepared
+from tests.integration.conftest import command_sender, eventually, ledger_services
 
 pytestmark = pytest.mark.integration
 APPROVAL = """
@@ -30,16 +29,6 @@ INSERT INTO reviewer_packets (mission_id, sequence, packet_hash, verdict, output
                               recorded_at)
 VALUES ($1, $2, $3, 'pass', 'fit', '{}', now())
 """
-
-
-@pytest.fixture
-async def pool(isolated: Isolated) -> AsyncIterator[asyncpg.Pool]:
-    await prepared(isolated)
-    created = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=2)
-    try:
-        yield created
-    finally:
-        await created.close()
 
 
 async def test_pages_hold_every_pending_approval_once_oldest_first_ties_included(

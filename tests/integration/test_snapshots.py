@@ -23,7 +23,7 @@ from ledger.settings import DeciderSettings
 from ledger.snapshots import SnapshotStore
 from tests.conftest import Isolated
 from tests.factories import command, request_body
-from tests.integration.conftest import command_sender, eventually, log_events, prepared
+from tests.integration.conftest import command_sender, eventually, log_events
 
 pytestmark = pytest.mark.integration
 MISSIONS = 12
@@ -87,17 +87,6 @@ def chains_intact(events: list[Any], missions: list[str], length: int) -> None:
             assert not isinstance(event.body, CommandRejected), event.body
             head = (event.meta.sequence, event.meta.hash)
         assert head[0] == length, (mission_id, head)
-
-
-@pytest.fixture
-async def pool(isolated: Isolated) -> AsyncIterator[asyncpg.Pool]:
-    """The slice prepared (topics, migrations), and a pool on its database."""
-    await prepared(isolated)
-    connections = await asyncpg.create_pool(isolated.database_url, min_size=1, max_size=4)
-    try:
-        yield connections
-    finally:
-        await connections.close()
 
 
 async def request_missions(slice_: Isolated) -> list[str]:
