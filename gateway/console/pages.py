@@ -170,6 +170,7 @@ def _with_changes(row: dict[str, Any]) -> dict[str, Any]:
 
 
 APPROVALS_PAGE_SIZE = 50
+"""Pending approvals the console's queue shows a page, each with its diff and brief."""
 
 
 async def approvals_page(runtime: GatewayRuntime, after: str | None) -> dict[str, Any]:
