@@ -75,9 +75,10 @@ async def list_letters(
     finally:
         await connection.close()
     if limit and matching > len(rows):
+        which = f"{reason} letters" if reason else "letters"
+        hint = "--limit 0: all" if reason else "--limit 0: all; --reason narrows"
         print(  # noqa: T201
-            f"velocity: the oldest {len(rows):,} of {matching:,} letters shown (--limit 0: all;"
-            " --reason narrows)",
+            f"velocity: the oldest {len(rows):,} of {matching:,} {which} shown ({hint})",
             file=sys.stderr,
         )
     if as_json:

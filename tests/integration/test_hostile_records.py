@@ -292,6 +292,8 @@ async def test_dead_letters_count_once_and_a_long_list_shows_the_oldest_and_says
     assert listed.returncode == 0, listed.stderr
     assert [line.split("@")[1][:2] for line in listed.stdout.splitlines()] == ["0 ", "1 "]
     assert "the oldest 2 of 3 letters shown" in listed.stderr
+    narrowed = velocity(isolated, "deadletters", "list", "--limit", "1", "--reason", "undecodable")
+    assert "the oldest 1 of 3 undecodable letters shown (--limit 0: all)" in narrowed.stderr
     everything = velocity(isolated, "deadletters", "list", "--limit", "0", "--json")
     assert len(json.loads(everything.stdout)) == 3 and not everything.stderr
 
