@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import get_args
 
 from infra.config import CommonSettings, S, load_settings
 from infra.stack_file import infrastructure_for
@@ -152,6 +153,24 @@ def _redrive(args: argparse.Namespace) -> int:
     )
 
 
+def _dismiss(args: argparse.Namespace) -> int:
+    from ledger.redrive import dismiss
+    from ledger.wire import DeadLetterReason
+
+    reasons = get_args(DeadLetterReason)
+    if not args.ids and args.every is None:
+        print("velocity: name letter ids or --every REASON", file=sys.stderr)
+        return 2
+    if args.every is not None and args.every not in reasons:
+        print(
+            f"velocity: --every: no reason {args.every!r}; one of {', '.join(reasons)}",
+            file=sys.stderr,
+        )
+        return 2
+    _, _, database_url = _operator_settings()
+    return asyncio.run(dismiss(database_url, args.ids, args.every, args.operator, args.reason))
+
+
 def _operator_key(args: argparse.Namespace) -> int:
     from ledger.authority import new_key_pair
 
@@ -264,7 +283,7 @@ COMMANDS: dict[str, Command] = {
         "print the Alertmanager config, webhooks from ALERT_WEBHOOK_*",
         ("velocity ownership alertmanager > alertmanager.yml",),
     ),
-    "deadletters": Command("records set aside: list them, send commands again"),
+    "deadletters": Command("records set aside: list them, send commands again, dismiss them"),
     "deadletters list": Command(
         "list dead letters not yet re-driven",
         (
@@ -276,6 +295,13 @@ COMMANDS: dict[str, Command] = {
     "deadletters redrive": Command(
         "send a dead-lettered command again",
         ('velocity deadletters redrive 3f9a0c2e7b1d4a65 --reason "partition map fixed"',),
+    ),
+    "deadletters dismiss": Command(
+        "mark letters looked at and not to be sent again (kept, no longer waiting)",
+        (
+            'velocity deadletters dismiss 3f9a0c2e7b1d4a65 --reason "a forged record"',
+            'velocity deadletters dismiss --every history_full --reason "flood by a test agent"',
+        ),
     ),
     "keys": Command("make key material"),
     "keys operator": Command(
@@ -442,6 +468,14 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--operator", default=_who(), help="recorded as who re-drove it")
     again.add_argument("--again", action="store_true", help="even if re-driven before")
     again.set_defaults(handler=_redrive)
+    dismissal = _command(letters, "deadletters dismiss")
+    dismissal.add_argument("ids", nargs="*", help="letter ids `velocity deadletters list` shows")
+    dismissal.add_argument(
+        "--every", metavar="REASON", help="every waiting letter of this reason, e.g. history_full"
+    )
+    dismissal.add_argument("--reason", type=_reason, required=True, help="recorded: why")
+    dismissal.add_argument("--operator", default=_who(), help="recorded as who dismissed them")
+    dismissal.set_defaults(handler=_dismiss)
 
     keys = _group(groups, "keys")
     operator = _command(keys, "keys operator")

@@ -1,11 +1,13 @@
-"""`velocity deadletters list|redrive`: the records consumers set aside, and sending a
-command back once its cause is fixed.
+"""`velocity deadletters list|redrive|dismiss`: the records consumers set aside, sending a
+command back once its cause is fixed, and dismissing what must not be sent back.
 
 Re-driving sends the letter's original bytes again, keyed by the command's mission id
 (so it lands on the mission's partition whatever partitioner first sent it), and records
 who re-drove it and when. The bytes carry the original command id, so the ledger applies
 the command at most once however often it is re-driven. Only commands are re-driven: the
-decider alone writes events, and a metric record has nothing to redo.
+decider alone writes events, and a metric record has nothing to redo. Those, and commands
+that are still invalid or about a mission whose history is full, are dismissed instead
+once an operator has looked: kept, with who, when and why, no longer waiting.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from ledger.wire import InvalidRecordError, LedgerWire
 
 LIST = """
 SELECT letter_id, source_topic, source_partition, source_offset, reason, detail, consumer,
-       failed_at, redriven_at, redriven_by
+       failed_at, redriven_at, redriven_by, dismissed_at, dismissed_by, dismiss_reason
 FROM dead_letters
-WHERE ($1 OR redriven_at IS NULL) AND ($2::text IS NULL OR reason = $2)
+WHERE ($1 OR (redriven_at IS NULL AND dismissed_at IS NULL))
+  AND ($2::text IS NULL OR reason = $2)
 ORDER BY failed_at
 LIMIT $3
 """
@@ -37,7 +40,7 @@ WHERE $2::text IS NULL OR reason = $2
 """How many letters LIST would show without its limit, from the counts (not the letters)."""
 MARK = """
 WITH letter AS (
-    SELECT letter_id, redriven_at IS NULL AS waited FROM dead_letters
+    SELECT letter_id, redriven_at IS NULL AND dismissed_at IS NULL AS waited FROM dead_letters
     WHERE letter_id = $1 FOR UPDATE
 ), marked AS (
     UPDATE dead_letters SET redriven_at = now(), redriven_by = $2, redrive_reason = $3
@@ -49,7 +52,28 @@ FROM marked
 WHERE marked.waited AND dead_letter_counts.source_topic = marked.source_topic
   AND dead_letter_counts.reason = marked.reason
 """
-"""Marks a letter re-driven; the first time, it no longer counts as waiting."""
+"""Marks a letter re-driven; if it was waiting, it no longer counts as waiting."""
+DISMISS = """
+WITH letters AS (
+    SELECT letter_id FROM dead_letters
+    WHERE (letter_id = ANY($1::text[]) OR reason = $2)
+      AND redriven_at IS NULL AND dismissed_at IS NULL
+    FOR UPDATE
+), marked AS (
+    UPDATE dead_letters SET dismissed_at = now(), dismissed_by = $3, dismiss_reason = $4
+    FROM letters WHERE dead_letters.letter_id = letters.letter_id
+    RETURNING dead_letters.source_topic, dead_letters.reason
+), counted AS (
+    SELECT source_topic, reason, count(*) AS n FROM marked GROUP BY source_topic, reason
+), uncounted AS (
+    UPDATE dead_letter_counts SET waiting = waiting - counted.n
+    FROM counted
+    WHERE dead_letter_counts.source_topic = counted.source_topic
+      AND dead_letter_counts.reason = counted.reason
+)
+SELECT coalesce(sum(n), 0)::bigint FROM counted
+"""
+"""Dismisses the waiting letters named, or all of a reason, in one statement; how many."""
 
 
 def _say(message: str) -> None:
@@ -93,11 +117,42 @@ async def list_letters(
             if row["redriven_at"]
             else ""
         )
+        if row["dismissed_at"]:
+            done += (
+                f"; dismissed {row['dismissed_at'].isoformat()} by {row['dismissed_by']}:"
+                f" {row['dismiss_reason']}"
+            )
         _say(
             f"{row['letter_id']}  {row['failed_at'].isoformat()}  {row['consumer']}:"
             f" {row['source_topic']}[{row['source_partition']}]@{row['source_offset']}"
             f"  {row['reason']}: {row['detail']}{done}"
         )
+    return 0
+
+
+async def dismiss(
+    database_url: str, letter_ids: list[str], every: str | None, operator: str, reason: str
+) -> int:
+    """Dismiss the letters named and, with `every`, every waiting letter of that reason;
+    exit 1, dismissing nothing, when a named letter does not exist."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        known = await connection.fetch(
+            "SELECT letter_id FROM dead_letters WHERE letter_id = ANY($1::text[])", letter_ids
+        )
+        missing = sorted(set(letter_ids) - {row["letter_id"] for row in known})
+        if missing:
+            return _refuse(
+                f"no dead letter {', '.join(missing)} (see `velocity deadletters list`);"
+                " nothing dismissed"
+            )
+        dismissed = await connection.fetchval(DISMISS, letter_ids, every, operator, reason)
+    finally:
+        await connection.close()
+    _say(
+        f"dismissed {dismissed:,} waiting letter{'' if dismissed == 1 else 's'}"
+        f" (kept, with who and why: `velocity deadletters list --all`)"
+    )
     return 0
 
 

@@ -298,6 +298,70 @@ async def test_dead_letters_count_once_and_a_long_list_shows_the_oldest_and_says
     assert len(json.loads(everything.stdout)) == 3 and not everything.stderr
 
 
+async def test_letters_that_must_not_be_sent_again_are_dismissed_with_who_and_why(
+    isolated: Isolated,
+) -> None:
+    """An operator dismisses letters after looking (named, or every one of a reason): they
+    stop waiting, so readiness is no longer degraded, and stay listed with who, when and
+    why; a dismissed letter re-driven later does not count off the waiting twice; an
+    unknown id dismisses nothing."""
+    await prepared(isolated)
+    topics = TopicNames(isolated.topic_prefix)
+    misrouted = LedgerWire().encode_command(command(str(uuid.uuid4()), request_body())).value
+    letters = [
+        DeadLetter(
+            source_topic=topics.events if offset < 5 else topics.commands,
+            source_partition=0,
+            source_offset=offset,
+            key=b"k",
+            original=b"x" if offset < 5 else misrouted,
+            reason=("undecodable", "history_full", "wrong_partition")[(offset > 2) + (offset > 4)],
+            detail="set aside",
+            consumer="projector",
+            failed_at=datetime.now(UTC),
+        )
+        for offset in range(6)
+    ]
+    connection = await asyncpg.connect(isolated.database_url)
+    try:
+        for letter in letters:
+            item = Projected(0, 0, None, b"", letter, "k", "DeadLetter")
+            for statement, args in DeadLettersProjection().writes(item):
+                assert isinstance(statement, str), "a letter is one statement, no COPY"
+                await connection.execute(statement, *args)
+        ids = [row["letter_id"] for row in await connection.fetch(LETTER_IDS)]
+    finally:
+        await connection.close()
+    unknown = velocity(isolated, "deadletters", "dismiss", ids[0], "nope", "--reason", "x")
+    one = velocity(isolated, "deadletters", "dismiss", ids[0], "--reason", "seen: garbage")
+    rest = velocity(
+        isolated, "deadletters", "dismiss", "--every", "undecodable", "--reason", "a test"
+    )
+    command_letter = velocity(isolated, "deadletters", "dismiss", ids[5], "--reason", "later")
+    redriven = velocity(isolated, "deadletters", "redrive", ids[5])
+    waiting = velocity(isolated, "deadletters", "list")
+    everything = velocity(isolated, "deadletters", "list", "--all")
+    async with root_api(isolated, COLONY_ENABLED=False) as client:
+        ready = (await client.get("/readyz")).json()["checks"]["dead_letters"]
+    counts = await rows(isolated, "SELECT reason, letters, waiting FROM dead_letter_counts")
+    assert unknown.returncode == 1 and "no dead letter nope" in unknown.stderr
+    assert one.returncode == 0 and "dismissed 1 waiting letter " in one.stdout
+    assert rest.returncode == 0 and "dismissed 2 waiting letters" in rest.stdout
+    assert command_letter.returncode == redriven.returncode == 0, redriven.stderr
+    assert sorted((r["reason"], r["letters"], r["waiting"]) for r in counts) == [
+        ("history_full", 2, 2),
+        ("undecodable", 3, 0),
+        ("wrong_partition", 1, 0),
+    ], "a dismissed letter re-driven is not taken off the waiting twice"
+    assert "undecodable" not in waiting.stdout and waiting.stdout.count("history_full") == 2
+    assert everything.stdout.count("; dismissed ") == 4
+    assert ": seen: garbage" in everything.stdout
+    assert "undecodable" not in ready["detail"] and "history_full 2" in ready["detail"]
+
+
+LETTER_IDS = "SELECT letter_id FROM dead_letters ORDER BY source_offset"
+
+
 async def test_a_forged_letter_about_another_topic_or_reason_is_itself_set_aside(
     isolated: Isolated,
 ) -> None:
