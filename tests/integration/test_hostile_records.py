@@ -32,7 +32,7 @@ from ledger.dead_letters import DeadLetter, DeadLetters
 from ledger.events import MissionRequested, PlanningStarted, RecordedEvent
 from ledger.log_reader import fetches_to_end
 from ledger.state import MissionState, evolve
-from ledger.wire import LedgerWire
+from ledger.wire import DeadLetterReason, LedgerWire
 from projections.batch import BatchApplier
 from projections.dead_letter_view import DeadLettersProjection
 from projections.feeds import ledger_feed
@@ -255,6 +255,36 @@ async def test_a_command_from_librdkafkas_default_partitioner_is_set_aside_and_r
     assert f"{letters_total} 1.0" in metrics
 
 
+def letter(
+    topic: str, offset: int, reason: DeadLetterReason = "undecodable", original: bytes = b"x"
+) -> DeadLetter:
+    """A letter about the record at `offset` of `topic`'s partition 0."""
+    return DeadLetter(
+        source_topic=topic,
+        source_partition=0,
+        source_offset=offset,
+        key=b"k",
+        original=original,
+        reason=reason,
+        detail="set aside",
+        consumer="decider",
+        failed_at=datetime.now(UTC),
+    )
+
+
+async def store_letters(slice_: Isolated, letters: list[DeadLetter]) -> None:
+    """The letters through the dead-letter view's own statements, as its projector would."""
+    connection = await asyncpg.connect(slice_.database_url)
+    try:
+        for item in letters:
+            projected = Projected(0, 0, None, b"", item, "k", "DeadLetter")
+            for statement, args in DeadLettersProjection().writes(projected):
+                assert isinstance(statement, str), "a letter is one statement, no COPY"
+                await connection.execute(statement, *args)
+    finally:
+        await connection.close()
+
+
 async def test_dead_letters_count_once_and_a_long_list_shows_the_oldest_and_says_how_many(
     isolated: Isolated,
 ) -> None:
@@ -263,30 +293,9 @@ async def test_dead_letters_count_once_and_a_long_list_shows_the_oldest_and_says
     the embedded broker restarted) must not count again. `velocity deadletters list`
     shows the oldest hundred by default and says how many there are."""
     await prepared(isolated)
-    letters = [
-        DeadLetter(
-            source_topic="t.mission.commands",
-            source_partition=0,
-            source_offset=offset,
-            key=b"k",
-            original=b"x",
-            reason="undecodable",
-            detail="not Avro",
-            consumer="decider",
-            failed_at=datetime.now(UTC),
-        )
-        for offset in range(3)
-    ]
-    connection = await asyncpg.connect(isolated.database_url)
-    try:
-        for letter in [*letters, letters[0]]:
-            item = Projected(0, 0, None, b"", letter, "k", "DeadLetter")
-            for statement, args in DeadLettersProjection().writes(item):
-                assert isinstance(statement, str), "a letter is one statement, no COPY"
-                await connection.execute(statement, *args)
-        counts = await connection.fetch("SELECT * FROM dead_letter_counts")
-    finally:
-        await connection.close()
+    letters = [letter("t.mission.commands", offset) for offset in range(3)]
+    await store_letters(isolated, [*letters, letters[0]])
+    counts = await rows(isolated, "SELECT * FROM dead_letter_counts")
     assert [tuple(row) for row in counts] == [("t.mission.commands", "undecodable", 3, 3)]
     listed = velocity(isolated, "deadletters", "list", "--limit", "2")
     assert listed.returncode == 0, listed.stderr
@@ -308,30 +317,11 @@ async def test_letters_that_must_not_be_sent_again_are_dismissed_with_who_and_wh
     await prepared(isolated)
     topics = TopicNames(isolated.topic_prefix)
     misrouted = LedgerWire().encode_command(command(str(uuid.uuid4()), request_body())).value
-    letters = [
-        DeadLetter(
-            source_topic=topics.events if offset < 5 else topics.commands,
-            source_partition=0,
-            source_offset=offset,
-            key=b"k",
-            original=b"x" if offset < 5 else misrouted,
-            reason=("undecodable", "history_full", "wrong_partition")[(offset > 2) + (offset > 4)],
-            detail="set aside",
-            consumer="projector",
-            failed_at=datetime.now(UTC),
-        )
-        for offset in range(6)
-    ]
-    connection = await asyncpg.connect(isolated.database_url)
-    try:
-        for letter in letters:
-            item = Projected(0, 0, None, b"", letter, "k", "DeadLetter")
-            for statement, args in DeadLettersProjection().writes(item):
-                assert isinstance(statement, str), "a letter is one statement, no COPY"
-                await connection.execute(statement, *args)
-        ids = [row["letter_id"] for row in await connection.fetch(LETTER_IDS)]
-    finally:
-        await connection.close()
+    letters = [letter(topics.events, offset) for offset in range(3)]
+    letters += [letter(topics.events, offset, "history_full") for offset in (3, 4)]
+    letters += [letter(topics.commands, 5, "wrong_partition", misrouted)]
+    await store_letters(isolated, letters)
+    ids = [row["letter_id"] for row in await rows(isolated, LETTER_IDS)]
     unknown = velocity(isolated, "deadletters", "dismiss", ids[0], "nope", "--reason", "x")
     one = velocity(isolated, "deadletters", "dismiss", ids[0], "--reason", "seen: garbage")
     rest = velocity(
