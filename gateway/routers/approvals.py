@@ -76,10 +76,10 @@ async def approval_queue(
 class QueuePage:
     """Which part of the approval queue to read (HTTP and MCP take the same arguments)."""
 
-    pending_limit: int = 100
-    cursor: str | None = None
-    decided_limit: int = 50
-    mission_id: str | None = None
+    pending_limit: int
+    cursor: str | None
+    decided_limit: int
+    mission_id: str | None
 
 
 async def queue(runtime: GatewayRuntime, page: QueuePage) -> ApprovalQueue:
