@@ -119,7 +119,7 @@ async def reacting_after(
 
 
 def colony_pid(stack: BenchStack) -> int:
-    colony = next(s for s in stack.supervisor.services if s.name == "colony")
+    colony = stack.supervisor.service("colony")
     assert colony.process is not None, "the colony is not running"
     return colony.process.pid
 
@@ -127,7 +127,7 @@ def colony_pid(stack: BenchStack) -> int:
 def restart_colony(stack: BenchStack) -> float:
     """Stop the colony and start it again; when the new process started."""
     supervisor = stack.supervisor
-    colony = next(s for s in supervisor.services if s.name == "colony")
+    colony = supervisor.service("colony")
     colony.stop()
     started = time.perf_counter()
     colony.start(supervisor.env, supervisor.log_dir)

@@ -187,7 +187,7 @@ def running_stack(infra: BenchInfra, **env: str) -> Iterator[BenchStack]:
         **env,
     )
     logs = Path(tempfile.mkdtemp(prefix="velocity-bench-logs-"))
-    supervisor = Supervisor.for_ports(environment, root_port, colony_port, logs)
+    supervisor = Supervisor.for_ports(environment, root_port, [colony_port], logs)
     supervisor.start_all()
     try:
         root = f"http://127.0.0.1:{root_port}"

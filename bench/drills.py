@@ -7,10 +7,14 @@ happens; then the drill waits until every accepted mission is terminal and check
 outside: the missions view for lost and failed missions, the archive for commands applied
 twice, gaps and tasks run again, and `velocity ledger verify` for broken chains.
 
-Run with `make drills` (or `python -m bench.drills [--quick]`). The short version of each
-drill runs in `make test` (tests/e2e/test_outages.py, tests/integration/test_fail_stop.py,
+The last two run two replicas of each consumer service (decider, projector, colony), as
+`STACK_REPLICAS=2` does: one of each lost for good, and a rolling restart of all six.
+
+Run with `make drills` (or `python -m bench.drills [--quick] [WORD...]`, WORD picking the
+drills whose names hold it, e.g. `replica`). The short version of each drill runs in
+`make test` (tests/e2e/test_outages.py, tests/integration/test_fail_stop.py,
 tests/integration/test_hostile_records.py, tests/e2e/test_stack_lifecycle.py,
-tests/integration/test_colony_burst.py).
+tests/integration/test_colony_burst.py, tests/e2e/test_replicas.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import io
 import random
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -59,6 +64,11 @@ TERMINAL = ("completed", "failed", "cancelled", "timed_out")
 SERVICE = {"Authorization": "Bearer local-service-key"}
 
 
+OWNS_PARTITIONS = """
+    SELECT jsonb_array_length(details->'partitions') > 0 FROM service_heartbeats
+    WHERE service = $1 AND instance = $2"""
+
+
 @dataclass
 class Drill:
     """One running stack a fault is put into."""
@@ -72,7 +82,7 @@ class Drill:
     accepted: list[str] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, model: FakeModel, **env: str) -> Drill:
+    async def start(cls, model: FakeModel, replicas: int = 1, **env: str) -> Drill:
         home = Path(tempfile.mkdtemp(prefix="velocity-drill-"))
         (home / "logs").mkdir()
         broker = await asyncio.to_thread(start_broker, home / "logs" / "broker.log")
@@ -80,7 +90,8 @@ class Drill:
             start_postgres, home, home / "logs" / "pg.log", durable=False
         )
         await prepare_infrastructure(CommonSettings(), broker.bootstrap_servers, database.url)
-        root_port, colony_port = free_port(), free_port()
+        root_port, colony_ports = free_port(), [free_port() for _ in range(replicas)]
+        colony_port = colony_ports[0]
         environment = child_environment(
             KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
             DATABASE_URL=database.url,
@@ -94,7 +105,7 @@ class Drill:
             LOG_FORMAT="json",
             **env,
         )
-        supervisor = Supervisor.for_ports(environment, root_port, colony_port, home / "logs")
+        supervisor = Supervisor.for_ports(environment, root_port, colony_ports, home / "logs")
         supervisor.start_all()
         drill = cls(home, model, broker, database, supervisor, f"http://127.0.0.1:{root_port}")
         if not await asyncio.to_thread(wait_until_ready, drill.root_url, 90):
@@ -103,11 +114,34 @@ class Drill:
 
     def kill(self, name: str) -> None:
         """SIGKILL a service and start it again, as its supervisor would."""
-        service = next(s for s in self.supervisor.services if s.name == name)
+        self.lose(name)
+        self.supervisor.service(name).start(self.supervisor.env, self.home / "logs")
+
+    def lose(self, name: str) -> None:
+        """SIGKILL a service for good: a node gone, nothing starts it again."""
+        service = self.supervisor.service(name)
         assert service.process is not None
         service.process.send_signal(signal.SIGKILL)
         service.process.wait()
+
+    async def redeploy(self, name: str) -> None:
+        """Stop a service as a deploy does (SIGTERM: it drains and leaves its groups),
+        start it again, and return once the new process owns partitions (its heartbeat
+        names them), as a rolling deploy waits before it moves on to the next."""
+        service = self.supervisor.service(name)
+        await asyncio.to_thread(service.stop)
         service.start(self.supervisor.env, self.home / "logs")
+        assert service.process is not None
+        instance = f"{socket.gethostname()}:{service.process.pid}"
+        connection = await asyncpg.connect(self.database.url)
+        try:
+            deadline = time.monotonic() + 90
+            while not await connection.fetchval(OWNS_PARTITIONS, service.role, instance):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name} owns no partition 90 s after its restart")
+                await asyncio.sleep(0.25)
+        finally:
+            await connection.close()
 
     async def submit(self, count: int, every_s: float) -> None:
         """Submit missions (Oracle and dry-run CRM in turn); keep the accepted ids."""
@@ -308,6 +342,40 @@ interleaving is tested in tests/integration/test_colony_burst.py; the drill chec
 outside that a burst completes."""
 
 
+REPLICATED = ("decider", "projector", "colony")
+
+
+async def replica_lost(drill: Drill) -> str:
+    """The second replica of each consumer service killed for good at once, mid-load: the
+    first ones take its partitions after the session timeout."""
+    await asyncio.sleep(2)
+    for name in REPLICATED:
+        drill.lose(f"{name}-2")
+    return "3 of 6 SIGKILLed, not restarted"
+
+
+async def rolling_restart(drill: Drill) -> str:
+    """Every consumer process stopped and started again in turn, the next once the new one
+    owns partitions, as a rolling deploy of a new release does; missions keep coming (one
+    every 0.5 s) until the last one is back, so each restart has missions in flight."""
+    await asyncio.sleep(1)
+    restarted = asyncio.Event()
+
+    async def load() -> None:
+        while not restarted.is_set():
+            await drill.submit(1, every_s=0.5)
+
+    steady = asyncio.create_task(load())
+    try:
+        for name in REPLICATED:
+            for replica in (name, f"{name}-2"):
+                await drill.redeploy(replica)
+    finally:
+        restarted.set()
+        await steady
+    return "6 SIGTERMs, one at a time"
+
+
 async def burst(drill: Drill) -> str:
     """A burst of requests far beyond the colony's slots, 50 in flight at a time."""
     await asyncio.sleep(2)
@@ -315,24 +383,26 @@ async def burst(drill: Drill) -> str:
     return f"{BURST} more at once (20 slots)"
 
 
-DRILLS: list[tuple[str, Fault]] = [
-    ("SIGKILL decider", kills("decider", 3)),
-    ("SIGKILL projector", kills("projector", 3)),
-    ("SIGKILL colony", kills("colony", 3)),
-    ("SIGKILL root", kills("root", 2)),
-    ("broker freeze", broker_freeze),
-    ("PostgreSQL down", database_outage),
-    ("Ctrl-C, make run", ctrl_c_then_run),
-    ("slow rebuild", slow_rebuild),
-    ("poison records", poison),
-    ("burst", burst),
+DRILLS: list[tuple[str, Fault, int]] = [  # name, fault, replicas of each consumer service
+    ("SIGKILL decider", kills("decider", 3), 1),
+    ("SIGKILL projector", kills("projector", 3), 1),
+    ("SIGKILL colony", kills("colony", 3), 1),
+    ("SIGKILL root", kills("root", 2), 1),
+    ("broker freeze", broker_freeze, 1),
+    ("PostgreSQL down", database_outage, 1),
+    ("Ctrl-C, make run", ctrl_c_then_run, 1),
+    ("slow rebuild", slow_rebuild, 1),
+    ("poison records", poison, 1),
+    ("burst", burst, 1),
+    ("replica lost (2 of each)", replica_lost, 2),
+    ("rolling restart (2 of each)", rolling_restart, 2),
 ]
 
 
-async def run_drill(name: str, fault: Fault, missions: int) -> Row:
+async def run_drill(name: str, fault: Fault, missions: int, replicas: int) -> Row:
     model = FakeModel(delay_s=MODEL_DELAY_S)
     await model.start()
-    drill = await Drill.start(model)
+    drill = await Drill.start(model, replicas)
     row = Row(name, 0, "")
     try:
         load = asyncio.create_task(drill.submit(missions, every_s=0.25))
@@ -359,17 +429,21 @@ def table(rows: list[Row]) -> str:
     return "\n".join(f"| {line} |" for line in lines)
 
 
-async def main(quick: bool) -> int:
+async def main(quick: bool, only: list[str]) -> int:
+    """`only`: run the drills whose names contain one of these words (all when empty)."""
     configure_logging(CommonSettings(LOG_LEVEL="WARNING"), "drills")
     missions = 12 if quick else 40
     rows = []
-    for name, fault in DRILLS:
+    for name, fault, replicas in DRILLS:
+        if only and not any(word in name for word in only):
+            continue
         print(f"drill: {name} …", file=sys.stderr, flush=True)
-        rows.append(await run_drill(name, fault, missions))
+        rows.append(await run_drill(name, fault, missions, replicas))
     print(table(rows))
     bad = [r for r in rows if r.lost or r.duplicated or r.gaps or r.broken != "0"]
     return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main("--quick" in sys.argv)))
+    arguments = sys.argv[1:]
+    sys.exit(asyncio.run(main("--quick" in arguments, [a for a in arguments if a != "--quick"])))

@@ -1,5 +1,5 @@
-"""bench/projections: events projected per second vs raw aiokafka consume + asyncpg COPY,
-and the root's p50/p99 latency for POST /missions and GET /missions/{id} at a fixed rate
+"""bench/projections: events projected per second vs raw aiokafka consume + asyncpg COPY
+(by one projector process, and by two sharing the partitions as replicas do), and the root's p50/p99 latency for POST /missions and GET /missions/{id} at a fixed rate
 (with each hop of a synchronous POST, bench/post_hops.py).
 
 Run with `make bench` (or `python -m bench.projections [EVENTS]`).
@@ -12,6 +12,7 @@ import json
 import os
 import statistics
 import sys
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -116,8 +117,11 @@ async def decode_path(bootstrap: str, names: TopicNames) -> float:
         await consumer.stop()
 
 
-async def projector_path(bootstrap: str, names: TopicNames, database_url: str) -> float:
-    """Every projection over the whole log, as the projector applies it; seconds."""
+async def projector_path(
+    bootstrap: str, names: TopicNames, database_url: str, share: list[int] | None = None
+) -> tuple[float, float]:
+    """Every projection over the whole log (or the partitions in `share`), as the projector
+    applies it; (wall-clock start, end) in seconds since the epoch."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=1_000
@@ -130,16 +134,53 @@ async def projector_path(bootstrap: str, names: TopicNames, database_url: str) -
         pool, ledger_feed(), DeadLetters(producer, names.dead_letters, wire.codec, "bench")
     )
     pipeline = ApplyPipeline(applier)
-    clock = Stopwatch()
+    mine = [tp for tp in partitions(names) if share is None or tp.partition in share]
+    started = time.time()
     try:
-        async for batches in fetches_to_end(consumer, partitions(names)):
+        async for batches in fetches_to_end(consumer, mine):
             await pipeline.push(batches)  # a fetch in one transaction, the next decoded meanwhile
         await pipeline.settle()
-        return clock.seconds
+        return started, time.time()
     finally:
         await consumer.stop()
         await producer.stop()
         await pool.close()
+
+
+REPLICAS = 2
+
+
+async def replicas_path(bootstrap: str, names: TopicNames, database_url: str) -> float:
+    """The same path in REPLICAS processes, each with its share of the partitions, into one
+    database, as replicas of the projector share them (STACK_REPLICAS); seconds from the
+    first one's start to the last one's end. A process's start-up is not counted."""
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.projections",
+            "--share",
+            bootstrap,
+            names.prefix,
+            database_url,
+            ",".join(str(p) for p in range(EVENTS.partitions) if p % REPLICAS == index),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for index in range(REPLICAS)
+    ]
+    spans: list[tuple[float, float]] = [
+        tuple(json.loads((await child.communicate())[0])) for child in children
+    ]
+    if any(child.returncode for child in children):
+        raise SystemExit("a projector replica of the bench failed")
+    return max(end for _, end in spans) - min(start for start, _ in spans)
+
+
+def project_share(bootstrap: str, prefix: str, database_url: str, share: str) -> None:
+    """A child of `replicas_path`: project the partitions in `share`, print its span."""
+    tune_garbage_collector()
+    names, mine = TopicNames(prefix), [int(p) for p in share.split(",")]
+    print(json.dumps(asyncio.run(projector_path(bootstrap, names, database_url, mine))))
 
 
 async def measure_projections(bootstrap: str, admin_url: str, total: int) -> None:
@@ -148,16 +189,24 @@ async def measure_projections(bootstrap: str, admin_url: str, total: int) -> Non
     count = await fill_events(bootstrap, names, total)
     raw_s = await raw_path(bootstrap, names, await new_database(admin_url))
     decode_s = await decode_path(bootstrap, names)
-    projected_s = await projector_path(bootstrap, names, await new_database(admin_url))
+    started, ended = await projector_path(bootstrap, names, await new_database(admin_url))
+    projected_s = ended - started
+    shared_s = await replicas_path(bootstrap, names, await new_database(admin_url))
     raw_rate, rate, ceiling = count / raw_s, count / projected_s, count / decode_s
+    shared_rate = count / shared_s
     print(f"raw aiokafka consume + asyncpg COPY: {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
     print(f"consume + decode only (the ceiling): {ceiling:>10,.0f} events/s ({decode_s:.1f}s)")
     print(f"projector (all views + archive):    {rate:>10,.0f} events/s ({projected_s:.1f}s)")
     print(
+        f"{REPLICAS} projector processes, shared:  {shared_rate:>10,.0f} events/s ({shared_s:.1f}s)"
+    )
+    print(
         f"ratio projector/raw:                {rate / raw_rate:>10.2f} (aim: >= 0.5;"
-        f" decoding alone reaches {ceiling / raw_rate:.2f})"
+        f" decoding alone reaches {ceiling / raw_rate:.2f};"
+        f" {REPLICAS} processes {shared_rate / raw_rate:.2f})"
     )
     record("projector", rate, "events/s", raw_rate)
+    record(f"projector_{REPLICAS}_processes", shared_rate, "events/s", raw_rate)
     record("projector_decode_ceiling", ceiling, "events/s", raw_rate)
 
 
@@ -217,6 +266,9 @@ async def measure_gateway(
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--share"]:
+        project_share(*sys.argv[2:6])
+        return
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     tune_garbage_collector()  # as the services run (both paths measured with it)
     with embedded_infrastructure() as infra:

@@ -13,23 +13,26 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 import httpx
 from loguru import logger
+from pydantic import Field
 
 from colony_consumers.settings import ColonySettings
 from gateway.keys import keys_of_role
 from gateway.settings import RootSettings
 from infra.broker import EmbeddedBroker, start_broker
-from infra.config import fail_configuration, load_settings
+from infra.config import CommonSettings, fail_configuration, load_settings
 from infra.postgres import EmbeddedPostgres, start_postgres
 from infra.preparation import prepare_infrastructure
 from infra.processes import child_environment, spawn, stop
 from infra.stack_file import write_stack_file
 from infra.structured_logs import configure_logging
+from infra.topics import PARTITIONS
 
 RESTART_DELAY_S = 1.0
 STOP_ORDER = ("root", "colony", "decider", "projector")
@@ -48,12 +51,20 @@ class Service:
     module: str
     url: str | None = None
     secrets: frozenset[str] = frozenset()
+    settings: dict[str, str] = field(default_factory=dict)
+    """Variables of this process alone (a colony replica's PORT)."""
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
 
+    @property
+    def role(self) -> str:
+        """What the process is: its name without a replica's number (`decider-2` → decider)."""
+        return self.name.partition("-")[0]
+
     def environment(self, env: dict[str, str]) -> dict[str, str]:
-        return {k: v for k, v in env.items() if k not in SECRETS or k in self.secrets}
+        shared = {k: v for k, v in env.items() if k not in SECRETS or k in self.secrets}
+        return shared | self.settings
 
     def start(self, env: dict[str, str], log_dir: Path | None) -> None:
         log_path = log_dir / f"{self.name}.log" if log_dir else None
@@ -67,9 +78,30 @@ class Service:
             stop(self.process, signal.SIGTERM, grace_s=15)
 
 
+def replicas(colony_ports: Sequence[int]) -> list[Service]:
+    """A decider, a projector and a colony for each port in `colony_ports`: the first ones
+    named by their role, the others numbered (`decider-2`). Replicas of a service share its
+    consumer group, so the broker gives each a share of the partitions, as in production."""
+    services = []
+    for index, port in enumerate(colony_ports):
+        suffix = f"-{index + 1}" if index else ""
+        services += [
+            Service(f"decider{suffix}", "ledger.decider"),
+            Service(f"projector{suffix}", "projections.projector"),
+            Service(
+                f"colony{suffix}",
+                "colony_consumers.service",
+                f"http://127.0.0.1:{port}",
+                frozenset({"ROOT_API_KEY", "COLONY_SERVICE_API_KEY"}),
+                {"PORT": str(port)},
+            ),
+        ]
+    return services
+
+
 @dataclass
 class Supervisor:
-    """Starts the four services, restarts any that exits, stops them all on request."""
+    """Starts the services, restarts any that exits, stops them all on request."""
 
     env: dict[str, str]
     log_dir: Path | None
@@ -77,25 +109,24 @@ class Supervisor:
 
     @classmethod
     def for_ports(
-        cls, env: dict[str, str], root_port: int, colony_port: int, log_dir: Path | None
+        cls,
+        env: dict[str, str],
+        root_port: int,
+        colony_ports: Sequence[int],
+        log_dir: Path | None,
     ) -> Supervisor:
-        services = [
-            Service("decider", "ledger.decider"),
-            Service("projector", "projections.projector"),
-            Service(
-                "colony",
-                "colony_consumers.service",
-                f"http://127.0.0.1:{colony_port}",
-                frozenset({"ROOT_API_KEY", "COLONY_SERVICE_API_KEY"}),
-            ),
-            Service(
-                "root",
-                "gateway",
-                f"http://127.0.0.1:{root_port}",
-                frozenset({"OPERATOR_SIGNING_KEY", "VELOCITY_API_KEYS", "COLONY_SERVICE_API_KEY"}),
-            ),
-        ]
-        return cls(env=env, log_dir=log_dir, services=services)
+        """The root on `root_port`, and `replicas(colony_ports)`: one of each with one port."""
+        root = Service(
+            "root",
+            "gateway",
+            f"http://127.0.0.1:{root_port}",
+            frozenset({"OPERATOR_SIGNING_KEY", "VELOCITY_API_KEYS", "COLONY_SERVICE_API_KEY"}),
+        )
+        return cls(env=env, log_dir=log_dir, services=[*replicas(colony_ports), root])
+
+    def service(self, name: str) -> Service:
+        """The process named `name` (`colony`, `decider-2`)."""
+        return next(s for s in self.services if s.name == name)
 
     def start_all(self) -> None:
         for service in self.services:
@@ -124,9 +155,9 @@ class Supervisor:
     def stop_all(self) -> None:
         """Stop in STOP_ORDER: intake first, the writers next, the projector last, so
         what was decided before the stop is projected (and archived) before it ends."""
-        for name in STOP_ORDER:
+        for role in STOP_ORDER:
             for service in self.services:
-                if service.name == name:
+                if service.role == role:
                     service.stop()
 
     def kill_all(self) -> None:
@@ -134,6 +165,17 @@ class Supervisor:
             if service.process is not None and service.process.poll() is None:
                 service.process.kill()
                 service.process.wait()
+
+
+class StackSettings(CommonSettings):
+    """What the stack alone reads (besides the root's and the colony's settings, which it
+    checks before starting anything)."""
+
+    STACK_REPLICAS: int = Field(default=1, ge=1, le=PARTITIONS)
+    """Processes of each consumer service (decider, projector, colony) to run: they share
+    the partitions, as replicas in production do, and any one of them may die. The colony
+    replicas listen on PORT, PORT+1, ...; the root stays one. At most the partition count:
+    another would own no partition."""
 
 
 class StopRequested(Exception):
@@ -206,6 +248,8 @@ def run_stack() -> None:
     """The body of `velocity stack run`."""
     root = load_settings(RootSettings)
     colony = load_settings(ColonySettings)
+    stack = load_settings(StackSettings)
+    colony_ports = [colony.PORT + index for index in range(stack.STACK_REPLICAS)]
     configure_logging(root, "stack")
     root_key = colony_root_key(root, colony)
     signal.signal(signal.SIGTERM, _raise_stop)
@@ -215,13 +259,15 @@ def run_stack() -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     root_url = f"http://127.0.0.1:{root.ROOT_PORT}"
     logger.info(
-        "starting the local stack: {}, {}, then the decider, the projector, the colony"
-        " (http://127.0.0.1:{}) and the root API ({}); data in {}, each process's log in {}",
+        "starting the local stack: {}, {}, then {} of the decider, the projector and the"
+        " colony (http://127.0.0.1:{}) and the root API ({}); data in {}, each process's log"
+        " in {}",
         "a broker given by KAFKA_BOOTSTRAP_SERVERS"
         if root.KAFKA_BOOTSTRAP_SERVERS
         else "an embedded Kafka-compatible broker",
         "PostgreSQL given by DATABASE_URL" if root.DATABASE_URL else "an embedded PostgreSQL",
-        colony.PORT,
+        "one" if stack.STACK_REPLICAS == 1 else f"{stack.STACK_REPLICAS} replicas each",
+        ", ".join(str(port) for port in colony_ports),
         root_url,
         data_dir,
         log_dir,
@@ -252,7 +298,7 @@ def run_stack() -> None:
         )
         if broker or database:
             stack_file = write_stack_file(data_dir, bootstrap, database_url)
-        supervisor = Supervisor.for_ports(env, root.ROOT_PORT, colony.PORT, log_dir)
+        supervisor = Supervisor.for_ports(env, root.ROOT_PORT, colony_ports, log_dir)
         supervisor.start_all()
         if wait_until_ready(root_url):
             logger.info(

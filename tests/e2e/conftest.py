@@ -68,10 +68,12 @@ async def start_stack(
     *,
     restore: bool = False,
     ready: bool = True,
+    replicas: int = 1,
     **env: str,
 ) -> RunningStack:
-    """Prepare a fresh slice (or reuse `slice_`), start the services, wait for /readyz
-    (with `ready` False, only until the root answers /healthz: a stack expected unready)."""
+    """Prepare a fresh slice (or reuse `slice_`), start the services (`replicas` of each
+    consumer service), wait for /readyz (with `ready` False, only until the root answers
+    /healthz: a stack expected unready)."""
     if slice_ is None:
         slice_ = Isolated(
             bootstrap_servers=infrastructure.bootstrap_servers,
@@ -82,7 +84,8 @@ async def start_stack(
     await prepare_infrastructure(
         settings, slice_.bootstrap_servers, slice_.database_url, restore=restore
     )
-    root_port, colony_port = free_port(), free_port()
+    root_port, colony_ports = free_port(), [free_port() for _ in range(replicas)]
+    colony_port = colony_ports[0]
     groups = uuid.uuid4().hex[:8]
     environment = child_environment(
         **slice_.environment(),
@@ -100,7 +103,7 @@ async def start_stack(
         # turns the real reactors on
         **({"COLONY_REACTORS": "false"} | env),
     )
-    supervisor = Supervisor.for_ports(environment, root_port, colony_port, log_dir)
+    supervisor = Supervisor.for_ports(environment, root_port, colony_ports, log_dir)
     supervisor.start_all()
     stack = RunningStack(
         f"http://127.0.0.1:{root_port}",

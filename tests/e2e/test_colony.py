@@ -182,7 +182,7 @@ async def test_the_model_endpoint_down_fails_the_mission_legibly_and_counts_fail
             metrics = client.get("/metrics").text
             breakers = (await asyncio.to_thread(httpx.get, f"{stack.colony_url}/metrics")).text
             # the runbook's Do: route to a healthy provider, restart the colony, replay
-            colony = next(s for s in stack.supervisor.services if s.name == "colony")
+            colony = stack.supervisor.service("colony")
             await asyncio.to_thread(colony.stop)
             colony.start(stack.supervisor.env | {"DEFAULT_MODEL_ROUTE": "local"}, stack.log_dir)
             with stack.client(OPERATOR_KEY) as operator:
@@ -214,7 +214,7 @@ async def test_a_colony_killed_mid_task_still_completes_the_mission_without_repe
         ("DEFAULT_MODEL_ROUTE",),
         delay_s=2.0,
     ) as (stack, model):
-        colony = next(s for s in stack.supervisor.services if s.name == "colony")
+        colony = stack.supervisor.service("colony")
         with stack.client(AUDITOR_KEY) as auditor, stack.client() as client:
             mission_id = client.post("/missions", json=ORACLE).json()["mission_id"]
 

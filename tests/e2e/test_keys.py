@@ -42,7 +42,7 @@ async def test_a_colony_key_the_root_refuses_is_named_and_fails_no_mission(
             await asyncio.sleep(4)
             mission = client.get(f"/missions/{mission_id}").json()
         # the runbook's Do: give the colony a colony key of the root and restart it
-        service = next(s for s in stack.supervisor.services if s.name == "colony")
+        service = stack.supervisor.service("colony")
         await asyncio.to_thread(service.stop)
         service.start(stack.supervisor.env | {"ROOT_API_KEY": COLONY_KEY}, tmp_path)
         with stack.client() as client:
@@ -66,7 +66,7 @@ async def test_a_root_key_the_colony_refuses_is_named_with_its_direction(
     stack = await start_stack(
         infrastructure, tmp_path, ready=False, COLONY_SERVICE_API_KEY="only-the-root-has-this"
     )
-    colony = next(s for s in stack.supervisor.services if s.name == "colony")
+    colony = stack.supervisor.service("colony")
     colony.stop()
     colony.start(
         stack.supervisor.env | {"COLONY_SERVICE_API_KEY": "the-colony-has-another"}, tmp_path

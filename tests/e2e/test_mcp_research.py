@@ -83,7 +83,7 @@ async def test_research_through_an_mcp_server_becomes_evidence_and_fails_legibly
             history = auditor.get(f"/missions/{unreachable}/events", params={"limit": 500})
 
             await knowledge_base.start()
-            colony = next(s for s in stack.supervisor.services if s.name == "colony")
+            colony = stack.supervisor.service("colony")
             await asyncio.to_thread(colony.stop)
             forbidden_tool = {"MCP_RESEARCH_TOOL": "delete_records"}
             colony.start(stack.supervisor.env | forbidden_tool, stack.log_dir)

@@ -85,7 +85,7 @@ async def test_a_stopping_root_refuses_intake_and_fails_readiness_while_it_drain
     infrastructure: Infrastructure, tmp_path: Path
 ) -> None:
     stack = await start_stack(infrastructure, tmp_path)
-    root = next(s for s in stack.supervisor.services if s.name == "root")
+    root = stack.supervisor.service("root")
     try:
         assert root.process is not None
         root.process.send_signal(signal.SIGTERM)

@@ -27,7 +27,7 @@ def resident_kib(pid: int) -> int:
 
 
 def root_pid(stack: RunningStack) -> int:
-    root = next(s for s in stack.supervisor.services if s.name == "root")
+    root = stack.supervisor.service("root")
     assert root.process is not None
     return root.process.pid
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 
 def colony_of(stack: RunningStack) -> Any:
-    return next(s for s in stack.supervisor.services if s.name == "colony")
+    return stack.supervisor.service("colony")
 
 
 def readyz(stack: RunningStack) -> httpx.Response:

@@ -8,6 +8,7 @@ from colony_consumers.settings import ColonySettings
 from gateway.keys import Caller, keys_of_role, parse_api_keys
 from gateway.settings import RootSettings
 from infra.config import CommonSettings, load_settings
+from infra.stack import StackSettings
 from ledger.authority import LOCAL_VERIFY_KEYS, new_key_pair
 from ledger.settings import DeciderSettings
 
@@ -38,6 +39,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         + list(RootSettings.model_fields)
         + list(ColonySettings.model_fields)
         + list(DeciderSettings.model_fields)
+        + list(StackSettings.model_fields)
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -230,3 +232,11 @@ def test_production_root_refuses_to_trust_the_local_key_for_release_evidence(
 ) -> None:
     env = STAGING_ROOT | {"VELOCITY_ENV": "production"}
     assert "RELEASE_EVIDENCE_KEYS" in refusal(RootSettings, env, monkeypatch, capsys)
+
+
+@pytest.mark.parametrize("replicas", ["0", "7", "two"])
+def test_the_stack_refuses_replicas_that_could_not_all_own_a_partition(
+    replicas: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = refusal(StackSettings, {"STACK_REPLICAS": replicas}, monkeypatch, capsys)
+    assert "STACK_REPLICAS" in line and repr(replicas) in line
