@@ -61,9 +61,10 @@ async def stack_with_fake(
     stack = await start_stack(
         infrastructure,
         tmp_path_factory.mktemp("fake"),
-        slice_=None,  # these three named: mypy then knows `env` fills only **env
+        slice_=None,  # these four named: mypy then knows `env` fills only **env
         restore=False,
         ready=True,
+        replicas=1,
         COLONY_REACTORS="true",
         **env,
         **dict.fromkeys(pointed_at_fake, fake.url),
