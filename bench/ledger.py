@@ -1,4 +1,6 @@
-"""bench/ledger: commands decided per second vs the raw aiokafka consume+produce path.
+"""bench/ledger: commands decided per second vs the raw aiokafka consume+produce path, by
+one decider and by two sharing the partitions in one group as replicas do (beside the raw
+path in two processes).
 
 100k commands over 1,000 missions (a RequestMission then budget-use records each,
 all accepted). Raw path: the same records consumed and produced to another topic with
@@ -9,8 +11,13 @@ state from the 100k events. Run with `make bench` (or `python -m bench.ledger N`
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import sys
+import time
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -24,7 +31,7 @@ from bench.common import (
 )
 from bench.results import record
 from infra.service_runtime import tune_garbage_collector
-from infra.topics import COMMANDS, TopicNames
+from infra.topics import COMMANDS, TopicNames, partition_for
 from ledger.authority import LOCAL_VERIFY_KEYS, OperatorAuthority
 from ledger.commands import Command
 from ledger.decider import Decider, Folded, fold_partition
@@ -36,6 +43,8 @@ from ledger.step import step
 from ledger.wire import LedgerWire
 
 MISSIONS = 1_000
+REPLICAS = 2
+ALL = tuple(range(COMMANDS.partitions))
 
 
 def commands(total: int) -> list[Command]:
@@ -65,17 +74,20 @@ async def fill(bootstrap: str, names: TopicNames, stream: list[Command]) -> None
         await producer.stop()
 
 
-async def raw_pass(bootstrap: str, names: TopicNames, total: int) -> float:
-    """Consume every command record and produce it to another topic; seconds taken."""
+async def raw_pass(
+    bootstrap: str, names: TopicNames, total: int, share: Sequence[int] = ALL
+) -> tuple[float, float]:
+    """Consume every command record of the partitions in `share` (`total` of them) and
+    produce it to another topic; the (start, end) of the work, in seconds since the epoch."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
     await consumer.start()
     await producer.start()
     try:
-        partitions = [TopicPartition(names.commands, p) for p in range(COMMANDS.partitions)]
+        partitions = [TopicPartition(names.commands, p) for p in share]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        clock = Stopwatch()
+        started = time.time()
         seen = 0
         while seen < total:
             batch = await consumer.getmany(timeout_ms=200)
@@ -89,7 +101,7 @@ async def raw_pass(bootstrap: str, names: TopicNames, total: int) -> float:
                     )
                 seen += len(records)
             await asyncio.gather(*sends)
-        return clock.seconds
+        return started, time.time()
     finally:
         await consumer.stop()
         await producer.stop()
@@ -149,16 +161,108 @@ async def decider_pass(bootstrap: str, names: TopicNames, total: int) -> tuple[f
     return seconds, rebuild_s
 
 
+def shares(stream: list[Command]) -> dict[tuple[int, ...], int]:
+    """The partitions of each of REPLICAS processes, with how many of `stream`'s commands
+    they hold (the producer's partitioner put them there)."""
+    held = Counter(partition_for(c.meta.mission_id.encode(), COMMANDS.partitions) for c in stream)
+    return {
+        share: sum(held[p] for p in share)
+        for share in (tuple(ALL[index::REPLICAS]) for index in range(REPLICAS))
+    }
+
+
+async def children(*arguments: list[str]) -> list[asyncio.subprocess.Process]:
+    """`python -m bench.ledger` once per argument list, their output piped."""
+    return [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.ledger", *argv, stdout=asyncio.subprocess.PIPE
+        )
+        for argv in arguments
+    ]
+
+
+async def raw_replicas(bootstrap: str, names: TopicNames, stream: list[Command]) -> float:
+    """The raw path in REPLICAS processes, each with its share of the partitions; seconds
+    from the first one's start to the last one's end."""
+    share_of = shares(stream)
+    spawned = await children(
+        *(
+            ["--raw", bootstrap, names.prefix, ",".join(map(str, share)), str(count)]
+            for share, count in share_of.items()
+        )
+    )
+    spans = [json.loads((await child.communicate())[0]) for child in spawned]
+    return float(max(end for _, end in spans) - min(start for start, _ in spans))
+
+
+async def decider_replicas(bootstrap: str, names: TopicNames, total: int) -> float:
+    """REPLICAS deciders in one consumer group, each in its own process, as replicas run
+    (STACK_REPLICAS); seconds from the first command decided to the last. Each reports
+    how many it has decided every 20 ms."""
+    group = f"bench-{uuid.uuid4().hex[:6]}"
+    spawned = await children(
+        *(["--decide", bootstrap, names.prefix, group] for _ in range(REPLICAS))
+    )
+    decided = [0] * REPLICAS
+    first: tuple[float, int] | None = None
+    finished: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    async def follow(index: int, child: asyncio.subprocess.Process) -> None:
+        nonlocal first
+        assert child.stdout is not None
+        async for line in child.stdout:
+            count, at = line.split()
+            decided[index] = int(count)
+            if first is None and decided[index]:
+                first = (float(at), sum(decided))
+            if sum(decided) >= total and not finished.done():
+                finished.set_result(float(at))
+
+    following = [asyncio.create_task(follow(i, child)) for i, child in enumerate(spawned)]
+    try:
+        ended = await finished
+    finally:
+        for child in spawned:
+            child.send_signal(signal.SIGTERM)
+        await asyncio.gather(*(child.wait() for child in spawned))
+        await asyncio.gather(*following, return_exceptions=True)
+    assert first is not None
+    started, counted = first
+    return (ended - started) * total / max(total - counted, 1)
+
+
+async def decide_in_group(bootstrap: str, prefix: str, group: str) -> None:
+    """A child of `decider_replicas`: a decider in `group` until SIGTERM, printing how many
+    commands it has decided every 20 ms."""
+    settings = DeciderSettings(
+        KAFKA_TOPIC_PREFIX=prefix, DECIDER_GROUP_ID=group, KAFKA_SESSION_TIMEOUT_MS=6_000
+    )
+    decider = Decider(settings, bootstrap)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    running = asyncio.create_task(decider.run(stop))
+    while not running.done():
+        print(decider.decided, time.time(), flush=True)
+        await asyncio.wait([running], timeout=0.02)
+    await running
+
+
 async def measure(bootstrap: str, total: int) -> None:
     names = await fresh_topics(bootstrap)
     stream = commands(total)
     total = len(stream)
     print(f"filling {total:,} commands over {MISSIONS:,} missions …", file=sys.stderr)
     await fill(bootstrap, names, stream)
-    raw_s = await raw_pass(bootstrap, names, total)
+    raw_start, raw_end = await raw_pass(bootstrap, names, total)
+    raw_s = raw_end - raw_start
     pure_s = await pure_pass(bootstrap, names, total)
     decided_s, rebuild_s = await decider_pass(bootstrap, names, total)
+    raw_shared_s = await raw_replicas(bootstrap, names, stream)
+    names = await fresh_topics(bootstrap)  # the replicas decide it all again, from nothing
+    await fill(bootstrap, names, stream)
+    shared_s = await decider_replicas(bootstrap, names, total)
     raw_rate, decider_rate, ceiling = total / raw_s, total / decided_s, total / pure_s
+    raw_shared, shared = total / raw_shared_s, total / shared_s
     print(f"raw aiokafka consume+produce: {raw_rate:>10,.0f} records/s ({raw_s:.1f}s)")
     print(f"consume + decide, no I/O:     {ceiling:>10,.0f} commands/s ({pure_s:.1f}s)")
     print(f"decider:                      {decider_rate:>10,.0f} commands/s ({decided_s:.1f}s)")
@@ -166,13 +270,33 @@ async def measure(bootstrap: str, total: int) -> None:
         f"ratio decider/raw:            {decider_rate / raw_rate:>10.2f} (aim: >= 0.5;"
         f" its pure work alone reaches {ceiling / raw_rate:.2f})"
     )
+    print(
+        f"raw path, {REPLICAS} processes:    {raw_shared:>10,.0f} records/s ({raw_shared_s:.1f}s)"
+    )
+    print(f"{REPLICAS} deciders, one group:     {shared:>10,.0f} commands/s ({shared_s:.1f}s)")
+    print(
+        f"ratio {REPLICAS} deciders/raw:         {shared / raw_rate:>10.2f} (against the raw path"
+        f" in {REPLICAS} processes {shared / raw_shared:.2f})"
+    )
     print(f"restart (state rebuild) of {total:,} events: {rebuild_s:.1f}s")
     record("decider", decider_rate, "commands/s", raw_rate)
+    record(f"decider_{REPLICAS}_processes", shared, "commands/s", raw_rate)
+    record(f"raw_consume_produce_{REPLICAS}_processes", raw_shared, "records/s", raw_rate)
     record("decider_pure_ceiling", ceiling, "commands/s", raw_rate)
     record("decider_rebuild", rebuild_s, "s")
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--raw"]:
+        bootstrap, prefix, share, count = sys.argv[2:6]
+        partitions = [int(p) for p in share.split(",")]
+        span = asyncio.run(raw_pass(bootstrap, TopicNames(prefix), int(count), partitions))
+        print(json.dumps(span))
+        return
+    if sys.argv[1:2] == ["--decide"]:
+        tune_garbage_collector()
+        asyncio.run(decide_in_group(*sys.argv[2:5]))
+        return
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     tune_garbage_collector()  # as the services run (both paths measured with it)
     with embedded_infrastructure() as infra:
