@@ -7,8 +7,9 @@ happens; then the drill waits until every accepted mission is terminal and check
 outside: the missions view for lost and failed missions, the archive for commands applied
 twice, gaps and tasks run again, and `velocity ledger verify` for broken chains.
 
-The last two run two replicas of each consumer service (decider, projector, colony), as
-`STACK_REPLICAS=2` does: one of each lost for good, and a rolling restart of all six.
+The last three run two replicas of each consumer service (decider, projector, colony), as
+`STACK_REPLICAS=2` does: one of each lost for good, one of each frozen past its session
+and woken (a zombie), and a rolling restart of all six.
 
 Run with `make drills` (or `python -m bench.drills [--quick] [WORD...]`, WORD picking the
 drills whose names hold it, e.g. `replica`). The short version of each drill runs in
@@ -354,6 +355,25 @@ async def replica_lost(drill: Drill) -> str:
     return "3 of 6 SIGKILLed, not restarted"
 
 
+FROZEN_S = 15
+
+
+async def replica_frozen(drill: Drill) -> str:
+    """The second replica of each consumer service frozen (SIGSTOP: a long GC pause, a
+    stalled VM) past its session, so its partitions move on, then woken (SIGCONT) while it
+    still believes it owns them: what it writes as a zombie must not become history."""
+    await asyncio.sleep(2)
+    frozen = [drill.supervisor.service(f"{name}-2").process for name in REPLICATED]
+    for process in frozen:
+        assert process is not None
+        process.send_signal(signal.SIGSTOP)
+    await asyncio.sleep(FROZEN_S)
+    for process in frozen:
+        assert process is not None
+        process.send_signal(signal.SIGCONT)
+    return f"3 of 6 frozen {FROZEN_S} s (session 6 s)"
+
+
 async def rolling_restart(drill: Drill) -> str:
     """Every consumer process stopped and started again in turn, the next once the new one
     owns partitions, as a rolling deploy of a new release does; missions keep coming (one
@@ -395,6 +415,7 @@ DRILLS: list[tuple[str, Fault, int]] = [  # name, fault, replicas of each consum
     ("poison records", poison, 1),
     ("burst", burst, 1),
     ("replica lost (2 of each)", replica_lost, 2),
+    ("replica frozen (2 of each)", replica_frozen, 2),
     ("rolling restart (2 of each)", rolling_restart, 2),
 ]
 
