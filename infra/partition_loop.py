@@ -207,8 +207,11 @@ class PartitionLoop(ConsumerRebalanceListener):  # type: ignore[misc]
             self.consumer.resume(*served)
 
     def prepare_again(self, tp: TopicPartition) -> None:
-        """Pause `tp` and prepare it anew (its state is gone): the worker's fail-stop."""
+        """Pause `tp` and prepare it anew (its state is gone): the worker's fail-stop. A
+        partition no longer assigned (the group moved on) is left to its new owner."""
         self.ready.discard(tp.partition)
+        if tp not in self.consumer.assignment():
+            return
         self.consumer.pause(tp)
         running = self.preparing.get(tp.partition)
         if running is None or running.done():

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 from loguru import logger
 from opentelemetry.trace import Span
@@ -178,9 +179,29 @@ class Decider:
             if partitions is None or tp.partition in partitions
         }
         if offsets:
-            await self.consumer.commit(offsets)
+            try:
+                await self.consumer.commit(offsets)
+            except CommitFailedError:
+                self.membership_lost(set(offsets))
+                return
         for tp in offsets:
             self._uncommitted.pop(tp, None)
+
+    def membership_lost(self, partitions: set[TopicPartition]) -> None:
+        """The group moved on without this decider (it stalled past its session: a long
+        pause, a frozen VM) and refused its commit. What it decided is written; a member
+        that took a partition meanwhile wrote after it, so each partition is rebuilt from
+        the log before this decider decides on it again (if the rebalance gives it back),
+        and its uncommitted commands are redelivered to whoever owns them (their ids are in
+        the rebuilt states: applied once)."""
+        logger.warning(
+            "decider lost its group membership (stalled past KAFKA_SESSION_TIMEOUT_MS?);"
+            " partitions {} are rebuilt from the log before deciding again",
+            sorted(tp.partition for tp in partitions),
+        )
+        for tp in partitions:
+            self.release({tp.partition})
+            self.loop.prepare_again(tp)
 
     async def snapshot(self, partitions: set[int] | None) -> None:
         """Save the states changed since the last snapshot, then let memory shrink to the

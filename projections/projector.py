@@ -13,7 +13,7 @@ import asyncio
 from typing import Any, Generic
 
 import asyncpg
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from loguru import logger
 
 from infra.config import load_settings
@@ -28,6 +28,7 @@ from infra.topics import TopicNames
 from infra.tracing import configure_tracing
 from ledger.codec import schema_codec
 from ledger.dead_letters import DeadLetters
+from ledger.log_reader import partition_ends
 from projections.batch import BatchApplier, Seeks, transient
 from projections.feeds import Feed, all_feeds
 from projections.metric_retention import prune_forever
@@ -64,6 +65,7 @@ class Projector(Generic[R]):
         self.lag: dict[int, int] = {}
         self.checked_at = 0.0
         options = client_options(settings, bootstrap_servers)
+        self.options = options
         self.producer = AIOKafkaProducer(acks="all", **options)
         self.consumer = group_consumer(
             options,
@@ -181,14 +183,36 @@ class Projector(Generic[R]):
         for tp in assignment:
             end = self.consumer.highwater(tp)
             if end is not None and wanted[tp.partition] > end:
-                await self.beyond_end(tp, wanted[tp.partition], end)
+                await self.beyond_end(tp, wanted[tp.partition], await self.end_now(tp))
             elif wanted[tp.partition] < await self.consumer.position(tp):
                 self.seek_back_to(tp, wanted[tp.partition])
 
+    async def end_now(self, tp: TopicPartition) -> int:
+        """The partition's end learnt now, from a fetch of a reader of our own. The group
+        consumer's high-water mark is its last fetch's: after a stall (a long pause, a
+        frozen VM) it is older than offsets another member stored since, which is no sign
+        of lost records."""
+        reader = AIOKafkaConsumer(enable_auto_commit=False, **self.options)
+        await reader.start()
+        try:
+            return (await partition_ends(reader, [tp]))[tp]
+        finally:
+            await reader.stop()
+
     async def beyond_end(self, tp: TopicPartition, stored: int, end: int) -> None:
-        """Stored offsets past the partition's end: the topic came back emptied. Said, and
-        a re-readable topic is read again from its start (never skipped silently)."""
+        """Stored offsets past the partition's end (`end` learnt now): the topic came back
+        emptied. Said, and a re-readable topic is read again from its start (never skipped
+        silently). Within the end, our view of it was only stale: nothing to do."""
         where = f"{self.topic}[{tp.partition}]"
+        if stored <= end:
+            logger.info(
+                "stored offset {} of {} is within its end {}: this projector's view of the"
+                " end was stale (it stalled, or another member projected since)",
+                stored,
+                where,
+                end,
+            )
+            return
         if not self.feed.rereadable:
             if tp.partition not in self.beyond_reported:
                 self.beyond_reported.add(tp.partition)

@@ -1,28 +1,38 @@
-"""Replicas of each consumer service on the real stack: they share the partitions, and one
-of each lost for good (SIGKILL and never started again: a node gone) hands its partitions
-to the others, with missions in flight on them. The short version of `make drills`'
-replica drills (bench/drills.py)."""
+"""Replicas of each consumer service on the real stack: they share the partitions; one of
+each lost for good (SIGKILL and never started again: a node gone) hands its partitions to
+the others, and one of each frozen past its session (a long pause, a stalled VM) and woken
+finds its partitions gone and rejoins, with missions in flight all along. The short
+version of `make drills`' replica drills (bench/drills.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from bench.drills import CHECKS
 from infra.heartbeat import live_instances
 from infra.topics import PARTITIONS
 from tests.conftest import Infrastructure
-from tests.e2e.conftest import start_stack, until
+from tests.e2e.conftest import RunningStack, start_stack, until
 from tests.fake_services import FakeModel
 from tests.integration.conftest import eventually
 
 pytestmark = pytest.mark.e2e
-ORACLE = {"type": "oracle", "mode": "assisted", "objective": "Atlas risk?", "project_id": "atlas"}
-CRM = {
+ORACLE: dict[str, object] = {
+    "type": "oracle",
+    "mode": "assisted",
+    "objective": "Atlas risk?",
+    "project_id": "atlas",
+}
+CRM: dict[str, object] = {
     "type": "crm",
     "mode": "dry_run",
     "objective": "Qualify Northwind Traders",
@@ -30,9 +40,31 @@ CRM = {
 }
 SERVICES = ("decider", "projector", "colony")
 TERMINAL = ("completed", "failed", "cancelled", "timed_out")
+EVERY = list(range(PARTITIONS))
+FROZEN_S = 12
+"""Twice the stack's session timeout (KAFKA_SESSION_TIMEOUT_MS 6 s in the tests)."""
+
+Shares = dict[str, list[list[int]]]
 
 
-async def shares(database_url: str) -> dict[str, list[list[int]]]:
+@asynccontextmanager
+async def two_of_each(infrastructure: Infrastructure, log_dir: Path) -> AsyncIterator[RunningStack]:
+    """A stack with two of each consumer service and a model answering in 1 s (drafts are
+    in flight when a fault comes), once each service's two own half the partitions each."""
+    model = FakeModel(delay_s=1.0)
+    await model.start()
+    stack = await start_stack(
+        infrastructure, log_dir, replicas=2, COLONY_REACTORS="true", DEFAULT_MODEL_ROUTE=model.url
+    )
+    try:
+        assert await eventually(lambda: split(stack), timeout_s=60, pause_s=0.5)
+        yield stack
+    finally:
+        stack.supervisor.stop_all()
+        await model.stop()
+
+
+async def shares(database_url: str) -> Shares:
     """The partitions each live instance of each consumer service owns, by service."""
     connection = await asyncpg.connect(database_url)
     try:
@@ -47,6 +79,26 @@ async def shares(database_url: str) -> dict[str, list[list[int]]]:
         await connection.close()
 
 
+async def split(stack: RunningStack) -> Shares | None:
+    """The shares once each service's two processes own some partitions and all of them."""
+    found = await shares(stack.slice.database_url)
+    halves = all(len(owned) == 2 and all(owned) for owned in found.values())
+    whole = all(sorted(p for part in owned for p in part) == EVERY for owned in found.values())
+    return found if halves and whole else None
+
+
+def submit(client: httpx.Client, bodies: tuple[Mapping[str, object], ...]) -> list[str]:
+    return [client.post("/missions", json=body).json()["mission_id"] for body in bodies]
+
+
+async def finished(client: httpx.Client, mission_ids: list[str]) -> list[dict[str, str]]:
+    def terminal() -> list[dict[str, str]] | None:
+        found = [client.get(f"/missions/{m}").json() for m in mission_ids]
+        return found if all(m.get("status") in TERMINAL for m in found) else None
+
+    return await until(terminal, timeout_s=150)
+
+
 async def ledger_faults(database_url: str) -> dict[str, int]:
     """The drills' counts over the archive: events recorded twice, gaps, tasks run again."""
     connection = await asyncpg.connect(database_url)
@@ -56,61 +108,65 @@ async def ledger_faults(database_url: str) -> dict[str, int]:
         await connection.close()
 
 
+def second_replicas(stack: RunningStack) -> list[subprocess.Popen[bytes]]:
+    processes = [stack.supervisor.service(f"{name}-2").process for name in SERVICES]
+    assert all(processes)
+    return [p for p in processes if p is not None]
+
+
+def not_completed(missions: list[dict[str, str]]) -> dict[str, str]:
+    return {m["mission_id"]: m["failure_reason"] for m in missions if m["status"] != "completed"}
+
+
 async def test_a_lost_replica_of_each_service_hands_its_partitions_on_and_loses_no_mission(
     infrastructure: Infrastructure, tmp_path: Path
 ) -> None:
-    model = FakeModel(delay_s=1.0)  # drafts are in flight when the replicas go
-    await model.start()
-    stack = await start_stack(
-        infrastructure, tmp_path, replicas=2, COLONY_REACTORS="true", DEFAULT_MODEL_ROUTE=model.url
-    )
-    database_url = stack.slice.database_url
-    try:
-        every = list(range(PARTITIONS))
-
-        async def split() -> dict[str, list[list[int]]] | None:
-            found = await shares(database_url)
-            halves = all(len(owned) == 2 and all(owned) for owned in found.values())
-            whole = all(
-                sorted(p for part in owned for p in part) == every for owned in found.values()
-            )
-            return found if halves and whole else None
-
-        assert await eventually(split, timeout_s=60, pause_s=0.5)
+    async with two_of_each(infrastructure, tmp_path) as stack:
         with stack.client() as client:
-            before = [
-                client.post("/missions", json=body).json()["mission_id"]
-                for body in (ORACLE, CRM) * 6
-            ]
-            await until(lambda: model.calls >= 4)  # missions are mid-flight
-            for name in SERVICES:
-                lost = stack.supervisor.service(f"{name}-2").process
-                assert lost is not None
-                lost.send_signal(signal.SIGKILL)
-                await asyncio.to_thread(lost.wait)
-            after = [
-                client.post("/missions", json=body).json()["mission_id"] for body in (ORACLE, CRM)
-            ]
+            before = submit(client, (ORACLE, CRM) * 6)
+            await until(
+                lambda: client.get(f"/missions/{before[0]}").json()["status"] != "requested"
+            )
+            for process in second_replicas(stack):
+                process.send_signal(signal.SIGKILL)
+                await asyncio.to_thread(process.wait)
+            missions = await finished(client, before + submit(client, (ORACLE, CRM)))
 
-            def finished() -> list[dict[str, str]] | None:
-                found = [client.get(f"/missions/{m}").json() for m in before + after]
-                return found if all(m.get("status") in TERMINAL for m in found) else None
-
-            missions = await until(finished, timeout_s=150)
-
-            async def survivors_own_all() -> dict[str, list[list[int]]] | None:
-                found = await shares(database_url)
-                return found if all(owned == [every] for owned in found.values()) else None
+            async def survivors_own_all() -> Shares | None:
+                found = await shares(stack.slice.database_url)
+                return found if all(owned == [EVERY] for owned in found.values()) else None
 
             assert await eventually(survivors_own_all, timeout_s=30, pause_s=0.5)
             ready = client.get("/readyz")
-        faults = await ledger_faults(database_url)
-    finally:
-        stack.supervisor.stop_all()
-        await model.stop()
-    not_completed = {
-        m["mission_id"]: m["failure_reason"] for m in missions if m["status"] != "completed"
-    }
-    assert not not_completed, not_completed
+        faults = await ledger_faults(stack.slice.database_url)
+    assert not not_completed(missions), not_completed(missions)
     assert faults["duplicated"] == 0 and faults["gaps"] == 0, faults
     assert ready.status_code == 200, ready.text
+
+
+async def test_a_replica_frozen_past_its_session_wakes_rejoins_and_raises_no_false_alarm(
+    infrastructure: Infrastructure, tmp_path: Path
+) -> None:
+    async with two_of_each(infrastructure, tmp_path) as stack:
+        frozen = second_replicas(stack)
+        with stack.client() as client:
+            before = submit(client, (ORACLE, CRM) * 6)
+            await until(
+                lambda: client.get(f"/missions/{before[0]}").json()["status"] != "requested"
+            )
+            for process in frozen:
+                process.send_signal(signal.SIGSTOP)
+            await asyncio.sleep(FROZEN_S)  # their partitions move to the first replicas
+            for process in frozen:
+                process.send_signal(signal.SIGCONT)
+            missions = await finished(client, before + submit(client, (ORACLE, CRM)))
+            assert await eventually(lambda: split(stack), timeout_s=60, pause_s=0.5)
+            ready = client.get("/readyz")
+        faults = await ledger_faults(stack.slice.database_url)
+        running = [process.poll() is None for process in frozen]
+    woken_projector = (tmp_path / "projector-2.log").read_text()
+    assert not not_completed(missions), not_completed(missions)
+    assert faults["duplicated"] == 0 and faults["gaps"] == 0, faults
+    assert ready.status_code == 200, ready.text
+    assert running == [True, True, True]  # woken, each rejoined (`split` above) and runs on
+    assert "beyond its end" not in woken_projector  # no "broker lost records", no re-read
