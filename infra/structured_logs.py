@@ -3,8 +3,8 @@ staging and production (or LOG_FORMAT=json), with mission and trace ids when the
 
 Call :func:`configure_logging` once at process start. Bind context with
 ``logger.bind(mission_id=...)`` or ``logger.contextualize(...)``; the trace id comes from
-the active OpenTelemetry span. A JSON line holds time, level, service, message and the ids
-at its top level, where log pipelines index them.
+the active OpenTelemetry span. A JSON line holds time, level, service, instance, message
+and the ids at its top level, where log pipelines index them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from infra.heartbeat import instance_name
 from infra.tracing import current_trace_id
 
 if TYPE_CHECKING:
@@ -43,12 +44,15 @@ def human_format(record: Record) -> str:
 
 
 def json_line(record: Record) -> str:
-    """The same fields as the human line, as one JSON object (ids only when present)."""
+    """The same fields as the human line, as one JSON object (ids only when present), and
+    the process's instance (`host:pid`, as its heartbeat names it): with replicas, which
+    decider said it, and so which partitions it owned then."""
     extra = record["extra"]
     line: dict[str, str] = {
         "time": record["time"].isoformat(),
         "level": record["level"].name,
         "service": str(extra.get("service", "velocity")),
+        "instance": str(extra.get("instance", "")),
         "message": record["message"],
     }
     for key in ("mission_id", "trace_id"):
@@ -89,7 +93,9 @@ class _InterceptStandardLogging(logging.Handler):
 def configure_logging(settings: CommonSettings, service: str) -> None:
     """Route all logs to stderr, as JSON or text per settings, tagged with `service`."""
     logger.remove()
-    logger.configure(extra={"service": service}, patcher=_with_defaults)
+    logger.configure(
+        extra={"service": service, "instance": instance_name()}, patcher=_with_defaults
+    )
     if settings.log_format == "json":
         logger.add(_write_json, level=settings.LOG_LEVEL, format="{message}", backtrace=False)
     else:

@@ -5,7 +5,9 @@ line with the same fields in staging and production or with LOG_FORMAT=json."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,7 +57,8 @@ def test_staging_production_or_log_format_json_write_one_object_per_line(
     configure_logging(CommonSettings(**settings), "colony")
     emit()
     plain, bound = (json.loads(line) for line in capsys.readouterr().err.splitlines())
-    assert set(plain) == {"time", "level", "service", "message"}
+    assert set(plain) == {"time", "level", "service", "instance", "message"}
+    assert plain["instance"] == f"{socket.gethostname()}:{os.getpid()}"  # as its heartbeat
     assert (plain["level"], plain["service"], plain["message"]) == (
         "INFO",
         "colony",
