@@ -8,6 +8,7 @@ import json
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +58,44 @@ async def live_instances(
         STALE_AFTER_S,
     )
     return [json.loads(row["details"]) for row in rows]
+
+
+LIVE_PROCESSES = """
+SELECT service, instance, started_at, last_seen_at, details FROM service_heartbeats
+WHERE last_seen_at > now() - make_interval(secs => $1) ORDER BY service, instance
+"""
+
+
+@dataclass(frozen=True)
+class LiveProcess:
+    """One running process of a consumer service, as its last heartbeat describes it."""
+
+    service: str
+    instance: str
+    started_at: datetime
+    last_seen_at: datetime
+    partitions: list[int]
+    rebuilding: list[int]
+
+
+async def live_processes(connection: asyncpg.Connection | asyncpg.Pool) -> list[LiveProcess]:
+    """Every process seen within STALE_AFTER_S, by service and instance: with replicas, who
+    owns which partition (the root's /readyz only says whether all are owned)."""
+    rows = await connection.fetch(LIVE_PROCESSES, STALE_AFTER_S)
+    processes = []
+    for row in rows:
+        details = json.loads(row["details"])
+        processes.append(
+            LiveProcess(
+                row["service"],
+                row["instance"],
+                row["started_at"],
+                row["last_seen_at"],
+                sorted(int(p) for p in details.get("partitions", [])),
+                sorted(int(p) for p in details.get("rebuilding", {})),
+            )
+        )
+    return processes
 
 
 async def check_partitions_owned(

@@ -16,7 +16,7 @@ from gateway.console.trail import Trail, TrailLink, verified_trail
 from gateway.routers import metrics
 from gateway.routers.health import WAITING_LETTERS, readiness_checks
 from gateway.runtime import GatewayRuntime
-from infra.heartbeat import live_instances
+from infra.heartbeat import live_instances, live_processes
 from infra.readiness import ReadinessReport, run_checks
 from ledger.commands import MissionMode, MissionType
 from ledger.state import MissionStatus
@@ -211,6 +211,7 @@ async def health_page(runtime: GatewayRuntime) -> dict[str, Any]:
         "dead_letters": [dict(r) for r in await pool.fetch(WAITING_LETTERS)],
         "providers": [dict(r) for r in await pool.fetch("SELECT * FROM provider_health")],
         "colony": await colony_status(runtime),
+        "processes": await live_processes(pool),
         "environment": runtime.settings.VELOCITY_ENV,
         "rollout_step": runtime.settings.VELOCITY_ROLLOUT_STEP,
     }

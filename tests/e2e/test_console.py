@@ -385,6 +385,10 @@ async def test_health_and_the_four_dashboards_render_from_live_data(
     await expect(page.get_by_test_id("readiness")).to_have_text(re.compile("ready|degraded"))
     await expect(page.get_by_test_id("rollout-step")).to_have_text("6")
     await expect(page.get_by_test_id("admission")).to_contain_text("Running")
+    for service in ("decider", "projector", "colony"):  # one of each, owning every partition
+        process = page.get_by_test_id("processes").locator(f"tr[data-service={service}]")
+        await expect(process).to_have_count(1)
+        await expect(process).to_contain_text("0, 1, 2, 3, 4, 5")
     await shot(page, "health")
     await page.get_by_role("link", name="Dashboards").click()
     boards = page.get_by_test_id("dashboard")

@@ -7,6 +7,7 @@ version of `make drills`' replica drills (bench/drills.py)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Mapping
@@ -21,7 +22,7 @@ from bench.drills import CHECKS
 from infra.heartbeat import live_instances
 from infra.topics import PARTITIONS
 from tests.conftest import Infrastructure
-from tests.e2e.conftest import RunningStack, start_stack, until
+from tests.e2e.conftest import AUDITOR_KEY, RunningStack, start_stack, until
 from tests.fake_services import FakeModel
 from tests.integration.conftest import eventually
 
@@ -114,6 +115,19 @@ def second_replicas(stack: RunningStack) -> list[subprocess.Popen[bytes]]:
     return [p for p in processes if p is not None]
 
 
+async def console_health(stack: RunningStack) -> str:
+    """The console's Health page as an auditor signed in with a plain HTTP client sees it."""
+    async with httpx.AsyncClient(base_url=stack.root_url, timeout=10) as browser:
+        form = await browser.get("/console/login")
+        token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+        assert token
+        login = {"key": AUDITOR_KEY, "login_token": token.group(1)}
+        assert (await browser.post("/console/login", data=login)).status_code == 303
+        page = await browser.get("/console/health")
+    assert page.status_code == 200
+    return page.text
+
+
 def not_completed(missions: list[dict[str, str]]) -> dict[str, str]:
     return {m["mission_id"]: m["failure_reason"] for m in missions if m["status"] != "completed"}
 
@@ -160,8 +174,9 @@ async def test_a_replica_frozen_past_its_session_wakes_rejoins_and_raises_no_fal
             for process in frozen:
                 process.send_signal(signal.SIGCONT)
             missions = await finished(client, before + submit(client, (ORACLE, CRM)))
-            assert await eventually(lambda: split(stack), timeout_s=60, pause_s=0.5)
+            found = await eventually(lambda: split(stack), timeout_s=60, pause_s=0.5)
             ready = client.get("/readyz")
+        health = await console_health(stack)
         faults = await ledger_faults(stack.slice.database_url)
         running = [process.poll() is None for process in frozen]
     woken_projector = (tmp_path / "projector-2.log").read_text()
@@ -170,3 +185,7 @@ async def test_a_replica_frozen_past_its_session_wakes_rejoins_and_raises_no_fal
     assert ready.status_code == 200, ready.text
     assert running == [True, True, True]  # woken, each rejoined (`split` above) and runs on
     assert "beyond its end" not in woken_projector  # no "broker lost records", no re-read
+    for service, owned in found.items():  # the console's Health page lists who owns what
+        listed = re.findall(rf'<tr data-service="{service}">.*?</tr>', health)
+        assert len(listed) == 2, health
+        assert all(", ".join(map(str, share)) in "".join(listed) for share in owned)
