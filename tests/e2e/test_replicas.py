@@ -1,15 +1,18 @@
 """Replicas of each consumer service on the real stack: they share the partitions; one of
 each lost for good (SIGKILL and never started again: a node gone) hands its partitions to
 the others, and one of each frozen past its session (a long pause, a stalled VM) and woken
-finds its partitions gone and rejoins, with missions in flight all along. The short
-version of `make drills`' replica drills (bench/drills.py)."""
+finds its partitions gone and rejoins, with missions in flight all along (the short
+version of `make drills`' replica drills, bench/drills.py). And two roots answer as one:
+the root keeps nothing of its own."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import signal
 import subprocess
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,9 +23,18 @@ import pytest
 
 from bench.drills import CHECKS
 from infra.heartbeat import live_instances
+from infra.processes import free_port
+from infra.stack import wait_until_ready
 from infra.topics import PARTITIONS
 from tests.conftest import Infrastructure
-from tests.e2e.conftest import AUDITOR_KEY, RunningStack, start_stack, until
+from tests.e2e.conftest import (
+    AUDITOR_KEY,
+    OPERATOR_KEY,
+    Colony,
+    RunningStack,
+    start_stack,
+    until,
+)
 from tests.fake_services import FakeModel
 from tests.integration.conftest import eventually
 
@@ -39,6 +51,8 @@ CRM: dict[str, object] = {
     "objective": "Qualify Northwind Traders",
     "lead": {"company": "Northwind Traders", "contact": "Ana Trujillo"},
 }
+ASSISTED_CRM = CRM | {"mode": "assisted"}
+"""Its writeback waits for an operator (a dry run's is only drafted)."""
 SERVICES = ("decider", "projector", "colony")
 TERMINAL = ("completed", "failed", "cancelled", "timed_out")
 EVERY = list(range(PARTITIONS))
@@ -115,17 +129,44 @@ def second_replicas(stack: RunningStack) -> list[subprocess.Popen[bytes]]:
     return [p for p in processes if p is not None]
 
 
-async def console_health(stack: RunningStack) -> str:
-    """The console's Health page as an auditor signed in with a plain HTTP client sees it."""
-    async with httpx.AsyncClient(base_url=stack.root_url, timeout=10) as browser:
+async def console_session(root_url: str) -> httpx.Cookies:
+    """An auditor's console session, signed in with a plain HTTP client: its cookies."""
+    async with httpx.AsyncClient(base_url=root_url, timeout=10) as browser:
         form = await browser.get("/console/login")
         token = re.search(r'name="login_token" value="([^"]+)"', form.text)
         assert token
         login = {"key": AUDITOR_KEY, "login_token": token.group(1)}
         assert (await browser.post("/console/login", data=login)).status_code == 303
+        return browser.cookies
+
+
+async def console_health(stack: RunningStack) -> str:
+    """The console's Health page as an auditor signed in with a plain HTTP client sees it."""
+    cookies = await console_session(stack.root_url)
+    async with httpx.AsyncClient(base_url=stack.root_url, cookies=cookies, timeout=10) as browser:
         page = await browser.get("/console/health")
     assert page.status_code == 200
     return page.text
+
+
+@asynccontextmanager
+async def second_root(stack: RunningStack) -> AsyncIterator[RunningStack]:
+    """Another root process on the same stack (as a second replica behind a balancer
+    would be), stopped afterwards: the stack as seen through it."""
+    port = free_port()
+    root = dataclasses.replace(
+        stack.supervisor.service("root"),
+        name="root-2",
+        url=f"http://127.0.0.1:{port}",
+        settings={"ROOT_PORT": str(port)},
+        process=None,
+    )
+    root.start(stack.supervisor.env, stack.log_dir)
+    try:
+        assert await asyncio.to_thread(wait_until_ready, str(root.url), 60)
+        yield dataclasses.replace(stack, root_url=str(root.url))
+    finally:
+        root.stop()
 
 
 def not_completed(missions: list[dict[str, str]]) -> dict[str, str]:
@@ -189,3 +230,29 @@ async def test_a_replica_frozen_past_its_session_wakes_rejoins_and_raises_no_fal
         listed = re.findall(rf'<tr data-service="{service}">.*?</tr>', health)
         assert len(listed) == 2, health
         assert all(", ".join(map(str, share)) in "".join(listed) for share in owned)
+
+
+async def test_two_roots_answer_as_one(stack: RunningStack) -> None:
+    """The root keeps nothing of its own: an Idempotency-Key, a console session and an
+    operator's decision mean the same on another replica."""
+    key = {"Idempotency-Key": f"replicas-{uuid.uuid4().hex}"}
+    async with second_root(stack) as other:
+        with stack.client() as first, other.client() as second:
+            opened = first.post("/missions", json=ASSISTED_CRM, headers=key)
+            again = second.post("/missions", json=ASSISTED_CRM, headers=key)
+        mission_id = opened.json()["mission_id"]
+        [writeback] = (await Colony(stack).awaiting_approval([mission_id])).values()
+        decision = {"reason": "fits the ideal customer profile"}
+        with stack.client(OPERATOR_KEY) as first, other.client(OPERATOR_KEY) as second:
+            queue = {"mission_id": mission_id}
+            await until(lambda: first.get("/approvals", params=queue).json()["pending"])
+            approved = second.post(f"/approvals/{writeback}/approve", json=decision)
+            repeated = first.post(f"/approvals/{writeback}/approve", json=decision)
+        cookies = await console_session(stack.root_url)
+        async with httpx.AsyncClient(base_url=other.root_url, cookies=cookies) as browser:
+            health = await browser.get("/console/health", timeout=10)
+    assert opened.status_code == again.status_code == 202, (opened.text, again.text)
+    assert again.json()["mission_id"] == mission_id  # one mission, whichever root took it
+    assert approved.status_code == repeated.status_code == 200, (approved.text, repeated.text)
+    assert approved.json()["status"] == repeated.json()["status"] == "approved"
+    assert health.status_code == 200 and 'data-testid="processes"' in health.text
