@@ -33,12 +33,26 @@ def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+FORGET_LONG_GONE = """
+DELETE FROM service_heartbeats WHERE last_seen_at < now() - make_interval(secs => $1)
+"""
+LONG_GONE_S = 86_400
+"""A heartbeat not written for a day is a process long gone (most often on a host that
+no longer exists: every restart of a container is a new host name), forgotten at the next
+start of any service: the table holds a day of starts, not every start ever."""
+
+
 async def beat_forever(
     pool: asyncpg.Pool, service: str, details: Callable[[], dict[str, Any]] = dict
 ) -> None:
-    """Write a heartbeat every INTERVAL_S until cancelled; no error stops it (logged)."""
+    """Write a heartbeat every INTERVAL_S until cancelled; no error stops it (logged).
+    First, forget the heartbeats of processes long gone (LONG_GONE_S)."""
     started = datetime.now(UTC)
     instance = instance_name()
+    try:
+        await pool.execute(FORGET_LONG_GONE, LONG_GONE_S)
+    except Exception as error:
+        logger.warning("old heartbeats not forgotten: {}", type(error).__name__)
     while True:
         try:
             await pool.execute(UPSERT, service, instance, started, json.dumps(details()))
