@@ -14,6 +14,7 @@ from typing import Any, Generic
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from loguru import logger
 
 from infra.config import load_settings
@@ -38,6 +39,9 @@ from projections.projection import R
 from projections.settings import ProjectorSettings
 
 RESET_CHECK_S = 1.0
+END_WAIT_S = 5.0
+"""The most a reset check waits to learn a partition's end (the broker may be away): past
+it, the check is done again at the next one."""
 DRAIN_S = 10.0
 
 
@@ -183,7 +187,18 @@ class Projector(Generic[R]):
         for tp in assignment:
             end = self.consumer.highwater(tp)
             if end is not None and wanted[tp.partition] > end:
-                await self.beyond_end(tp, wanted[tp.partition], await self.end_now(tp))
+                try:
+                    end = await asyncio.wait_for(self.end_now(tp), END_WAIT_S)
+                except (TimeoutError, KafkaError) as error:
+                    logger.warning(
+                        "{}[{}]: its end not learnt ({}); checked again in {} s",
+                        self.topic,
+                        tp.partition,
+                        type(error).__name__,
+                        RESET_CHECK_S,
+                    )
+                    continue
+                await self.beyond_end(tp, wanted[tp.partition], end)
             elif wanted[tp.partition] < await self.consumer.position(tp):
                 self.seek_back_to(tp, wanted[tp.partition])
 
