@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from bench.drills import CHECKS
-from infra.heartbeat import live_instances
+from infra.heartbeat import live_processes
 from infra.processes import free_port
 from infra.stack import wait_until_ready
 from infra.topics import PARTITIONS
@@ -80,18 +80,16 @@ async def two_of_each(infrastructure: Infrastructure, log_dir: Path) -> AsyncIte
 
 
 async def shares(database_url: str) -> Shares:
-    """The partitions each live instance of each consumer service owns, by service."""
+    """The partitions each live process of each consumer service owns, by service."""
     connection = await asyncpg.connect(database_url)
     try:
-        return {
-            service: sorted(
-                sorted(details.get("partitions", []))
-                for details in await live_instances(connection, service)
-            )
-            for service in SERVICES
-        }
+        processes = await live_processes(connection)
     finally:
         await connection.close()
+    return {
+        service: sorted(p.partitions for p in processes if p.service == service)
+        for service in SERVICES
+    }
 
 
 async def split(stack: RunningStack) -> Shares | None:
