@@ -238,7 +238,8 @@ COMMANDS: dict[str, Command] = {
     ),
     "stack": Command("run the local stack"),
     "stack run": Command(
-        "run the broker, database, services and root API locally", ("velocity stack run",)
+        "run the broker, database, services and root API locally",
+        ("velocity stack run", "STACK_REPLICAS=2 velocity stack run"),
     ),
     "ledger": Command("audit the ledger: its chains, a mission's history, the archive"),
     "ledger verify": Command(
