@@ -4,8 +4,10 @@ path in two processes).
 
 100k commands over 1,000 missions (a RequestMission then budget-use records each,
 all accepted). Raw path: the same records consumed and produced to another topic with
-plain aiokafka, acks=all, no decoding. Also the restart time: a new decider rebuilding
-state from the 100k events. Run with `make bench` (or `python -m bench.ledger N`).
+plain aiokafka, acks=all, no decoding; and that path again with each command's Avro
+decoded and its events' Avro encoded (the wire format's own cost, no models, no deciding:
+`decider_codec_ceiling`). Also the restart time: a new decider rebuilding state from the
+100k events. Run with `make bench` (or `python -m bench.ledger N`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -35,6 +37,7 @@ from infra.topics import COMMANDS, TopicNames, partition_for
 from ledger.authority import LOCAL_VERIFY_KEYS, OperatorAuthority
 from ledger.commands import Command
 from ledger.decider import Decider, Folded, fold_partition
+from ledger.events import RecordedEvent
 from ledger.log_reader import fetches_to_end
 from ledger.mission_cache import MissionCache
 from ledger.settings import DeciderSettings
@@ -74,11 +77,42 @@ async def fill(bootstrap: str, names: TopicNames, stream: list[Command]) -> None
         await producer.stop()
 
 
+Rewrite = Callable[[int, int, bytes], Sequence[bytes]]
+"""What a pass produces for the record at (partition, offset) with these bytes."""
+Positions = dict[tuple[int, int], list[RecordedEvent]]
+"""The events each command record (partition, offset) was decided into."""
+
+
+def unchanged(partition: int, offset: int, value: bytes) -> Sequence[bytes]:
+    return (value,)
+
+
+def codec_only(decided: Positions) -> Rewrite:
+    """Each command's Avro decoded and its events' Avro encoded, from values prepared
+    beforehand: the wire format's own work, with no model, no check and no deciding."""
+    wire = LedgerWire()
+    values = {
+        position: [wire.event_fields(event) for event in events]
+        for position, events in decided.items()
+    }
+
+    def rewrite(partition: int, offset: int, value: bytes) -> Sequence[bytes]:
+        wire.codec.decode(value)
+        return [wire.codec.encode(name, fields) for name, fields in values[partition, offset]]
+
+    return rewrite
+
+
 async def raw_pass(
-    bootstrap: str, names: TopicNames, total: int, share: Sequence[int] = ALL
+    bootstrap: str,
+    names: TopicNames,
+    total: int,
+    share: Sequence[int] = ALL,
+    rewrite: Rewrite = unchanged,
 ) -> tuple[float, float]:
     """Consume every command record of the partitions in `share` (`total` of them) and
-    produce it to another topic; the (start, end) of the work, in seconds since the epoch."""
+    produce it (or what `rewrite` makes of it) to another topic; the (start, end) of the
+    work, in seconds since the epoch."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
     await consumer.start()
@@ -94,11 +128,10 @@ async def raw_pass(
             sends = []
             for tp, records in batch.items():
                 for record in records:
-                    sends.append(
-                        await producer.send(
-                            names.metrics, record.value, record.key, tp.partition % 3
+                    for value in rewrite(tp.partition, record.offset, record.value or b""):
+                        sends.append(
+                            await producer.send(names.metrics, value, record.key, tp.partition % 3)
                         )
-                    )
                 seen += len(records)
             await asyncio.gather(*sends)
         return started, time.time()
@@ -107,15 +140,17 @@ async def raw_pass(
         await producer.stop()
 
 
-async def pure_pass(bootstrap: str, names: TopicNames, total: int) -> float:
+async def pure_pass(bootstrap: str, names: TopicNames, total: int) -> tuple[float, Positions]:
     """Consume every command and do the decider's own work on it (decode, decide, encode
-    the events), states in a dict, nothing produced; seconds. The decider cannot beat its
-    own pure work: this bounds the ratio it can reach on this machine."""
+    the events), states in a dict, nothing produced; seconds, and the events of each
+    record. The decider cannot beat its own pure work: this bounds the ratio it can reach
+    on this machine."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     wire, authority = LedgerWire(), OperatorAuthority.parse(LOCAL_VERIFY_KEYS)
     states: dict[str, MissionState] = {}
     partitions = [TopicPartition(names.commands, p) for p in range(COMMANDS.partitions)]
+    decided: Positions = {}
     clock = Stopwatch()
     try:
         async for batches in fetches_to_end(consumer, partitions):
@@ -127,7 +162,8 @@ async def pure_pass(bootstrap: str, names: TopicNames, total: int) -> float:
                     states[mission_id], events = step(state, command, datetime.now(UTC), authority)
                     for event in events:
                         wire.encode_event(event)
-        return clock.seconds
+                    decided[record.partition, record.offset] = events
+        return clock.seconds, decided
     finally:
         await consumer.stop()
 
@@ -255,16 +291,22 @@ async def measure(bootstrap: str, total: int) -> None:
     await fill(bootstrap, names, stream)
     raw_start, raw_end = await raw_pass(bootstrap, names, total)
     raw_s = raw_end - raw_start
-    pure_s = await pure_pass(bootstrap, names, total)
+    pure_s, decided = await pure_pass(bootstrap, names, total)
+    codec_start, codec_end = await raw_pass(bootstrap, names, total, rewrite=codec_only(decided))
     decided_s, rebuild_s = await decider_pass(bootstrap, names, total)
     raw_shared_s = await raw_replicas(bootstrap, names, stream)
     names = await fresh_topics(bootstrap)  # the replicas decide it all again, from nothing
     await fill(bootstrap, names, stream)
     shared_s = await decider_replicas(bootstrap, names, total)
     raw_rate, decider_rate, ceiling = total / raw_s, total / decided_s, total / pure_s
+    codec_rate = total / (codec_end - codec_start)
     raw_shared, shared = total / raw_shared_s, total / shared_s
     print(f"raw aiokafka consume+produce: {raw_rate:>10,.0f} records/s ({raw_s:.1f}s)")
     print(f"consume + decide, no I/O:     {ceiling:>10,.0f} commands/s ({pure_s:.1f}s)")
+    print(
+        f"raw path + Avro only:         {codec_rate:>10,.0f} commands/s (each command's Avro"
+        f" decoded and its events' encoded: {codec_rate / raw_rate:.2f} of raw)"
+    )
     print(f"decider:                      {decider_rate:>10,.0f} commands/s ({decided_s:.1f}s)")
     print(
         f"ratio decider/raw:            {decider_rate / raw_rate:>10.2f} (aim: >= 0.5;"
@@ -283,6 +325,7 @@ async def measure(bootstrap: str, total: int) -> None:
     record(f"decider_{REPLICAS}_processes", shared, "commands/s", raw_rate)
     record(f"raw_consume_produce_{REPLICAS}_processes", raw_shared, "records/s", raw_rate)
     record("decider_pure_ceiling", ceiling, "commands/s", raw_rate)
+    record("decider_codec_ceiling", codec_rate, "commands/s", raw_rate)
     record("decider_rebuild", rebuild_s, "s")
 
 

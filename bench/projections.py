@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from bench.common import (
     BenchInfra,
@@ -40,6 +40,7 @@ from bench.results import record
 from infra.service_runtime import tune_garbage_collector
 from infra.topics import EVENTS, TopicNames
 from ledger.authority import LOCAL_VERIFY_KEYS, OperatorAuthority
+from ledger.codec import schema_codec
 from ledger.dead_letters import DeadLetters
 from ledger.log_reader import fetches_to_end
 from ledger.state import MissionState
@@ -107,19 +108,34 @@ async def raw_path(
         await connection.close()
 
 
-async def decode_path(bootstrap: str, names: TopicNames) -> float:
-    """Consume every event record and decode it as the projector does (Avro, validation,
-    nothing written); seconds. No projector that checks each record in one process can be
-    faster: this bounds the ratio the projector can reach on this machine."""
+Decode = Callable[[ConsumerRecord[bytes, bytes]], object]
+
+
+def as_projector_does() -> Decode:
+    """Avro and the model check, as the projector's ledger feed reads a record."""
+    feed = ledger_feed()
+    return lambda r: feed.project(r.partition, r.offset, r.value or b"", r.key, r.headers)
+
+
+def avro_only() -> Decode:
+    """The Avro body alone (fastavro), no check: what reading a record's content costs
+    at the least in the wire format the ledger uses."""
+    codec = schema_codec()
+    return lambda r: codec.decode(r.value or b"")
+
+
+async def decode_path(bootstrap: str, names: TopicNames, decode: Decode) -> float:
+    """Consume every event record and `decode` it, nothing written; seconds. No projector
+    that reads each record in one process can be faster: this bounds the ratio the
+    projector can reach on this machine."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
-    feed = ledger_feed()
     clock = Stopwatch()
     try:
         async for batches in fetches_to_end(consumer, partitions(names)):
             for records in batches.values():
                 for r in records:
-                    feed.project(r.partition, r.offset, r.value or b"", r.key, r.headers)
+                    decode(r)
         return clock.seconds
     finally:
         await consumer.stop()
@@ -197,15 +213,21 @@ async def measure_projections(bootstrap: str, admin_url: str, total: int) -> Non
     print(f"filling {total:,} events over {MISSIONS:,} missions …", file=sys.stderr)
     count = await fill_events(bootstrap, names, total)
     raw_start, raw_end = await raw_path(bootstrap, names, await new_database(admin_url))
-    decode_s = await decode_path(bootstrap, names)
+    decode_s = await decode_path(bootstrap, names, as_projector_does())
+    avro_s = await decode_path(bootstrap, names, avro_only())
     started, ended = await projector_path(bootstrap, names, await new_database(admin_url))
     raw_shared_s = await replicas_path("raw", bootstrap, names, await new_database(admin_url))
     shared_s = await replicas_path("projector", bootstrap, names, await new_database(admin_url))
     raw_s, projected_s = raw_end - raw_start, ended - started
     raw_rate, rate, ceiling = count / raw_s, count / projected_s, count / decode_s
     raw_shared, shared_rate = count / raw_shared_s, count / shared_s
+    avro_rate = count / avro_s
     print(f"raw aiokafka consume + asyncpg COPY: {raw_rate:>10,.0f} events/s ({raw_s:.1f}s)")
     print(f"consume + decode only (the ceiling): {ceiling:>10,.0f} events/s ({decode_s:.1f}s)")
+    print(
+        f"consume + Avro alone, no check:      {avro_rate:>10,.0f} events/s"
+        f" ({avro_rate / raw_rate:.2f} of raw)"
+    )
     print(f"projector (all views + archive):    {rate:>10,.0f} events/s ({projected_s:.1f}s)")
     print(
         f"ratio projector/raw:                {rate / raw_rate:>10.2f} (aim: >= 0.5;"
@@ -221,6 +243,7 @@ async def measure_projections(bootstrap: str, admin_url: str, total: int) -> Non
     record(f"projector_{REPLICAS}_processes", shared_rate, "events/s", raw_rate)
     record(f"raw_consume_copy_{REPLICAS}_processes", raw_shared, "events/s", raw_rate)
     record("projector_decode_ceiling", ceiling, "events/s", raw_rate)
+    record("projector_codec_ceiling", avro_rate, "events/s", raw_rate)
 
 
 async def at_rate(rate: int, seconds: int, call: Callable[[], Coroutine[Any, Any, T]]) -> list[T]:
