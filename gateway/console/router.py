@@ -312,6 +312,13 @@ async def approvals_list(
     return page(request, "approvals.html", context, session)
 
 
+@router.get("/approvals/backlog")
+async def approvals_backlog(request: Request, session: Session) -> Response:
+    """The queue's count line alone, which its page polls."""
+    context = await pages.approvals_backlog(runtime_of(request))
+    return page(request, "approvals_backlog.html", context, session)
+
+
 @router.post("/approvals/{approval_id}/{decision}")
 async def approval_decide(
     approval_id: ApprovalId,

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -234,6 +235,37 @@ async def test_a_long_approval_queue_is_shown_a_page_at_a_time(
     assert len(first) == size
     assert not set(first) & set(second), "no approval on both pages"
     assert len(second) == min(total - size, size)
+
+
+async def test_the_queue_count_follows_new_approvals_without_reloading_the_queue(
+    stack: RunningStack, page: Page
+) -> None:
+    """The count line polls a fragment of its own (one query, not the page's briefs and
+    diffs): a new approval shows in the count while the briefs on screen stay put, and an
+    anonymous poll is sent to sign in like any page."""
+    with stack.client(OPERATOR_KEY) as operator:
+        before = pending_total(operator)
+    await sign_in(page, stack, OPERATOR_KEY, "/console/approvals")
+    count = page.get_by_test_id("pending-count")
+    await expect(count).to_contain_text(f"{before} pending")
+    shown = await page.get_by_test_id("approval").count()
+    polled: list[str] = []
+    page.on("request", lambda request: polled.append(urlsplit(request.url).path))
+    with stack.client() as client, stack.client(OPERATOR_KEY) as operator:
+        objective = f"Counted {uuid.uuid4()}"
+        mission = client.post("/missions", json=CRM | {"objective": objective}).json()
+        writebacks = await Colony(stack).awaiting_approval([mission["mission_id"]])
+        try:
+            await expect(count).to_contain_text(f"{before + 1} pending", timeout=15_000)
+            assert await page.get_by_test_id("approval").count() == shown
+        finally:
+            for writeback in writebacks.values():
+                operator.post(f"/approvals/{writeback}/reject", json={"reason": "counted"})
+    assert polled and set(polled) == {"/console/approvals/backlog"}
+    async with httpx.AsyncClient(base_url=stack.root_url, timeout=10) as anonymous:
+        redirected = await anonymous.get("/console/approvals/backlog")
+    assert redirected.status_code == 303
+    assert redirected.headers["location"].startswith("/console/login?next=")
 
 
 def pending_total(operator: httpx.Client) -> int:
