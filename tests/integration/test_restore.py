@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from functools import partial
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
@@ -14,6 +15,7 @@ from infra.broker import start_broker
 from infra.preparation import DivergedLedgerError
 from infra.topics import EVENTS, TopicNames, partition_for
 from ledger.log_reader import read_to_end
+from ledger.restore import BATCH, BATCH_BYTES, RestoreError, restore_log
 from tests.conftest import Isolated
 from tests.factories import command, request_body
 from tests.integration.conftest import (
@@ -112,3 +114,65 @@ async def log_records(slice_: Isolated, partition: int) -> list[ConsumerRecord]:
     finally:
         await consumer.stop()
     return found
+
+
+async def test_a_long_archive_is_restored_batch_by_batch_byte_for_byte(isolated: Isolated) -> None:
+    """More rows than one read of the archive, and records too large to share a produce
+    batch: every record lands at its archived offset with its key and bytes, and the
+    progress reaches the total chunk by chunk."""
+    await prepared(isolated)
+    partition = 2
+    archive = [
+        (
+            offset,
+            None if offset % 7 == 0 else f"key-{offset}".encode(),
+            (b"L" * (BATCH_BYTES * 2 // 3))
+            if offset % 1_000 == 500
+            else f"record {offset}".encode(),
+        )
+        for offset in range(BATCH + 1_500)
+    ]
+    await set_aside(isolated.database_url, partition, archive)
+    seen: list[tuple[int, int]] = []
+    connection = await asyncpg.connect(isolated.database_url)
+    try:
+        options = {"bootstrap_servers": isolated.bootstrap_servers}
+        names = TopicNames(isolated.topic_prefix)
+        done = await restore_log(options, names, connection, lambda d, t: seen.append((d, t)))
+    finally:
+        await connection.close()
+    restored = await log_records(isolated, partition)
+    assert done == len(archive)
+    assert [(r.offset, r.key, r.value) for r in restored] == archive
+    assert len(seen) >= 2 and seen[-1] == (len(archive), len(archive))
+
+
+async def test_a_gap_in_the_archive_stops_the_restore_where_it_is(isolated: Isolated) -> None:
+    """The archive must be a gap-free copy of the log: a missing row stops the restore,
+    naming the partition and the offset, rather than shift every later record."""
+    await prepared(isolated)
+    rows = [(offset, b"k", b"v") for offset in range(20) if offset != 11]
+    await set_aside(isolated.database_url, 4, rows)
+    connection = await asyncpg.connect(isolated.database_url)
+    try:
+        options = {"bootstrap_servers": isolated.bootstrap_servers}
+        with pytest.raises(RestoreError, match="partition 4: archive has offset 12 where 11"):
+            await restore_log(options, TopicNames(isolated.topic_prefix), connection)
+    finally:
+        await connection.close()
+
+
+async def set_aside(
+    database_url: str, partition: int, rows: list[tuple[int, bytes | None, bytes]]
+) -> None:
+    """Archive `rows` (offset, key, bytes) as records that are no events, as the projector
+    keeps what it cannot chain."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.copy_records_to_table(
+            "ledger_set_aside",
+            records=[(partition, o, k, v, "undecodable", "test") for o, k, v in rows],
+            columns=["topic_partition", "topic_offset", "record_key", "record", "reason", "detail"],
+        )
+    finally:
+        await connection.close()
