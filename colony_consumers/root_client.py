@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,12 +237,24 @@ async def check_root_key(root: RootClient) -> None:
         )
 
 
-async def wait_for_root_key(root: RootClient, stop: asyncio.Event, every_s: float = 2.0) -> bool:
+def key_check_delays(every_s: float = 2.0, first_s: float = 0.25) -> Iterator[float]:
+    """Seconds between checks of the root: soon at first, doubling up to `every_s`. The
+    stack starts the root beside the colony; checking every 2 s from the start held the
+    colony's group join (5 s on the embedded broker) up to 2 s after the root answered,
+    at every start of the stack."""
+    delay = first_s
+    while True:
+        yield delay
+        delay = min(delay * 2, every_s)
+
+
+async def wait_for_root_key(root: RootClient, stop: asyncio.Event) -> bool:
     """Hold the reactors until the root accepts our key, so a misconfigured key fails no
     mission (they wait in the log); False if asked to stop first. Each new refusal is
     logged once, with what to set."""
     last: str | None = None
     started = asyncio.get_running_loop().time()
+    delays = key_check_delays()
     while not stop.is_set():
         try:
             await check_root_key(root)
@@ -255,5 +268,5 @@ async def wait_for_root_key(root: RootClient, stop: asyncio.Event, every_s: floa
                 logger.log("INFO" if starting else "ERROR", "reactors wait: {}", refused)
                 last = said
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every_s)
+            await asyncio.wait_for(stop.wait(), next(delays))
     return False
