@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from functools import partial
 
 import asyncpg
@@ -163,7 +164,7 @@ async def test_a_gap_in_the_archive_stops_the_restore_where_it_is(isolated: Isol
 
 
 async def set_aside(
-    database_url: str, partition: int, rows: list[tuple[int, bytes | None, bytes]]
+    database_url: str, partition: int, rows: Sequence[tuple[int, bytes | None, bytes]]
 ) -> None:
     """Archive `rows` (offset, key, bytes) as records that are no events, as the projector
     keeps what it cannot chain."""
