@@ -34,7 +34,7 @@ from bench.common import (
     running_stack,
 )
 from bench.results import record
-from bench.soak import rss_mb
+from bench.soak import SETTLE_S, rss_mb
 from infra.topics import EVENTS, TopicNames
 from ledger.commands import Command, CommandMeta, FailMission
 from ledger.log_reader import partition_ends
@@ -144,7 +144,7 @@ def soak(bootstrap: str, stack: BenchStack, steps: list[int]) -> None:
             missions = (step - end) // EVENTS_PER_MISSION + 1
             asyncio.run(produce(bootstrap, names, missions))
             end = asyncio.run(caught_up(bootstrap, names, stack.database_url))
-        time.sleep(3)  # the caches settle: an ended mission leaves when its reaction does
+        time.sleep(SETTLE_S)  # the caches settle, and freed memory is released once
         rss = rss_mb(colony_pid(stack))
         first = first or rss
         took = time.perf_counter() - started
