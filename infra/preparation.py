@@ -3,14 +3,13 @@ the broker's event log not behind the database's archive."""
 
 from __future__ import annotations
 
-import time
-
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 from loguru import logger
 
 from infra.config import CommonSettings
 from infra.kafka import client_options
+from infra.progress import Progress
 from infra.topics import TopicNames, provision_topics
 from ledger.restore import log_ends, missing_from_log, restore_log
 from projections.migrate import apply_migrations
@@ -18,22 +17,6 @@ from projections.migrate import apply_migrations
 
 class DivergedLedgerError(RuntimeError):
     """The broker holds fewer events than the archive: starting would fork history."""
-
-
-class RestoreProgress:
-    """Logs how far a restore at start has come, every PROGRESS_EVERY_S: with a long
-    history the stack spends seconds there before any service starts."""
-
-    PROGRESS_EVERY_S = 2.0
-
-    def __init__(self) -> None:
-        self.last = time.monotonic()
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last >= self.PROGRESS_EVERY_S and done < total:
-            self.last = now
-            logger.info("restored {:,} of {:,} archived events", done, total)
 
 
 async def prepare_infrastructure(
@@ -57,7 +40,9 @@ async def prepare_infrastructure(
         applied = await apply_migrations(connection)
         logger.info("database schema at head ({} migration(s) applied now)", len(applied))
         if restore:
-            await restore_log(options, names, connection, RestoreProgress())
+            progress = Progress("restored archived events")
+            if await restore_log(options, names, connection, progress.reach):
+                progress.finish()
         missing = await missing_from_log(connection, await log_ends(options, names))
     finally:
         await connection.close()

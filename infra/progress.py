@@ -25,6 +25,13 @@ class Progress:
             self._shown_at = now
             self._show(final=False)
 
+    def reach(self, done: int, total: int | None = None) -> None:
+        """Advance to `done` (of `total`, when known): for work that reports how far it
+        has come rather than each step (a restore, chunk by chunk)."""
+        if total is not None:
+            self.total = total
+        self.advance(done - self.done)
+
     def finish(self) -> None:
         self._show(final=True)
 

@@ -200,15 +200,10 @@ async def restore(settings: CommonSettings, bootstrap: str, database_url: str) -
             client_options(settings, bootstrap),
             names,
             connection,
-            lambda count, total: _advance_to(progress, count, total),
+            progress.reach,
         )
     finally:
         await connection.close()
     progress.finish()
     print(f"restored {done} events into {names.events}")  # noqa: T201
     return 0
-
-
-def _advance_to(progress: Progress, done: int, total: int) -> None:
-    progress.total = total
-    progress.advance(done - progress.done)
