@@ -96,7 +96,7 @@ async def restore_log(
     def advance(count: int) -> None:
         nonlocal done
         done += count
-        if progress:
+        if progress and count:
             progress(done, todo)
 
     try:
