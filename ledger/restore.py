@@ -62,19 +62,25 @@ ORDER BY topic_offset
 """
 
 
+LAST_ARCHIVED = """
+SELECT greatest(
+    (SELECT max(topic_offset) FROM ledger_events WHERE topic_partition = $1),
+    (SELECT max(topic_offset) FROM ledger_set_aside WHERE topic_partition = $1))
+"""
+
+
 async def missing_from_log(connection: asyncpg.Connection, ends: dict[int, int]) -> int:
-    """How many archived records lie beyond the log's ends."""
+    """How many archived records lie beyond the log's ends: from each end to the last
+    archived offset, which both tables' (partition, offset) keys answer at once. Counting
+    the rows instead read every archived row when the broker came back empty (0.3 s at
+    each `make run` with 217,000 events, growing with the history); the archive is a
+    gap-free copy of the log, and a restore stops at a gap."""
     total = 0
     for partition, end in ends.items():
-        total += await connection.fetchval(
-            "SELECT (SELECT count(*) FROM ledger_events"
-            "        WHERE topic_partition = $1 AND topic_offset >= $2)"
-            "     + (SELECT count(*) FROM ledger_set_aside"
-            "        WHERE topic_partition = $1 AND topic_offset >= $2)",
-            partition,
-            end,
-        )
-    return int(total)
+        last = await connection.fetchval(LAST_ARCHIVED, partition)
+        if last is not None:
+            total += max(0, int(last) + 1 - end)
+    return total
 
 
 async def restore_log(
